@@ -1,0 +1,206 @@
+//! MaintenanceWindow: WHEN and HOW the instances of some PatchGroups are patched.
+
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::ssm::{DeletionPolicy, limits};
+use super::status::FleetStatus;
+
+/// An SSM maintenance window with one target per patch group and its patching tasks. It
+/// exists in every account and region where one of its target PatchGroups exists.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[kube(
+    group = "patchfleet.io",
+    version = "v1alpha1",
+    kind = "MaintenanceWindow",
+    doc = "When and how patch groups are patched: an SSM maintenance window with its targets and tasks.",
+    namespaced,
+    shortname = "mw",
+    category = "patchfleet",
+    status = "FleetStatus",
+    printcolumn = r#"{"name":"Strategy","type":"string","jsonPath":".spec.strategy"}"#,
+    printcolumn = r#"{"name":"Schedule","type":"string","jsonPath":".spec.schedule"}"#,
+    printcolumn = r#"{"name":"Enabled","type":"boolean","jsonPath":".spec.enabled","priority":1}"#,
+    printcolumn = r#"{"name":"Accounts","type":"integer","jsonPath":".status.summary.selected"}"#,
+    printcolumn = r#"{"name":"Failing","type":"integer","jsonPath":".status.summary.failing"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.cutoff < self.duration")
+    .message("spec.cutoff must be less than spec.duration (hours): SSM stops starting tasks cutoff hours before the window ends")
+    .field_path(".cutoff"))]
+#[x_kube(validation = Rule::new("!has(self.scheduleOffset) || self.schedule.startsWith('cron(')")
+    .message("spec.scheduleOffset only applies to cron schedules: remove it or use cron(...)")
+    .field_path(".scheduleOffset"))]
+#[x_kube(validation = Rule::new("!has(self.startDate) || !has(self.endDate) || self.endDate > self.startDate")
+    .message("spec.endDate must be after spec.startDate")
+    .field_path(".endDate"))]
+#[x_kube(validation = Rule::new("self.strategy != 'Frozen' || self.tasks.all(t, t.operation == 'Scan')")
+    .message("spec.tasks[].operation: a Frozen window only scans; use operation Scan or another strategy")
+    .field_path(".tasks"))]
+pub struct MaintenanceWindowSpec {
+    /// When the window opens: `cron(...)` (six fields, as SSM maintenance windows take
+    /// them), `rate(N minutes|hours|days)` or a one-time `at(YYYY-MM-DDThh:mm:ss)`.
+    #[schemars(length(min = 1, max = 256), pattern(limits::SCHEDULE_PATTERN))]
+    pub schedule: String,
+
+    /// The IANA time zone the schedule is in, such as `Europe/Paris`. Absent: UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64), pattern(limits::TIME_ZONE_PATTERN))]
+    pub schedule_timezone: Option<String>,
+
+    /// Days (1-6) to wait after the date a cron schedule names, such as the second
+    /// Tuesday of the month plus 2 days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 6))]
+    pub schedule_offset: Option<i32>,
+
+    /// The window is not active before this date and time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64), extend("format" = "date-time"))]
+    pub start_date: Option<String>,
+
+    /// The window is not active after this date and time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64), extend("format" = "date-time"))]
+    pub end_date: Option<String>,
+
+    /// How long the window stays open, in hours (1-24).
+    #[schemars(range(min = 1, max = 24))]
+    pub duration: i32,
+
+    /// Hours before the window closes after which no new task starts (0-23, less than
+    /// `duration`).
+    #[schemars(range(min = 0, max = 23))]
+    pub cutoff: i32,
+
+    /// A disabled window exists in SSM but does not run.
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+
+    /// Which enterprise patch policy the window carries out: Scheduled (the regular
+    /// window, latest approved patches), Emergency (urgent patches applied at once, not
+    /// waiting for the window), Opportunistic (low-impact patches in the window, nothing
+    /// done when none are missing) or Frozen (no patching after go-live; scan only).
+    #[serde(default)]
+    pub strategy: Strategy,
+
+    /// A description for the SSM window (up to 128 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub description: Option<String>,
+
+    /// The instances the window patches.
+    pub targets: WindowTargets,
+
+    /// What runs in the window, in priority order (1-20 tasks, unique by name).
+    #[schemars(length(min = 1, max = 20))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub tasks: Vec<WindowTask>,
+
+    /// Delete removes the window from every account when this resource is deleted;
+    /// Orphan leaves it there.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+/// The four patch policies of enterprise patch operations.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum Strategy {
+    #[default]
+    Scheduled,
+    Emergency,
+    Opportunistic,
+    Frozen,
+}
+
+/// The window's targets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowTargets {
+    /// PatchGroup names in this namespace (1-100): each becomes a window target on the
+    /// tag `Patch Group` with that group's `groupName`.
+    #[schemars(
+        length(min = 1, max = 100),
+        inner(length(min = 1, max = 253), pattern(limits::OBJECT_NAME_PATTERN))
+    )]
+    pub patch_groups: Vec<String>,
+}
+
+/// One patching task: AWS-RunPatchBaseline (or, with `snapshotBeforePatch`, an Automation
+/// runbook that snapshots first) run against the window's targets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!self.snapshotBeforePatch || self.operation == 'Install'")
+    .message("tasks[].snapshotBeforePatch needs operation Install: a scan changes nothing to roll back")
+    .field_path(".snapshotBeforePatch"))]
+pub struct WindowTask {
+    /// The task's name in SSM (3-128 letters, digits, `_`, `-`, `.`).
+    #[schemars(length(min = 3, max = 128), pattern(limits::SSM_NAME_PATTERN))]
+    pub name: String,
+
+    /// A description for the SSM task (up to 128 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub description: Option<String>,
+
+    /// Scan reports missing patches; Install installs them.
+    pub operation: PatchOperation,
+
+    /// After Install: RebootIfNeeded or NoReboot.
+    #[serde(default)]
+    pub reboot_option: RebootOption,
+
+    /// How many instances are patched at once: a count (`10`) or a percentage (`10%`).
+    #[serde(default = "default_max_concurrency")]
+    #[schemars(length(min = 1, max = 7), pattern(limits::MAX_CONCURRENCY_PATTERN))]
+    pub max_concurrency: String,
+
+    /// How many errors stop the task: a count (`0` allowed) or a percentage.
+    #[serde(default = "default_max_errors")]
+    #[schemars(length(min = 1, max = 7), pattern(limits::MAX_ERRORS_PATTERN))]
+    pub max_errors: String,
+
+    /// Lower runs first; tasks of equal priority run in parallel (0 or more).
+    #[serde(default = "default_priority")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub priority: i32,
+
+    /// Take an EBS snapshot before installing, so a failed patch can be rolled back
+    /// (EC2 instances only; hybrid and on-premises instances have no snapshots).
+    #[serde(default)]
+    pub snapshot_before_patch: bool,
+}
+
+fn default_max_concurrency() -> String {
+    "10%".to_owned()
+}
+
+fn default_max_errors() -> String {
+    "1".to_owned()
+}
+
+fn default_priority() -> i32 {
+    1
+}
+
+/// AWS-RunPatchBaseline's Operation parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum PatchOperation {
+    Scan,
+    Install,
+}
+
+/// AWS-RunPatchBaseline's RebootOption parameter.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum RebootOption {
+    #[default]
+    RebootIfNeeded,
+    NoReboot,
+}

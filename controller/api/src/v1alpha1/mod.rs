@@ -1,0 +1,24 @@
+//! `patchfleet.io/v1alpha1`: the four kinds and the vocabulary they share.
+
+mod maintenance_window;
+mod patch_group;
+mod patch_policy;
+pub mod ssm;
+mod status;
+mod system_account;
+
+pub use maintenance_window::{
+    MaintenanceWindow, MaintenanceWindowSpec, PatchOperation, RebootOption, Strategy,
+    WindowTargets, WindowTask,
+};
+pub use patch_group::{PatchGroup, PatchGroupSpec, PatchGroupStatus, PolicyReference};
+pub use patch_policy::{
+    ApprovalRule, BaselineSpec, PatchFilter, PatchPolicy, PatchPolicySpec, PatchSource, PolicyMode,
+};
+pub use ssm::{
+    ComplianceLevel, DeletionPolicy, OperatingSystem, PatchFilterKey, RejectedPatchesAction,
+};
+pub use status::{AccountFailure, FleetStatus, MAX_FAILURES, Summary};
+pub use system_account::{
+    Platform, RegionStatus, SystemAccount, SystemAccountSpec, SystemAccountStatus,
+};

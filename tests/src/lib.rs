@@ -1,0 +1,19 @@
+//! What patchfleet's integration tests share: the repository's examples and validation
+//! cases, an offline validator built from the generated CRDs, and the fixture that runs a
+//! real control plane on loopback (tests/env/control-plane).
+
+pub mod cases;
+pub mod control_plane;
+pub mod examples;
+pub mod json_patch;
+pub mod offline;
+
+use std::path::PathBuf;
+
+/// The repository root (this crate lives in `tests/`).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}

@@ -1,0 +1,106 @@
+//! The stored objects. Nested AWS structures whose content the simulator does not
+//! act on (approval rules, invocation parameters, ...) are kept as JSON.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+pub type Tags = BTreeMap<String, String>;
+
+#[derive(Debug, Clone)]
+pub struct Baseline {
+    pub id: String,
+    pub name: String,
+    pub operating_system: String,
+    pub description: Option<String>,
+    pub global_filters: Option<Value>,
+    pub approval_rules: Option<Value>,
+    pub approved_patches: Vec<String>,
+    pub approved_patches_compliance_level: String,
+    pub approved_patches_enable_non_security: bool,
+    pub rejected_patches: Vec<String>,
+    pub rejected_patches_action: String,
+    pub sources: Vec<Value>,
+    pub available_security_updates_compliance_status: Option<String>,
+    pub created: f64,
+    pub modified: f64,
+    pub tags: Tags,
+    pub patch_groups: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Window {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+    pub schedule: String,
+    pub schedule_timezone: Option<String>,
+    pub schedule_offset: Option<i64>,
+    pub duration: i64,
+    pub cutoff: i64,
+    pub allow_unassociated_targets: bool,
+    pub enabled: bool,
+    pub created: f64,
+    pub modified: f64,
+    pub tags: Tags,
+    pub targets: BTreeMap<String, WindowTarget>,
+    pub tasks: BTreeMap<String, WindowTask>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WindowTarget {
+    pub id: String,
+    pub resource_type: String,
+    pub targets: Value,
+    pub owner_information: Option<String>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WindowTask {
+    pub id: String,
+    pub task_arn: String,
+    pub task_type: String,
+    pub targets: Option<Value>,
+    pub service_role_arn: Option<String>,
+    pub task_parameters: Option<Value>,
+    pub task_invocation_parameters: Option<Value>,
+    pub priority: i64,
+    pub max_concurrency: Option<String>,
+    pub max_errors: Option<String>,
+    pub logging_info: Option<Value>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub cutoff_behavior: Option<String>,
+    pub alarm_configuration: Option<Value>,
+}
+
+/// Commands sort newest first, as ListCommands returns them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CommandKey {
+    pub newest_first: std::cmp::Reverse<u64>,
+    pub id: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Command {
+    pub id: String,
+    pub document_name: String,
+    pub document_version: Option<String>,
+    pub comment: Option<String>,
+    pub parameters: Option<Value>,
+    pub instance_ids: Vec<String>,
+    pub targets: Option<Value>,
+    pub requested: f64,
+    pub expires_after: f64,
+    pub status: String,
+    pub max_concurrency: String,
+    pub max_errors: String,
+    pub timeout_seconds: Option<i64>,
+    pub service_role_arn: Option<String>,
+    pub output_s3_bucket_name: Option<String>,
+    pub output_s3_key_prefix: Option<String>,
+}

@@ -1,0 +1,8 @@
+//! Conformance: the unmodified aws-sdk-rust clients driven against the simulator.
+
+mod baselines;
+mod common;
+mod control;
+mod sts;
+mod tags;
+mod windows;
