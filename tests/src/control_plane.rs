@@ -53,8 +53,23 @@ fn start_or_reuse() -> anyhow::Result<ControlPlane> {
     Ok(plane)
 }
 
+/// A control plane of its own, for a test that runs a controller: a controller watches
+/// the whole cluster, so two of them must not share one. Stopped when this process exits.
+pub fn dedicated(test: &str) -> anyhow::Result<ControlPlane> {
+    static SERIAL: AtomicU32 = AtomicU32::new(0);
+    let serial = SERIAL.fetch_add(1, Ordering::SeqCst);
+    let dir =
+        std::env::temp_dir().join(format!("patchfleet-{test}-{}-{serial}", std::process::id()));
+    let plane = start_in(dir)?;
+    plane.install_crds()?;
+    Ok(plane)
+}
+
 fn start() -> anyhow::Result<ControlPlane> {
-    let state_dir = std::env::temp_dir().join(format!("patchfleet-test-{}", std::process::id()));
+    start_in(std::env::temp_dir().join(format!("patchfleet-test-{}", std::process::id())))
+}
+
+fn start_in(state_dir: PathBuf) -> anyhow::Result<ControlPlane> {
     let output = Command::new(script())
         .arg("up")
         .arg("--dir")
@@ -148,6 +163,17 @@ impl ControlPlane {
             ])?;
         }
         Ok(())
+    }
+
+    /// Stops a control plane this process started (a shared one is left alone).
+    pub fn stop(&self) {
+        if let Some(dir) = &self.state_dir {
+            let _ = Command::new(script())
+                .arg("down")
+                .arg("--dir")
+                .arg(dir)
+                .output();
+        }
     }
 
     /// A client for this control plane, bound to the calling test's runtime.

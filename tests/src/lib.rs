@@ -5,8 +5,10 @@
 pub mod cases;
 pub mod control_plane;
 pub mod examples;
+pub mod inspect;
 pub mod json_patch;
 pub mod offline;
+pub mod stack;
 
 use std::path::PathBuf;
 

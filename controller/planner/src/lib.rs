@@ -1,2 +1,29 @@
 //! The pure planner: resources -> desired SSM state per account and region -> operations.
-//! No I/O: this crate depends on nothing that can do any. Filled by the controller issue.
+//! No I/O: this crate depends on nothing that can do any, so every decision is a plain
+//! function tested with plain table tests.
+//!
+//! The runtime builds an [`Inventory`] from its stores, lists the [`AccountRegion`]s
+//! ([`account_regions`]), and for each one asks the SSM edge for an [`Observed`] and
+//! calls [`plan`]; the edge applies the plan's operations in order.
+
+pub mod builders;
+pub mod desired;
+pub mod diff;
+pub mod fingerprint;
+pub mod inventory;
+pub mod model;
+pub mod naming;
+pub mod normalize;
+pub mod ownership;
+pub mod plan;
+pub mod quota;
+pub mod selection;
+
+pub use desired::{desired, reference_problems};
+pub use diff::{Diff, Orphaned, diff};
+pub use fingerprint::{baseline_fingerprint, window_fingerprint};
+pub use inventory::{Inventory, Quotas, Settings, orphaned_owners};
+pub use model::*;
+pub use plan::{Plan, baseline_needs_deep_read, plan, window_needs_deep_read};
+pub use quota::check_quotas;
+pub use selection::{account_regions, reached_by};

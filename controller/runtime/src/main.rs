@@ -2,9 +2,13 @@
 //! intent declared as Kubernetes resources. `main` only parses the command line and wires.
 
 mod apidoc;
+mod args;
+mod controller;
 mod crdgen;
+mod fleet;
+mod plan_cmd;
+mod rollup;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -18,48 +22,46 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the controller: watch the resources and keep every account and region converged.
+    Run(args::RunArgs),
+    /// Print the SSM state the manifests in a directory declare, per account and region;
+    /// with --against, also the changes that would be applied (no cluster needed).
+    Plan(args::PlanArgs),
     /// Write the CustomResourceDefinitions (crds/*.yaml) and the API reference
     /// (docs/api.md), generated from the Rust types.
-    Crdgen {
-        /// Directory for the CRD YAML files.
-        #[arg(long, default_value = "crds")]
-        crds_dir: PathBuf,
-        /// Path of the generated API reference.
-        #[arg(long, default_value = "docs/api.md")]
-        api_doc: PathBuf,
-        /// Write nothing; exit 1 and name the files that are out of date.
-        #[arg(long)]
-        check: bool,
-    },
+    Crdgen(args::CrdgenArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crdgen {
-            crds_dir,
-            api_doc,
-            check,
-        } => {
-            let outputs = match crdgen::render(&crds_dir, &api_doc) {
-                Ok(outputs) => outputs,
-                Err(error) => {
-                    eprintln!("patchfleet crdgen: {error:#}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let result = if check {
-                crdgen::check(&outputs)
-            } else {
-                crdgen::write(&outputs)
-            };
-            match result {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(error) => {
-                    eprintln!("patchfleet crdgen: {error:#}");
-                    ExitCode::FAILURE
-                }
-            }
+        Command::Crdgen(args) => report(crdgen::run(args)),
+        Command::Run(args) => {
+            args::init_logging(args.log_format);
+            report(tokio_main(async move {
+                controller::run(args.into_config()?).await
+            }))
+        }
+        Command::Plan(args) => {
+            args::init_logging(args::LogFormat::Text);
+            report(tokio_main(plan_cmd::run(args)))
+        }
+    }
+}
+
+fn tokio_main(future: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(future)
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("patchfleet: {error:#}");
+            ExitCode::FAILURE
         }
     }
 }

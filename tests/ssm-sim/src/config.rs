@@ -105,3 +105,38 @@ impl Config {
             .find(|r| r.name == name)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_documented_config_and_rejects_typos() {
+        let text = r#"{
+          "default_account": "123456789012",
+          "access_keys": { "AKIAHUBEXAMPLE": "111111111111" },
+          "accounts": [
+            { "id": "222222222222", "roles": [ { "name": "patchfleet", "external_id": "fleet-ext-1" } ] }
+          ],
+          "quotas": { "patch_baselines": 500 },
+          "faults": { "seed": 1, "throttle_rate": 0.1 }
+        }"#;
+        let config: Config = serde_json::from_str(text).expect("documented config parses");
+        assert!(config.enforces_roles());
+        assert_eq!(config.quotas.patch_baselines, 500);
+        assert_eq!(
+            config.quotas.maintenance_windows, 50,
+            "unset quotas keep AWS's defaults"
+        );
+        assert_eq!(
+            config
+                .role("222222222222", "patchfleet")
+                .and_then(|r| r.external_id.as_deref()),
+            Some("fleet-ext-1")
+        );
+        assert!(serde_json::from_str::<Config>(r#"{"quota": {}}"#).is_err());
+        let empty: Config = serde_json::from_str("{}").expect("empty config");
+        assert_eq!(empty.default_account, DEFAULT_ACCOUNT);
+        assert!(!empty.enforces_roles());
+    }
+}

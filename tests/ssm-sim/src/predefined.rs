@@ -12,9 +12,10 @@ use crate::clock::splitmix64;
 use crate::state::Baseline;
 
 /// The account AWS's predefined baselines are published from in the simulator.
-const AWS_OWNER_ACCOUNT: &str = "075727635805";
+// The account of the example ARN in the GetPatchBaseline reference.
+const AWS_OWNER_ACCOUNT: &str = "733109147000";
 
-/// (name, operating system, description, approval rules, default for its OS)
+/// (name, operating system, description, default for its OS)
 const PREDEFINED: &[(&str, &str, &str, bool)] = &[
     (
         "AWS-DefaultPatchBaseline",
@@ -161,14 +162,14 @@ pub fn baselines(region: &str) -> Vec<Baseline> {
                 name: (*name).to_string(),
                 operating_system: (*os).to_string(),
                 description: Some((*description).to_string()),
-                global_filters: Some(json!({"PatchFilters": []})),
-                approval_rules: Some(approval_rules(os)),
+                global_filters: Some(json!({"PatchFilters": []}).into()),
+                approval_rules: Some(approval_rules(os).into()),
                 approved_patches: Vec::new(),
                 approved_patches_compliance_level: "UNSPECIFIED".to_string(),
                 approved_patches_enable_non_security: false,
                 rejected_patches: Vec::new(),
                 rejected_patches_action: "ALLOW_AS_DEPENDENCY".to_string(),
-                sources: Vec::new(),
+                sources: None,
                 available_security_updates_compliance_status: None,
                 created: 1_483_228_800.0,
                 modified: 1_483_228_800.0,

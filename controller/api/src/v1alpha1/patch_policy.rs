@@ -53,7 +53,7 @@ pub enum PolicyMode {
 
 /// The patch baseline of one operating system (SSM CreatePatchBaseline's fields:
 /// <https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_CreatePatchBaseline.html>).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = filter_keys_rule("approvalRules", "self.approvalRules.all(r, r.patchFilters.all(f, "))]
 #[x_kube(validation = filter_keys_rule("globalFilters", "self.globalFilters.all(f, "))]
@@ -116,7 +116,7 @@ pub struct BaselineSpec {
 
 /// One approval rule (SSM PatchRule:
 /// <https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PatchRule.html>).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!(has(self.approveAfterDays) && has(self.approveUntilDate))")
     .message("approvalRules[]: set approveAfterDays or approveUntilDate, not both"))]

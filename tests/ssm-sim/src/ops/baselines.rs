@@ -10,7 +10,7 @@ use super::{Ctx, Obj, max_results, read_filters, read_tags};
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
 use crate::paging;
-use crate::state::{Baseline, RegionState};
+use crate::state::{Baseline, Json, RegionState};
 use crate::validate::{
     BASELINE_ID, BASELINE_NAME, CLIENT_TOKEN, COMPLIANCE_LEVELS, OPERATING_SYSTEMS, Req, Str,
     as_object, nested_list, nested_str,
@@ -161,7 +161,7 @@ fn read_members(req: &mut Req, name_required: bool) -> ApiResult<Members> {
         name,
         description,
         global_filters: global_filters.map(Value::Object),
-        approval_rules: approval_rules.map(Value::Object),
+        approval_rules: approval_rules.map(with_rule_defaults),
         approved_patches,
         approved_level,
         approved_non_security,
@@ -170,6 +170,20 @@ fn read_members(req: &mut Req, name_required: bool) -> ApiResult<Members> {
         sources,
         security_status,
     })
+}
+
+/// AWS answers rules with their defaults filled in (`"ComplianceLevel": "UNSPECIFIED"`,
+/// `"EnableNonSecurity": false`), as in the example output of
+/// https://docs.aws.amazon.com/cli/latest/reference/ssm/get-patch-baseline.html
+fn with_rule_defaults(mut rules: serde_json::Map<String, Value>) -> Value {
+    if let Some(Value::Array(list)) = rules.get_mut("PatchRules") {
+        for rule in list.iter_mut().filter_map(Value::as_object_mut) {
+            rule.entry("ComplianceLevel")
+                .or_insert_with(|| json!("UNSPECIFIED"));
+            rule.entry("EnableNonSecurity").or_insert(json!(false));
+        }
+    }
+    Value::Object(rules)
 }
 
 fn check_filter_group(
@@ -213,14 +227,14 @@ fn full(b: &Baseline) -> Obj {
         .set(
             "GlobalFilters",
             b.global_filters
-                .clone()
-                .unwrap_or_else(|| json!({"PatchFilters": []})),
+                .as_ref()
+                .map_or_else(|| json!({"PatchFilters": []}), Json::value),
         )
         .set(
             "ApprovalRules",
             b.approval_rules
-                .clone()
-                .unwrap_or_else(|| json!({"PatchRules": []})),
+                .as_ref()
+                .map_or_else(|| json!({"PatchRules": []}), Json::value),
         )
         .set("ApprovedPatches", b.approved_patches.clone())
         .set(
@@ -236,7 +250,10 @@ fn full(b: &Baseline) -> Obj {
         .set("CreatedDate", b.created)
         .set("ModifiedDate", b.modified)
         .opt("Description", b.description.clone())
-        .set("Sources", b.sources.clone())
+        .set(
+            "Sources",
+            b.sources.as_ref().map_or_else(|| json!([]), Json::value),
+        )
         .opt(
             "AvailableSecurityUpdatesComplianceStatus",
             b.available_security_updates_compliance_status.clone(),
@@ -279,8 +296,8 @@ pub fn create(ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResult<Va
         name: m.name.unwrap_or_default(),
         operating_system: os,
         description: m.description,
-        global_filters: m.global_filters,
-        approval_rules: m.approval_rules,
+        global_filters: m.global_filters.map(Json::from),
+        approval_rules: m.approval_rules.map(Json::from),
         approved_patches: m.approved_patches.unwrap_or_default(),
         approved_patches_compliance_level: m.approved_level.unwrap_or_else(|| "UNSPECIFIED".into()),
         approved_patches_enable_non_security: m.approved_non_security.unwrap_or(false),
@@ -288,14 +305,14 @@ pub fn create(ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResult<Va
         rejected_patches_action: m
             .rejected_action
             .unwrap_or_else(|| "ALLOW_AS_DEPENDENCY".into()),
-        sources: m.sources.unwrap_or_default(),
+        sources: m.sources.map(|s| Json::from(Value::Array(s))),
         available_security_updates_compliance_status: m.security_status,
         created: ctx.now,
         modified: ctx.now,
         tags,
         patch_groups: BTreeSet::new(),
     };
-    st.baselines.insert(id.clone(), b);
+    st.baselines.insert(id.clone(), Box::new(b));
     st.remember("CreatePatchBaseline", token.as_deref(), req.raw(), &id);
     Ok(json!({"BaselineId": id}))
 }
@@ -338,13 +355,13 @@ pub fn update(ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResult<Va
     });
     apply(
         &mut b.global_filters,
-        m.global_filters.map(Some),
+        m.global_filters.map(|v| Some(v.into())),
         replace,
         || None,
     );
     apply(
         &mut b.approval_rules,
-        m.approval_rules.map(Some),
+        m.approval_rules.map(|v| Some(v.into())),
         replace,
         || None,
     );
@@ -378,7 +395,8 @@ pub fn update(ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResult<Va
         replace,
         || "ALLOW_AS_DEPENDENCY".into(),
     );
-    apply(&mut b.sources, m.sources, replace, Vec::new);
+    let sources = m.sources.map(|s| Some(Json::from(Value::Array(s))));
+    apply(&mut b.sources, sources, replace, || None);
     apply(
         &mut b.available_security_updates_compliance_status,
         m.security_status.map(Some),
@@ -461,7 +479,7 @@ pub fn describe(_ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResult
         .range::<String, _>((after_custom, Bound::Unbounded))
         .map(|(_, b)| b)
         .filter(|b| wants(b, "Self"))
-        .map(|b| (format!("1:{}", b.id), b));
+        .map(|b| (format!("1:{}", b.id), &**b));
     let (items, next) = paging::page(predefined.chain(custom), max);
     let items: Vec<Value> = items
         .into_iter()

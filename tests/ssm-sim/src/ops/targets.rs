@@ -10,7 +10,7 @@ use super::{Ctx, Obj, max_results, read_filters};
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
 use crate::paging;
-use crate::state::{RegionState, WindowTarget};
+use crate::state::{Json, RegionState, WindowTarget};
 use crate::validate::{
     CLIENT_TOKEN, NEXT_TOKEN, OWNER_INFORMATION, Req, Str, WINDOW_CHILD_ID, WINDOW_DESCRIPTION,
     WINDOW_ID, WINDOW_NAME, as_object, nested_list, nested_str,
@@ -78,7 +78,7 @@ fn to_json(window: &str, t: &WindowTarget) -> Obj {
         .set("WindowId", window)
         .set("WindowTargetId", t.id.as_str())
         .set("ResourceType", t.resource_type.as_str())
-        .set("Targets", t.targets.clone())
+        .set("Targets", t.targets.value())
         .opt("OwnerInformation", t.owner_information.clone())
         .opt("Name", t.name.clone())
         .opt("Description", t.description.clone())
@@ -110,14 +110,14 @@ pub fn register(ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResult<
     let id = clock::uuid();
     w.targets.insert(
         id.clone(),
-        WindowTarget {
+        Box::new(WindowTarget {
             id: id.clone(),
             resource_type,
-            targets: targets.unwrap_or(Value::Array(Vec::new())),
+            targets: Json::from(targets.unwrap_or(Value::Array(Vec::new()))),
             owner_information: owner,
             name,
             description,
-        },
+        }),
     );
     w.modified = ctx.now;
     st.remember(
@@ -149,7 +149,7 @@ pub fn update(ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResult<Va
         .get_mut(&target_id)
         .ok_or_else(|| not_found(&window_id, &target_id))?;
     if let Some(v) = targets {
-        t.targets = v;
+        t.targets = v.into();
     }
     for (slot, new) in [
         (&mut t.owner_information, owner),
@@ -182,7 +182,7 @@ pub fn deregister(ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResul
         && let Some(task) = w.tasks.values().find(|task| {
             task.targets
                 .as_ref()
-                .is_some_and(|t| referenced_target_ids(t).contains(&target_id))
+                .is_some_and(|t| referenced_target_ids(&t.value()).contains(&target_id))
         })
     {
         return Err(ApiError::new(

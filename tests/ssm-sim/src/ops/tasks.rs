@@ -11,7 +11,7 @@ use super::{Ctx, Obj, max_results, read_filters};
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
 use crate::paging;
-use crate::state::{RegionState, Window, WindowTask};
+use crate::state::{Json, RegionState, Window, WindowTask};
 use crate::validate::{
     CLIENT_TOKEN, NEXT_TOKEN, Req, Str, WINDOW_CHILD_ID, WINDOW_DESCRIPTION, WINDOW_ID,
     WINDOW_NAME, as_object, nested_str,
@@ -126,9 +126,8 @@ fn read_members(req: &mut Req, task_arn_required: bool) -> ApiResult<Members> {
 
 /// Rules across members and against the window's registered targets.
 fn check_task(w: &Window, task: &WindowTask) -> ApiResult<()> {
-    if let Some(params) = &task.task_invocation_parameters
-        && let Some(obj) = params.as_object()
-    {
+    let params = task.task_invocation_parameters.as_ref().map(Json::value);
+    if let Some(obj) = params.as_ref().and_then(Value::as_object) {
         let allowed = invocation_member(&task.task_type);
         if let Some(other) = obj.keys().find(|k| k.as_str() != allowed) {
             return Err(ApiError::validation(format!(
@@ -137,8 +136,8 @@ fn check_task(w: &Window, task: &WindowTask) -> ApiResult<()> {
             )));
         }
     }
-    let has_targets = task
-        .targets
+    let targets = task.targets.as_ref().map(Json::value);
+    let has_targets = targets
         .as_ref()
         .and_then(Value::as_array)
         .is_some_and(|t| !t.is_empty());
@@ -148,7 +147,25 @@ fn check_task(w: &Window, task: &WindowTask) -> ApiResult<()> {
             "MaxConcurrency and MaxErrors are required for a task with targets.",
         ));
     }
-    if let Some(targets) = &task.targets {
+    // "If you don't enable this option, then you must specify previously-registered
+    // targets when you register a task with the maintenance window."
+    // https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_CreateMaintenanceWindow.html
+    let unregistered = targets
+        .as_ref()
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.get("Key").and_then(Value::as_str))
+        .find(|k| *k != "WindowTargetIds");
+    if let Some(key) = unregistered
+        && !w.allow_unassociated_targets
+    {
+        return Err(ApiError::validation(format!(
+            "Maintenance window {} does not allow unassociated targets: target tasks with WindowTargetIds, not {key}.",
+            w.id
+        )));
+    }
+    if let Some(targets) = &targets {
         for id in referenced_target_ids(targets) {
             if !w.targets.contains_key(&id) {
                 return Err(super::targets::not_found(&w.id, &id));
@@ -162,22 +179,28 @@ fn task_json(window: &str, t: &WindowTask) -> Obj {
     Obj::new()
         .set("WindowId", window)
         .set("WindowTaskId", t.id.as_str())
-        .opt("Targets", t.targets.clone())
+        .opt("Targets", t.targets.as_ref().map(Json::value))
         .set("TaskArn", t.task_arn.as_str())
         .opt("ServiceRoleArn", t.service_role_arn.clone())
-        .opt("TaskParameters", t.task_parameters.clone())
+        .opt(
+            "TaskParameters",
+            t.task_parameters.as_ref().map(Json::value),
+        )
         .opt(
             "TaskInvocationParameters",
-            t.task_invocation_parameters.clone(),
+            t.task_invocation_parameters.as_ref().map(Json::value),
         )
         .set("Priority", t.priority)
         .opt("MaxConcurrency", t.max_concurrency.clone())
         .opt("MaxErrors", t.max_errors.clone())
-        .opt("LoggingInfo", t.logging_info.clone())
+        .opt("LoggingInfo", t.logging_info.as_ref().map(Json::value))
         .opt("Name", t.name.clone())
         .opt("Description", t.description.clone())
         .opt("CutoffBehavior", t.cutoff_behavior.clone())
-        .opt("AlarmConfiguration", t.alarm_configuration.clone())
+        .opt(
+            "AlarmConfiguration",
+            t.alarm_configuration.as_ref().map(Json::value),
+        )
 }
 
 pub fn not_found(window: &str, task: &str) -> ApiError {
@@ -205,19 +228,19 @@ pub fn register(ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResult<
         id: clock::uuid(),
         task_arn: m.task_arn.unwrap_or_default(),
         task_type,
-        targets: m.targets,
+        targets: m.targets.map(Json::from),
         service_role_arn: m.service_role_arn,
-        task_parameters: m.task_parameters,
-        task_invocation_parameters: m.invocation.map(Value::Object),
+        task_parameters: m.task_parameters.map(Json::from),
+        task_invocation_parameters: m.invocation.map(|p| Json::from(Value::Object(p))),
         // The SSM API model gives Priority a default of 0.
         priority: m.priority.unwrap_or(0),
         max_concurrency: m.max_concurrency,
         max_errors: m.max_errors,
-        logging_info: m.logging_info,
+        logging_info: m.logging_info.map(Json::from),
         name: m.name,
         description: m.description,
         cutoff_behavior: m.cutoff_behavior,
-        alarm_configuration: m.alarm_configuration,
+        alarm_configuration: m.alarm_configuration.map(Json::from),
     };
     check_task(w, &task)?;
     if w.tasks.len() >= limit {
@@ -226,7 +249,7 @@ pub fn register(ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResult<
         )));
     }
     let id = task.id.clone();
-    w.tasks.insert(id.clone(), task);
+    w.tasks.insert(id.clone(), Box::new(task));
     w.modified = ctx.now;
     st.remember(
         "RegisterTaskWithMaintenanceWindow",
@@ -280,26 +303,34 @@ pub fn update(ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResult<Va
         id: task_id.clone(),
         task_arn: m.task_arn.unwrap_or_else(|| old.task_arn.clone()),
         task_type: old.task_type.clone(),
-        targets: pick(m.targets, &old.targets, replace),
+        targets: pick(m.targets.map(Json::from), &old.targets, replace),
         service_role_arn: pick(m.service_role_arn, &old.service_role_arn, replace),
-        task_parameters: pick(m.task_parameters, &old.task_parameters, replace),
+        task_parameters: pick(
+            m.task_parameters.map(Json::from),
+            &old.task_parameters,
+            replace,
+        ),
         task_invocation_parameters: pick(
-            m.invocation.map(Value::Object),
+            m.invocation.map(|p| Json::from(Value::Object(p))),
             &old.task_invocation_parameters,
             replace,
         ),
         priority: m.priority.unwrap_or(if replace { 0 } else { old.priority }),
         max_concurrency: pick(m.max_concurrency, &old.max_concurrency, replace),
         max_errors: pick(m.max_errors, &old.max_errors, replace),
-        logging_info: pick(m.logging_info, &old.logging_info, replace),
+        logging_info: pick(m.logging_info.map(Json::from), &old.logging_info, replace),
         name: pick(m.name, &old.name, replace),
         description: pick(m.description, &old.description, replace),
         cutoff_behavior: pick(m.cutoff_behavior, &old.cutoff_behavior, replace),
-        alarm_configuration: pick(m.alarm_configuration, &old.alarm_configuration, replace),
+        alarm_configuration: pick(
+            m.alarm_configuration.map(Json::from),
+            &old.alarm_configuration,
+            replace,
+        ),
     };
     check_task(w, &task)?;
     let out = task_json(&window_id, &task).build();
-    w.tasks.insert(task_id, task);
+    w.tasks.insert(task_id, Box::new(task));
     w.modified = ctx.now;
     Ok(out)
 }

@@ -24,7 +24,10 @@ pub fn not_found(id: &str) -> ApiError {
 }
 
 pub fn window_mut<'a>(st: &'a mut RegionState, id: &str) -> ApiResult<&'a mut Window> {
-    st.windows.get_mut(id).ok_or_else(|| not_found(id))
+    st.windows
+        .get_mut(id)
+        .map(|w| &mut **w)
+        .ok_or_else(|| not_found(id))
 }
 
 /// Checks the rules AWS applies across members: schedule syntax, offset only
@@ -111,7 +114,7 @@ pub fn create(ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResult<Va
     let id = clock::short_id("mw");
     st.windows.insert(
         id.clone(),
-        Window {
+        Box::new(Window {
             id: id.clone(),
             name,
             description,
@@ -129,7 +132,7 @@ pub fn create(ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResult<Va
             tags,
             targets: BTreeMap::new(),
             tasks: BTreeMap::new(),
-        },
+        }),
     );
     st.remember("CreateMaintenanceWindow", token.as_deref(), req.raw(), &id);
     Ok(json!({"WindowId": id}))

@@ -18,15 +18,20 @@ use crate::predefined;
 pub struct RegionState {
     /// AWS's predefined baselines, shared by every account in the region.
     pub predefined: Arc<[Baseline]>,
-    pub baselines: BTreeMap<String, Baseline>,
+    // Boxed: a B-tree node holds 11 values, so unboxed ones made small maps large.
+    pub baselines: BTreeMap<String, Box<Baseline>>,
     /// Operating system → baseline registered with RegisterDefaultPatchBaseline.
     pub default_baselines: HashMap<String, String>,
     /// Patch group → operating system → baseline id.
     pub patch_groups: BTreeMap<String, BTreeMap<String, String>>,
-    pub windows: BTreeMap<String, Window>,
+    pub windows: BTreeMap<String, Box<Window>>,
     /// Tags of managed instances (the fleet itself is not simulated yet).
     pub instance_tags: HashMap<String, Tags>,
-    pub commands: BTreeMap<CommandKey, Command>,
+    /// Commands keyed so that iteration is newest first (see `command_key`).
+    pub commands: BTreeMap<String, Box<Command>>,
+    /// Command id → key in `commands`.
+    pub command_keys: HashMap<String, String>,
+    command_seq: u64,
     client_tokens: HashMap<(&'static str, String), (u64, String)>,
 }
 
@@ -40,14 +45,25 @@ impl RegionState {
             windows: BTreeMap::new(),
             instance_tags: HashMap::new(),
             commands: BTreeMap::new(),
+            command_keys: HashMap::new(),
+            command_seq: 0,
             client_tokens: HashMap::new(),
         }
+    }
+
+    /// Stores a command so that listings return the newest first.
+    pub fn add_command(&mut self, command: Command) {
+        self.command_seq += 1;
+        let key = format!("{:020}-{}", u64::MAX - self.command_seq, command.id);
+        self.command_keys.insert(command.id.clone(), key.clone());
+        self.commands.insert(key, Box::new(command));
     }
 
     /// A custom or predefined baseline by id.
     pub fn baseline(&self, id: &str) -> Option<&Baseline> {
         self.baselines
             .get(id)
+            .map(|b| &**b)
             .or_else(|| self.predefined.iter().find(|b| b.id == id))
     }
 

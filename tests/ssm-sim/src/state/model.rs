@@ -7,20 +7,43 @@ use serde_json::Value;
 
 pub type Tags = BTreeMap<String, String>;
 
+/// Nested JSON kept as compact text: a `Value` tree costs a B-tree node per
+/// object, which made stored objects several times larger (see the benchmark).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Json(Box<str>);
+
+impl Json {
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
+}
+
+impl From<Value> for Json {
+    fn from(v: Value) -> Self {
+        Self(v.to_string().into_boxed_str())
+    }
+}
+
+impl From<&Json> for Value {
+    fn from(j: &Json) -> Self {
+        j.value()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Baseline {
     pub id: String,
     pub name: String,
     pub operating_system: String,
     pub description: Option<String>,
-    pub global_filters: Option<Value>,
-    pub approval_rules: Option<Value>,
+    pub global_filters: Option<Json>,
+    pub approval_rules: Option<Json>,
     pub approved_patches: Vec<String>,
     pub approved_patches_compliance_level: String,
     pub approved_patches_enable_non_security: bool,
     pub rejected_patches: Vec<String>,
     pub rejected_patches_action: String,
-    pub sources: Vec<Value>,
+    pub sources: Option<Json>,
     pub available_security_updates_compliance_status: Option<String>,
     pub created: f64,
     pub modified: f64,
@@ -45,15 +68,15 @@ pub struct Window {
     pub created: f64,
     pub modified: f64,
     pub tags: Tags,
-    pub targets: BTreeMap<String, WindowTarget>,
-    pub tasks: BTreeMap<String, WindowTask>,
+    pub targets: BTreeMap<String, Box<WindowTarget>>,
+    pub tasks: BTreeMap<String, Box<WindowTask>>,
 }
 
 #[derive(Debug, Clone)]
 pub struct WindowTarget {
     pub id: String,
     pub resource_type: String,
-    pub targets: Value,
+    pub targets: Json,
     pub owner_information: Option<String>,
     pub name: Option<String>,
     pub description: Option<String>,
@@ -64,25 +87,18 @@ pub struct WindowTask {
     pub id: String,
     pub task_arn: String,
     pub task_type: String,
-    pub targets: Option<Value>,
+    pub targets: Option<Json>,
     pub service_role_arn: Option<String>,
-    pub task_parameters: Option<Value>,
-    pub task_invocation_parameters: Option<Value>,
+    pub task_parameters: Option<Json>,
+    pub task_invocation_parameters: Option<Json>,
     pub priority: i64,
     pub max_concurrency: Option<String>,
     pub max_errors: Option<String>,
-    pub logging_info: Option<Value>,
+    pub logging_info: Option<Json>,
     pub name: Option<String>,
     pub description: Option<String>,
     pub cutoff_behavior: Option<String>,
-    pub alarm_configuration: Option<Value>,
-}
-
-/// Commands sort newest first, as ListCommands returns them.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct CommandKey {
-    pub newest_first: std::cmp::Reverse<u64>,
-    pub id: String,
+    pub alarm_configuration: Option<Json>,
 }
 
 #[derive(Debug, Clone)]
@@ -91,9 +107,9 @@ pub struct Command {
     pub document_name: String,
     pub document_version: Option<String>,
     pub comment: Option<String>,
-    pub parameters: Option<Value>,
+    pub parameters: Option<Json>,
     pub instance_ids: Vec<String>,
-    pub targets: Option<Value>,
+    pub targets: Option<Json>,
     pub requested: f64,
     pub expires_after: f64,
     pub status: String,
@@ -103,4 +119,7 @@ pub struct Command {
     pub service_role_arn: Option<String>,
     pub output_s3_bucket_name: Option<String>,
     pub output_s3_key_prefix: Option<String>,
+    pub output_s3_region: Option<String>,
+    pub notification_config: Option<Json>,
+    pub cloud_watch_output_config: Option<Json>,
 }

@@ -89,6 +89,12 @@ async fn baseline_lifecycle() {
     assert_eq!(got.rejected_patches_action(), Some(&PatchAction::Block));
     let rule = &got.approval_rules().expect("rules").patch_rules()[0];
     assert_eq!(rule.approve_after_days(), Some(7));
+    assert_eq!(
+        rule.compliance_level(),
+        Some(&aws_sdk_ssm::types::PatchComplianceLevel::Unspecified),
+        "rules come back with their defaults"
+    );
+    assert_eq!(rule.enable_non_security(), Some(false));
     assert!(got.created_date().is_some());
 
     // A partial update keeps what it does not name.

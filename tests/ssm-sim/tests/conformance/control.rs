@@ -14,7 +14,12 @@ async fn control(server: &ssm_sim::Server) -> Conn {
 async fn put_faults(server: &ssm_sim::Server, spec: &str) {
     let reply = control(server)
         .await
-        .send("PUT", "/_sim/faults", &[("content-type", "application/json")], spec.as_bytes())
+        .send(
+            "PUT",
+            "/_sim/faults",
+            &[("content-type", "application/json")],
+            spec.as_bytes(),
+        )
         .await
         .expect("PUT /_sim/faults");
     assert_eq!(reply.status, 200, "{}", reply.text());
@@ -34,11 +39,25 @@ async fn counters(server: &ssm_sim::Server, query: &str) -> serde_json::Value {
 async fn throttling_hits_only_the_chosen_operation_and_is_counted() {
     let server = start().await;
     let ssm = ssm(&server);
-    put_faults(&server, r#"{"throttle_rate": 1.0, "operations": ["DescribePatchBaselines"]}"#).await;
-    assert_eq!(code(ssm.describe_patch_baselines().send().await), "ThrottlingException");
-    ssm.get_default_patch_baseline().send().await.expect("other operations unaffected");
+    put_faults(
+        &server,
+        r#"{"throttle_rate": 1.0, "operations": ["DescribePatchBaselines"]}"#,
+    )
+    .await;
+    assert_eq!(
+        code(ssm.describe_patch_baselines().send().await),
+        "ThrottlingException"
+    );
+    ssm.get_default_patch_baseline()
+        .send()
+        .await
+        .expect("other operations unaffected");
 
-    let throttled = counters(&server, "?operation=DescribePatchBaselines&outcome=ThrottlingException").await;
+    let throttled = counters(
+        &server,
+        "?operation=DescribePatchBaselines&outcome=ThrottlingException",
+    )
+    .await;
     assert_eq!(throttled["total"], 1);
     assert_eq!(throttled["calls"][0]["account"], "123456789012");
     assert_eq!(throttled["calls"][0]["region"], REGION);
@@ -65,9 +84,16 @@ async fn throttling_hits_only_the_chosen_operation_and_is_counted() {
         "{metrics}"
     );
 
-    let reset = control(&server).await.send("POST", "/_sim/reset", &[], b"").await.expect("reset");
+    let reset = control(&server)
+        .await
+        .send("POST", "/_sim/reset", &[], b"")
+        .await
+        .expect("reset");
     assert_eq!(reset.status, 204);
-    ssm.describe_patch_baselines().send().await.expect("faults restored to the configured ones");
+    ssm.describe_patch_baselines()
+        .send()
+        .await
+        .expect("faults restored to the configured ones");
     assert_eq!(counters(&server, "").await["total"], 1);
 }
 
@@ -80,17 +106,28 @@ async fn sdk_retries_through_throttling_and_counters_show_every_attempt() {
             .region(aws_sdk_ssm::config::Region::new(REGION))
             .endpoint_url(server.endpoint_url())
             .credentials_provider(creds(KEY, None))
-            .retry_config(RetryConfig::standard().with_max_attempts(10).with_initial_backoff(Duration::from_millis(1)))
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(10)
+                    .with_initial_backoff(Duration::from_millis(1)),
+            )
             .build(),
     );
     put_faults(&server, r#"{"seed": 3, "throttle_rate": 0.5}"#).await;
     for _ in 0..10 {
-        retrying.get_default_patch_baseline().send().await.expect("succeeds after retries");
+        retrying
+            .get_default_patch_baseline()
+            .send()
+            .await
+            .expect("succeeds after retries");
     }
     let ok = counters(&server, "?outcome=Success").await;
     let throttled = counters(&server, "?outcome=ThrottlingException").await;
     assert_eq!(ok["total"], 10);
-    assert!(throttled["total"].as_u64().is_some_and(|n| n > 0), "some attempts were throttled");
+    assert!(
+        throttled["total"].as_u64().is_some_and(|n| n > 0),
+        "some attempts were throttled"
+    );
 }
 
 #[tokio::test]
@@ -98,18 +135,33 @@ async fn server_errors_and_latency() {
     let server = start().await;
     let ssm = ssm(&server);
     put_faults(&server, r#"{"server_error_rate": 1.0}"#).await;
-    assert_eq!(code(ssm.get_default_patch_baseline().send().await), "InternalServerError");
+    assert_eq!(
+        code(ssm.get_default_patch_baseline().send().await),
+        "InternalServerError"
+    );
     let auth = authorization(KEY, REGION, "ssm");
     let raw = control(&server)
         .await
-        .send("POST", "/", &ssm_headers("AmazonSSM.GetDefaultPatchBaseline", &auth), b"{}")
+        .send(
+            "POST",
+            "/",
+            &ssm_headers("AmazonSSM.GetDefaultPatchBaseline", &auth),
+            b"{}",
+        )
         .await
         .expect("raw call");
     assert_eq!(raw.status, 500);
 
-    put_faults(&server, r#"{"latency_ms": {"GetDefaultPatchBaseline": 150}}"#).await;
+    put_faults(
+        &server,
+        r#"{"latency_ms": {"GetDefaultPatchBaseline": 150}}"#,
+    )
+    .await;
     let started = Instant::now();
-    ssm.get_default_patch_baseline().send().await.expect("slow but fine");
+    ssm.get_default_patch_baseline()
+        .send()
+        .await
+        .expect("slow but fine");
     assert!(started.elapsed() >= Duration::from_millis(150));
 
     let invalid = control(&server)
@@ -124,13 +176,19 @@ async fn server_errors_and_latency() {
 async fn faults_are_deterministic_for_a_seed() {
     async fn outcomes(seed: u64) -> Vec<String> {
         let server = start().await;
-        put_faults(&server, &format!(r#"{{"seed": {seed}, "throttle_rate": 0.3, "server_error_rate": 0.2}}"#)).await;
+        put_faults(
+            &server,
+            &format!(r#"{{"seed": {seed}, "throttle_rate": 0.3, "server_error_rate": 0.2}}"#),
+        )
+        .await;
         let ssm = ssm(&server);
         let mut out = Vec::new();
         for _ in 0..40 {
             out.push(match ssm.get_default_patch_baseline().send().await {
                 Ok(_) => "ok".to_string(),
-                Err(e) => aws_sdk_ssm::error::ProvideErrorMetadata::code(&e).unwrap_or("?").to_string(),
+                Err(e) => aws_sdk_ssm::error::ProvideErrorMetadata::code(&e)
+                    .unwrap_or("?")
+                    .to_string(),
             });
         }
         out
@@ -149,37 +207,72 @@ async fn raw_protocol_errors_have_aws_shapes() {
     let auth = authorization(KEY, REGION, "ssm");
 
     let ok = conn
-        .send("POST", "/", &ssm_headers("AmazonSSM.GetDefaultPatchBaseline", &auth), b"{}")
+        .send(
+            "POST",
+            "/",
+            &ssm_headers("AmazonSSM.GetDefaultPatchBaseline", &auth),
+            b"{}",
+        )
         .await
         .expect("call");
     assert_eq!(ok.status, 200);
-    assert_eq!(ok.header("content-type"), Some("application/x-amz-json-1.1"));
+    assert_eq!(
+        ok.header("content-type"),
+        Some("application/x-amz-json-1.1")
+    );
     assert!(ok.header("x-amzn-requestid").is_some());
 
     let unknown = conn
-        .send("POST", "/", &ssm_headers("AmazonSSM.MakeCoffee", &auth), b"{}")
+        .send(
+            "POST",
+            "/",
+            &ssm_headers("AmazonSSM.MakeCoffee", &auth),
+            b"{}",
+        )
         .await
         .expect("call");
     assert_eq!(unknown.status, 400);
-    assert_eq!(unknown.json().expect("json")["__type"], "UnknownOperationException");
+    assert_eq!(
+        unknown.json().expect("json")["__type"],
+        "UnknownOperationException"
+    );
 
     let garbage = conn
-        .send("POST", "/", &ssm_headers("AmazonSSM.GetPatchBaseline", &auth), b"{not json")
+        .send(
+            "POST",
+            "/",
+            &ssm_headers("AmazonSSM.GetPatchBaseline", &auth),
+            b"{not json",
+        )
         .await
         .expect("call");
-    assert_eq!(garbage.json().expect("json")["__type"], "SerializationException");
+    assert_eq!(
+        garbage.json().expect("json")["__type"],
+        "SerializationException"
+    );
 
     let wrong_type = conn
-        .send("POST", "/", &ssm_headers("AmazonSSM.GetPatchBaseline", &auth), br#"{"BaselineId": 7}"#)
+        .send(
+            "POST",
+            "/",
+            &ssm_headers("AmazonSSM.GetPatchBaseline", &auth),
+            br#"{"BaselineId": 7}"#,
+        )
         .await
         .expect("call");
-    assert_eq!(wrong_type.json().expect("json")["__type"], "SerializationException");
+    assert_eq!(
+        wrong_type.json().expect("json")["__type"],
+        "SerializationException"
+    );
 
     let unsigned = conn
         .send(
             "POST",
             "/",
-            &[("content-type", "application/x-amz-json-1.1"), ("x-amz-target", "AmazonSSM.GetDefaultPatchBaseline")],
+            &[
+                ("content-type", "application/x-amz-json-1.1"),
+                ("x-amz-target", "AmazonSSM.GetDefaultPatchBaseline"),
+            ],
             b"{}",
         )
         .await
@@ -194,7 +287,10 @@ async fn raw_protocol_errors_have_aws_shapes() {
         .send(
             "POST",
             "/",
-            &[("content-type", "application/x-www-form-urlencoded"), ("authorization", &sts_auth)],
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("authorization", &sts_auth),
+            ],
             b"Action=GetCallerIdentity&Version=2011-06-15",
         )
         .await

@@ -1,6 +1,7 @@
 //! Conformance: the unmodified aws-sdk-rust clients driven against the simulator.
 
 mod baselines;
+mod commands;
 mod common;
 mod control;
 mod sts;

@@ -550,6 +550,23 @@ async fn task_lifecycle_run_command_and_automation() {
         .send()
         .await;
     assert_eq!(code(dangling), "DoesNotExistException");
+    // The window does not allow unassociated targets: instance ids directly are refused.
+    let unassociated = ssm
+        .register_task_with_maintenance_window()
+        .window_id(&mw)
+        .task_type(MaintenanceWindowTaskType::RunCommand)
+        .task_arn("AWS-RunPatchBaseline")
+        .targets(
+            Target::builder()
+                .key("InstanceIds")
+                .values("i-0123456789abcdef0")
+                .build(),
+        )
+        .max_concurrency("1")
+        .max_errors("0")
+        .send()
+        .await;
+    assert_eq!(code(unassociated), "ValidationException");
     let no_rates = ssm
         .register_task_with_maintenance_window()
         .window_id(&mw)

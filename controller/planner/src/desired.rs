@@ -1,0 +1,478 @@
+//! What one account-region should hold, computed from the resources alone: the baselines
+//! of the policies its patch groups follow, the groups' registrations, and the windows
+//! that target those groups. Anything that cannot be planned is reported as a Problem and
+//! left out, never guessed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use patchfleet_api::v1alpha1::{
+    BaselineSpec, MaintenanceWindow, OperatingSystem, PatchGroup, PatchPolicy, Platform,
+    PolicyMode, SystemAccount, WindowTask,
+};
+
+use crate::inventory::{
+    Inventory, Settings, group_owner, is_being_deleted, name_of, namespace_of, policy_owner,
+    window_owner,
+};
+use crate::model::{
+    AccountRegion, Desired, DesiredBaseline, DesiredWindow, Owner, OwnerKind, Problem,
+    TargetDefinition, TaskAction, TaskDefinition, WindowDefinition, reasons, sort_problems,
+};
+use crate::naming::{baseline_name, target_name, task_name, window_name};
+use crate::normalize::normalize_baseline;
+use crate::selection::{Reach, reach, validate_selector};
+
+/// The Automation runbook a task with `snapshotBeforePatch` runs: it snapshots the
+/// instance's volumes, patches, and rolls back on failure
+/// (<https://docs.aws.amazon.com/systems-manager-automation-runbooks/latest/userguide/automation-aws-patchinstancewithrollback.html>).
+/// A first mapping, refined later (reboot option, report bucket, assume role).
+pub const SNAPSHOT_RUNBOOK: &str = "AWS-PatchInstanceWithRollback";
+
+/// The desired state of `account_region`, and what kept parts of it from being planned.
+/// Empty when the account is unknown, suspended or being deleted, or the region is not
+/// one of its regions. Output is deterministic: maps are ordered and problems sorted.
+pub fn desired(
+    inventory: &Inventory,
+    _settings: &Settings,
+    account_region: &AccountRegion,
+) -> (Desired, Vec<Problem>) {
+    let mut planner = Planner {
+        account_region,
+        desired: Desired::default(),
+        problems: Vec::new(),
+    };
+    if let Some(account) = find_account(inventory, account_region) {
+        let groups = planner.planned_groups(inventory, account);
+        planner.add_baselines(&groups);
+        planner.add_windows(inventory, account, &groups);
+    }
+    let Planner {
+        desired,
+        mut problems,
+        ..
+    } = planner;
+    sort_problems(&mut problems);
+    (desired, problems)
+}
+
+/// The SystemAccount an account-region names, when its account id still matches.
+pub fn find_account<'a>(
+    inventory: &'a Inventory,
+    account_region: &AccountRegion,
+) -> Option<&'a SystemAccount> {
+    inventory
+        .account(&account_region.account)
+        .filter(|a| a.spec.account_id == account_region.account_id)
+}
+
+/// A PatchGroup planned in this account-region, with the policy it follows.
+struct PlannedGroup<'a> {
+    group: &'a PatchGroup,
+    owner: Owner,
+    policy: &'a PatchPolicy,
+}
+
+struct Planner<'a> {
+    account_region: &'a AccountRegion,
+    desired: Desired,
+    problems: Vec<Problem>,
+}
+
+impl<'a> Planner<'a> {
+    fn problem(&mut self, owner: &Owner, reason: &'static str, message: String) {
+        self.problems.push(Problem {
+            owner: owner.clone(),
+            account_region: Some(self.account_region.clone()),
+            reason,
+            message,
+        });
+    }
+
+    /// The groups that reach this account-region and follow a policy that exists, by
+    /// owner (so in a stable order).
+    fn planned_groups<'i>(
+        &mut self,
+        inventory: &'i Inventory,
+        account: &SystemAccount,
+    ) -> BTreeMap<Owner, PlannedGroup<'i>> {
+        let mut planned = BTreeMap::new();
+        let region = self.account_region.region.as_str();
+        for group in inventory
+            .groups
+            .iter()
+            .filter(|g| !is_being_deleted(&g.metadata))
+        {
+            let owner = group_owner(group);
+            match reach(inventory, group, account, region) {
+                Reach::NotSelected => {}
+                Reach::Reached => match resolve_policy(inventory, group) {
+                    Ok(policy) => {
+                        planned.insert(
+                            owner.clone(),
+                            PlannedGroup {
+                                group,
+                                owner,
+                                policy,
+                            },
+                        );
+                    }
+                    Err(message) => self.problem(&owner, reasons::POLICY_NOT_FOUND, message),
+                },
+                Reach::NotPermitted => {
+                    let message = format!(
+                        "spec.accountSelector: SystemAccount {} matches, but its \
+                         spec.namespaceSelector does not admit namespace {}",
+                        name_of(&account.metadata),
+                        owner.namespace
+                    );
+                    self.problem(&owner, reasons::NAMESPACE_NOT_PERMITTED, message);
+                }
+                Reach::InvalidAccountSelector(e) => {
+                    let message = format!("spec.accountSelector: {e}; it selects no account");
+                    self.problem(&owner, reasons::INVALID_SELECTOR, message);
+                }
+                Reach::InvalidNamespaceSelector(e) => {
+                    let message = format!(
+                        "SystemAccount {} spec.namespaceSelector: {e}; it admits no namespace",
+                        name_of(&account.metadata)
+                    );
+                    self.problem(&owner, reasons::INVALID_SELECTOR, message);
+                }
+            }
+        }
+        planned
+    }
+
+    /// One baseline per operating system of each policy followed here, with the groups
+    /// following it registered.
+    fn add_baselines(&mut self, groups: &BTreeMap<Owner, PlannedGroup<'_>>) {
+        let mut by_policy: BTreeMap<Owner, Vec<&PlannedGroup<'_>>> = BTreeMap::new();
+        for planned in groups.values() {
+            by_policy
+                .entry(policy_owner(planned.policy))
+                .or_default()
+                .push(planned);
+        }
+        // Patch group value -> the groups giving it, per baseline: to report conflicts.
+        let mut givers: BTreeMap<(String, String), Vec<Owner>> = BTreeMap::new();
+        for (policy_owner, followers) in by_policy {
+            let policy = followers[0].policy;
+            let mut seen = BTreeSet::new();
+            // The API keeps one entry per operating system (a list map); stay safe anyway.
+            for spec in policy
+                .spec
+                .baselines
+                .iter()
+                .filter(|b| seen.insert(b.operating_system))
+            {
+                let name = baseline_name(
+                    &policy_owner.namespace,
+                    &policy_owner.name,
+                    spec.operating_system,
+                );
+                if let Some(taken) = self.desired.baselines.get(&name) {
+                    let message = format!(
+                        "metadata.name: the {} baseline would be named {name}, which {} \
+                         already uses; rename one of them",
+                        spec.operating_system.as_str(),
+                        taken.owner
+                    );
+                    self.problem(&policy_owner, reasons::NAME_CONFLICT, message);
+                    continue;
+                }
+                let mut patch_groups = BTreeSet::new();
+                for planned in &followers {
+                    let value = planned.group.group_name().to_owned();
+                    givers
+                        .entry((name.clone(), value.clone()))
+                        .or_default()
+                        .push(planned.owner.clone());
+                    patch_groups.insert(value);
+                }
+                let baseline = DesiredBaseline {
+                    name: name.clone(),
+                    owner: policy_owner.clone(),
+                    definition: baseline_definition(&policy_owner, policy.spec.mode, spec),
+                    patch_groups,
+                };
+                self.desired.baselines.insert(name, baseline);
+            }
+        }
+        self.resolve_patch_group_conflicts(&givers);
+    }
+
+    /// SSM registers a patch group to one baseline per operating system
+    /// (<https://docs.aws.amazon.com/systems-manager/latest/userguide/patch-manager-patch-groups.html>).
+    /// When groups with one `Patch Group` value follow different policies, the baseline
+    /// first by name keeps the value and the other groups are reported.
+    fn resolve_patch_group_conflicts(&mut self, givers: &BTreeMap<(String, String), Vec<Owner>>) {
+        let mut claims: BTreeMap<(String, OperatingSystem), Vec<String>> = BTreeMap::new();
+        for baseline in self.desired.baselines.values() {
+            for value in &baseline.patch_groups {
+                claims
+                    .entry((value.clone(), baseline.operating_system()))
+                    .or_default()
+                    .push(baseline.name.clone());
+            }
+        }
+        for ((value, os), names) in claims {
+            let Some((kept, others)) = names.split_first() else {
+                continue;
+            };
+            for other in others {
+                if let Some(baseline) = self.desired.baselines.get_mut(other) {
+                    baseline.patch_groups.remove(&value);
+                }
+                let owners = givers
+                    .get(&(other.clone(), value.clone()))
+                    .cloned()
+                    .unwrap_or_default();
+                for owner in owners {
+                    let message = format!(
+                        "spec.groupName: patch group {value:?} already goes to baseline \
+                         {kept} for {}; SSM registers a patch group to one baseline per \
+                         operating system, so it is not registered to {other}",
+                        os.as_str()
+                    );
+                    self.problem(&owner, reasons::PATCH_GROUP_CONFLICT, message);
+                }
+            }
+        }
+    }
+
+    /// A window per MaintenanceWindow with a planned target group here. A window naming
+    /// a PatchGroup that does not exist is held: neither created, changed nor deleted.
+    fn add_windows(
+        &mut self,
+        inventory: &Inventory,
+        account: &SystemAccount,
+        groups: &BTreeMap<Owner, PlannedGroup<'_>>,
+    ) {
+        let mut windows: Vec<&MaintenanceWindow> = inventory
+            .windows
+            .iter()
+            .filter(|w| !is_being_deleted(&w.metadata))
+            .collect();
+        windows.sort_by_key(|w| window_owner(w));
+        for window in windows {
+            let owner = window_owner(window);
+            let missing = missing_groups(inventory, window);
+            let targets = window_targets(window, groups);
+            if !missing.is_empty() {
+                self.desired.held.insert(owner.clone());
+                // Reported where the window would be planned; `reference_problems`
+                // reports it once for a window that reaches nothing.
+                if !targets.is_empty() {
+                    for name in &missing {
+                        let message = missing_group_message(&owner.namespace, name);
+                        self.problem(&owner, reasons::PATCH_GROUP_NOT_FOUND, message);
+                    }
+                }
+                continue;
+            }
+            if targets.is_empty() {
+                continue;
+            }
+            let name = window_name(&owner.namespace, &owner.name);
+            if let Some(taken) = self.desired.windows.get(&name) {
+                let message = format!(
+                    "metadata.name: the window would be named {name}, which {} already \
+                     uses; rename one of them",
+                    taken.owner
+                );
+                self.problem(&owner, reasons::NAME_CONFLICT, message);
+                continue;
+            }
+            let target_names: BTreeSet<String> = targets.keys().cloned().collect();
+            let tasks = window
+                .spec
+                .tasks
+                .iter()
+                .map(|task| {
+                    let definition = task_definition(task, account.spec.platform, &target_names);
+                    (task_name(&task.name), definition)
+                })
+                .collect();
+            let desired_window = DesiredWindow {
+                name: name.clone(),
+                owner,
+                definition: window_definition(window),
+                targets,
+                tasks,
+            };
+            self.desired.windows.insert(name, desired_window);
+        }
+    }
+}
+
+/// The policy a group follows, if it exists and is not being deleted.
+fn resolve_policy<'i>(
+    inventory: &'i Inventory,
+    group: &PatchGroup,
+) -> Result<&'i PatchPolicy, String> {
+    let namespace = namespace_of(&group.metadata);
+    let name = &group.spec.policy_ref.name;
+    match inventory.policy(namespace, name) {
+        Some(policy) if !is_being_deleted(&policy.metadata) => Ok(policy),
+        Some(_) => Err(format!(
+            "spec.policyRef.name: PatchPolicy {namespace}/{name} is being deleted"
+        )),
+        None => Err(format!(
+            "spec.policyRef.name: PatchPolicy {namespace}/{name} not found"
+        )),
+    }
+}
+
+/// Target group names of a window that name no PatchGroup in its namespace. A group being
+/// deleted is not missing: its target is dropped as its registrations are.
+fn missing_groups(inventory: &Inventory, window: &MaintenanceWindow) -> BTreeSet<String> {
+    let namespace = namespace_of(&window.metadata);
+    window
+        .spec
+        .targets
+        .patch_groups
+        .iter()
+        .filter(|name| inventory.group(namespace, name).is_none())
+        .cloned()
+        .collect()
+}
+
+fn missing_group_message(namespace: &str, name: &str) -> String {
+    format!(
+        "spec.targets.patchGroups: PatchGroup {namespace}/{name} not found; the window is \
+         left as it is until the group exists or is removed from the list"
+    )
+}
+
+/// One target per target group planned here, named after the PatchGroup.
+fn window_targets(
+    window: &MaintenanceWindow,
+    groups: &BTreeMap<Owner, PlannedGroup<'_>>,
+) -> BTreeMap<String, TargetDefinition> {
+    let namespace = namespace_of(&window.metadata);
+    window
+        .spec
+        .targets
+        .patch_groups
+        .iter()
+        .filter_map(|name| {
+            let owner = Owner::new(OwnerKind::PatchGroup, namespace, name);
+            let planned = groups.get(&owner)?;
+            let target = TargetDefinition {
+                patch_group: planned.group.group_name().to_owned(),
+                owner_information: owner.to_string(),
+            };
+            Some((target_name(name), target))
+        })
+        .collect()
+}
+
+/// The policy's baseline as it should be written: normalized, described, and without
+/// approval rules when the policy is Frozen (only `approvedPatches` stay approved).
+pub fn baseline_definition(policy: &Owner, mode: PolicyMode, spec: &BaselineSpec) -> BaselineSpec {
+    let mut definition = normalize_baseline(spec);
+    if definition.description.is_none() {
+        definition.description = Some(format!(
+            "Managed by patchfleet: {}/{}",
+            policy.namespace, policy.name
+        ));
+    }
+    if mode == PolicyMode::Frozen {
+        definition.approval_rules.clear();
+    }
+    definition
+}
+
+/// The window's definition, copied from its spec.
+pub fn window_definition(window: &MaintenanceWindow) -> WindowDefinition {
+    let spec = &window.spec;
+    WindowDefinition {
+        description: spec.description.clone(),
+        schedule: spec.schedule.clone(),
+        schedule_timezone: spec.schedule_timezone.clone(),
+        schedule_offset: spec.schedule_offset,
+        start_date: spec.start_date.clone(),
+        end_date: spec.end_date.clone(),
+        duration: spec.duration,
+        cutoff: spec.cutoff,
+        enabled: spec.enabled,
+    }
+}
+
+/// A task, run on every target of the window. `snapshotBeforePatch` becomes the
+/// snapshot-and-rollback runbook where snapshots exist (instances on AWS); elsewhere the
+/// instances are hybrid nodes without EBS volumes and are patched directly.
+pub fn task_definition(
+    task: &WindowTask,
+    platform: Platform,
+    targets: &BTreeSet<String>,
+) -> TaskDefinition {
+    let action = if task.snapshot_before_patch && platform.supports_snapshots() {
+        TaskAction::Automation {
+            document: SNAPSHOT_RUNBOOK.to_owned(),
+            parameters: BTreeMap::from([(
+                "InstanceId".to_owned(),
+                vec!["{{RESOURCE_ID}}".to_owned()],
+            )]),
+        }
+    } else {
+        TaskAction::RunPatchBaseline {
+            operation: task.operation,
+            reboot_option: task.reboot_option,
+        }
+    };
+    TaskDefinition {
+        description: task.description.clone(),
+        action,
+        max_concurrency: task.max_concurrency.clone(),
+        max_errors: task.max_errors.clone(),
+        priority: task.priority,
+        targets: targets.clone(),
+    }
+}
+
+/// Problems of references and selectors that hold whatever the account-region, with no
+/// account-region: for the status of a resource that reaches nothing because of them.
+pub fn reference_problems(inventory: &Inventory) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for group in inventory
+        .groups
+        .iter()
+        .filter(|g| !is_being_deleted(&g.metadata))
+    {
+        let owner = group_owner(group);
+        if let Err(message) = resolve_policy(inventory, group) {
+            problems.push(global_problem(&owner, reasons::POLICY_NOT_FOUND, message));
+        }
+        if let Err(e) = validate_selector(&group.spec.account_selector) {
+            let message = format!("spec.accountSelector: {e}; it selects no account");
+            problems.push(global_problem(&owner, reasons::INVALID_SELECTOR, message));
+        }
+    }
+    for window in inventory
+        .windows
+        .iter()
+        .filter(|w| !is_being_deleted(&w.metadata))
+    {
+        let owner = window_owner(window);
+        for name in missing_groups(inventory, window) {
+            let message = missing_group_message(&owner.namespace, &name);
+            problems.push(global_problem(
+                &owner,
+                reasons::PATCH_GROUP_NOT_FOUND,
+                message,
+            ));
+        }
+    }
+    sort_problems(&mut problems);
+    problems
+}
+
+fn global_problem(owner: &Owner, reason: &'static str, message: String) -> Problem {
+    Problem {
+        owner: owner.clone(),
+        account_region: None,
+        reason,
+        message,
+    }
+}

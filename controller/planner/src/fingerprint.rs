@@ -1,0 +1,217 @@
+//! Fingerprints of what patchfleet writes, recorded in the `patchfleet.io/fingerprint`
+//! tag. When the tag equals the desired fingerprint the SSM edge may skip the deep reads
+//! (GetPatchBaseline, the window's targets and tasks): a converged account costs one list
+//! call per kind.
+//!
+//! The fingerprint is FNV-1a 64 over a canonical JSON text (object keys sorted, no
+//! spaces), written as 16 hex digits. It depends on nothing but the input, so it is the
+//! same in every run, on every platform, and whichever serde_json features another crate
+//! turns on. [`SCHEME`] is hashed first: changing what a definition maps to in SSM means
+//! bumping it, which makes every object look changed once.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use patchfleet_api::v1alpha1::{BaselineSpec, PatchOperation, RebootOption};
+use serde_json::{Map, Value, json};
+
+use crate::model::{
+    DesiredBaseline, DesiredWindow, TargetDefinition, TaskAction, TaskDefinition, WindowDefinition,
+};
+
+/// The version of the mapping from resources to SSM objects.
+pub const SCHEME: &str = "patchfleet/v1";
+
+/// Written instead of a fingerprint when a plan changes a window's targets or tasks: the
+/// window's tag may only claim convergence once a deep read has seen them all in place
+/// (see `diff`), so a plan interrupted halfway is read deeply, and finished, next time.
+pub const PENDING: &str = "pending";
+
+/// FNV-1a, 64 bits (<http://www.isthe.com/chongo/tech/comp/fnv/>): tiny, stable, and
+/// good enough to notice a change (this is not a defence against an adversary).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    bytes.iter().fold(OFFSET, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(PRIME)
+    })
+}
+
+/// The fingerprint of a baseline: its (normalized) definition. Registrations are not in
+/// it: the edge always lists them.
+pub fn baseline_fingerprint(baseline: &DesiredBaseline) -> String {
+    fingerprint(&json!({ "baseline": baseline_value(&baseline.definition) }))
+}
+
+/// The fingerprint of a window: its definition, targets and tasks.
+pub fn window_fingerprint(window: &DesiredWindow) -> String {
+    let targets: Map<String, Value> = window
+        .targets
+        .iter()
+        .map(|(name, t)| (name.clone(), target_value(t)))
+        .collect();
+    let tasks: Map<String, Value> = window
+        .tasks
+        .iter()
+        .map(|(name, t)| (name.clone(), task_value(t)))
+        .collect();
+    fingerprint(&json!({
+        "window": window_value(&window.definition),
+        "targets": targets,
+        "tasks": tasks,
+    }))
+}
+
+fn fingerprint(value: &Value) -> String {
+    let mut text = String::from(SCHEME);
+    text.push('\n');
+    write_canonical(value, &mut text);
+    format!("{:016x}", fnv1a64(text.as_bytes()))
+}
+
+/// BaselineSpec through its own serde form, so a field added to the API is fingerprinted
+/// without touching this file.
+fn baseline_value(spec: &BaselineSpec) -> Value {
+    match serde_json::to_value(spec) {
+        Ok(value) => value,
+        // Unreachable (plain structs, string keys); stay total rather than panic.
+        Err(_) => Value::String(format!("{spec:?}")),
+    }
+}
+
+fn window_value(def: &WindowDefinition) -> Value {
+    json!({
+        "description": def.description,
+        "schedule": def.schedule,
+        "scheduleTimezone": def.schedule_timezone,
+        "scheduleOffset": def.schedule_offset,
+        "startDate": def.start_date,
+        "endDate": def.end_date,
+        "duration": def.duration,
+        "cutoff": def.cutoff,
+        "enabled": def.enabled,
+    })
+}
+
+fn target_value(target: &TargetDefinition) -> Value {
+    json!({
+        "patchGroup": target.patch_group,
+        "ownerInformation": target.owner_information,
+    })
+}
+
+fn task_value(task: &TaskDefinition) -> Value {
+    let action = match &task.action {
+        TaskAction::RunPatchBaseline {
+            operation,
+            reboot_option,
+        } => json!({
+            "runPatchBaseline": {
+                "operation": operation_str(*operation),
+                "rebootOption": reboot_str(*reboot_option),
+            }
+        }),
+        TaskAction::Automation {
+            document,
+            parameters,
+        } => {
+            let parameters: BTreeMap<&String, &Vec<String>> = parameters.iter().collect();
+            json!({ "automation": { "document": document, "parameters": parameters } })
+        }
+    };
+    json!({
+        "description": task.description,
+        "action": action,
+        "maxConcurrency": task.max_concurrency,
+        "maxErrors": task.max_errors,
+        "priority": task.priority,
+        "targets": task.targets,
+    })
+}
+
+fn operation_str(operation: PatchOperation) -> &'static str {
+    match operation {
+        PatchOperation::Scan => "Scan",
+        PatchOperation::Install => "Install",
+    }
+}
+
+fn reboot_str(reboot: RebootOption) -> &'static str {
+    match reboot {
+        RebootOption::RebootIfNeeded => "RebootIfNeeded",
+        RebootOption::NoReboot => "NoReboot",
+    }
+}
+
+/// JSON with object keys sorted at every level and no whitespace.
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (key, value)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_string(key, out);
+                out.push(':');
+                write_canonical(value, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        Value::String(s) => write_string(s, out),
+        Value::Number(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Null => out.push_str("null"),
+    }
+}
+
+/// A JSON string literal, escaping only what JSON requires.
+fn write_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a64_matches_the_reference_vectors() {
+        // From the FNV reference test suite.
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn canonical_text_sorts_keys_at_every_level() {
+        let value = json!({"b": {"z": 1, "a": [true, null]}, "a": "x\"y"});
+        let mut out = String::new();
+        write_canonical(&value, &mut out);
+        assert_eq!(out, r#"{"a":"x\"y","b":{"a":[true,null],"z":1}}"#);
+    }
+}

@@ -1,0 +1,386 @@
+//! The planner's vocabulary: what one account-region should hold (desired), what it holds
+//! (observed, as the SSM edge reads it) and the writes that take one to the other
+//! (operations). These types are the contract between the pure planner and
+//! `patchfleet-ssm`, which fills `Observed` and carries out `Operation`s.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use patchfleet_api::v1alpha1::{BaselineSpec, OperatingSystem, PatchOperation, RebootOption};
+
+/// The unit of reconciliation: one system account in one region.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AccountRegion {
+    /// metadata.name of the SystemAccount.
+    pub account: String,
+    /// Its 12-digit AWS account id.
+    pub account_id: String,
+    pub region: String,
+}
+
+impl fmt::Display for AccountRegion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}) {}", self.account, self.account_id, self.region)
+    }
+}
+
+/// The kinds that own SSM objects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum OwnerKind {
+    PatchPolicy,
+    PatchGroup,
+    MaintenanceWindow,
+}
+
+impl OwnerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OwnerKind::PatchPolicy => "PatchPolicy",
+            OwnerKind::PatchGroup => "PatchGroup",
+            OwnerKind::MaintenanceWindow => "MaintenanceWindow",
+        }
+    }
+
+    /// The inverse of [`OwnerKind::as_str`].
+    pub fn parse(kind: &str) -> Option<OwnerKind> {
+        match kind {
+            "PatchPolicy" => Some(OwnerKind::PatchPolicy),
+            "PatchGroup" => Some(OwnerKind::PatchGroup),
+            "MaintenanceWindow" => Some(OwnerKind::MaintenanceWindow),
+            _ => None,
+        }
+    }
+}
+
+/// The Kubernetes resource an SSM object belongs to; recorded in the owner tag as
+/// `Kind/namespace/name`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Owner {
+    pub kind: OwnerKind,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl Owner {
+    pub fn new(kind: OwnerKind, namespace: &str, name: &str) -> Owner {
+        Owner {
+            kind,
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+
+    /// Reads the owner tag (`Kind/namespace/name`, as `Display` writes it). None for
+    /// anything else: such an object has no known owner, so no deletion policy applies.
+    pub fn parse(tag: &str) -> Option<Owner> {
+        let mut parts = tag.splitn(3, '/');
+        let kind = OwnerKind::parse(parts.next()?)?;
+        let namespace = parts.next().filter(|s| !s.is_empty())?;
+        let name = parts.next().filter(|s| !s.is_empty() && !s.contains('/'))?;
+        Some(Owner::new(kind, namespace, name))
+    }
+}
+
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.kind.as_str(), self.namespace, self.name)
+    }
+}
+
+/// Tag keys patchfleet writes on what it creates. An object is patchfleet's exactly when
+/// its `CLUSTER` tag equals this controller's cluster identity: a look-alike name is not
+/// enough, and objects of another cluster's patchfleet are not this one's either.
+pub mod tags {
+    /// The cluster identity of the controller that owns the object.
+    pub const CLUSTER: &str = "patchfleet.io/cluster";
+    /// The owning resource, `Kind/namespace/name`.
+    pub const OWNER: &str = "patchfleet.io/owner";
+    /// Fingerprint of the desired definition last applied (see `fingerprint`).
+    pub const FINGERPRINT: &str = "patchfleet.io/fingerprint";
+}
+
+/// What a maintenance window is, as CreateMaintenanceWindow takes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WindowDefinition {
+    pub description: Option<String>,
+    pub schedule: String,
+    pub schedule_timezone: Option<String>,
+    pub schedule_offset: Option<i32>,
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+    pub duration: i32,
+    pub cutoff: i32,
+    pub enabled: bool,
+}
+
+/// One window target: the instances tagged `Patch Group: <patch_group>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetDefinition {
+    /// The `Patch Group` tag value.
+    pub patch_group: String,
+    /// Recorded as the target's OwnerInformation (`Kind/namespace/name` of the PatchGroup).
+    pub owner_information: String,
+}
+
+/// What a window task runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TaskAction {
+    /// RUN_COMMAND AWS-RunPatchBaseline with Operation and RebootOption.
+    RunPatchBaseline {
+        operation: PatchOperation,
+        reboot_option: RebootOption,
+    },
+    /// AUTOMATION with a runbook and its parameters (snapshot before patching).
+    Automation {
+        document: String,
+        parameters: BTreeMap<String, Vec<String>>,
+    },
+}
+
+/// One window task, as RegisterTaskWithMaintenanceWindow takes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskDefinition {
+    pub description: Option<String>,
+    pub action: TaskAction,
+    pub max_concurrency: String,
+    pub max_errors: String,
+    pub priority: i32,
+    /// Names of the window's targets the task runs on (resolved to target ids on apply).
+    pub targets: BTreeSet<String>,
+}
+
+/// A patch baseline that should exist, with the patch groups registered to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredBaseline {
+    /// The SSM baseline name (deterministic; see `naming`).
+    pub name: String,
+    pub owner: Owner,
+    /// Normalized: lists in a canonical order, so that equal intent compares equal.
+    pub definition: BaselineSpec,
+    /// `Patch Group` values registered to this baseline.
+    pub patch_groups: BTreeSet<String>,
+}
+
+impl DesiredBaseline {
+    pub fn operating_system(&self) -> OperatingSystem {
+        self.definition.operating_system
+    }
+}
+
+/// A maintenance window that should exist, with its targets and tasks by name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredWindow {
+    pub name: String,
+    pub owner: Owner,
+    pub definition: WindowDefinition,
+    pub targets: BTreeMap<String, TargetDefinition>,
+    pub tasks: BTreeMap<String, TaskDefinition>,
+}
+
+/// Everything patchfleet should own in one account-region, keyed by SSM name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Desired {
+    pub baselines: BTreeMap<String, DesiredBaseline>,
+    pub windows: BTreeMap<String, DesiredWindow>,
+    /// Owners whose part of this account-region was refused (such as a MaintenanceWindow
+    /// naming a PatchGroup that does not exist): they have nothing in `baselines` or
+    /// `windows`, yet what they already own here is left exactly as it is, neither
+    /// updated nor deleted, so that nothing is half-applied while the problem stands.
+    pub held: BTreeSet<Owner>,
+}
+
+/// A patch baseline as read from SSM. `definition` is None when the pass skipped the deep
+/// read (GetPatchBaseline) because the fingerprint tag matched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedBaseline {
+    pub id: String,
+    pub name: String,
+    pub operating_system: OperatingSystem,
+    pub tags: BTreeMap<String, String>,
+    pub definition: Option<BaselineSpec>,
+}
+
+/// A patch group registered to a baseline for one operating system.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ObservedRegistration {
+    pub patch_group: String,
+    pub operating_system: OperatingSystem,
+    pub baseline_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedTarget {
+    pub id: String,
+    pub name: Option<String>,
+    pub definition: TargetDefinition,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedTask {
+    pub id: String,
+    pub name: Option<String>,
+    /// `targets` holds target names, resolved from the task's WindowTargetIds.
+    pub definition: TaskDefinition,
+}
+
+/// A maintenance window as read from SSM; targets and tasks are None when not read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedWindow {
+    pub id: String,
+    pub name: String,
+    pub tags: BTreeMap<String, String>,
+    pub definition: Option<WindowDefinition>,
+    pub targets: Option<Vec<ObservedTarget>>,
+    pub tasks: Option<Vec<ObservedTask>>,
+}
+
+/// What the SSM edge read in one account-region: every baseline and window (owned or
+/// not: quotas count them all), and every patch group registration.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub baselines: Vec<ObservedBaseline>,
+    pub registrations: Vec<ObservedRegistration>,
+    pub windows: Vec<ObservedWindow>,
+}
+
+/// A baseline or window an operation acts on: known by id, or created earlier in the same
+/// plan and known by its name until the SSM edge learns its id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ObjectRef {
+    Id(String),
+    Created(String),
+}
+
+/// One SSM write. A plan lists them in an order that is safe to apply one by one:
+/// creates before registrations, deregistrations before deletes.
+///
+/// `fingerprint` is the value of the FINGERPRINT tag to write with the object, after its
+/// definition (so that a failed update leaves the old tag, and the next pass reads deeply).
+/// For windows it may be `fingerprint::PENDING`: the plan also changes the window's
+/// targets or tasks, and only a later deep read that finds them in place stamps the real
+/// fingerprint (one more UpdateWindow, on the next pass).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Operation {
+    CreateBaseline {
+        baseline: DesiredBaseline,
+        fingerprint: String,
+    },
+    UpdateBaseline {
+        id: String,
+        baseline: DesiredBaseline,
+        fingerprint: String,
+    },
+    DeleteBaseline {
+        id: String,
+        name: String,
+    },
+    RegisterPatchGroup {
+        baseline: ObjectRef,
+        patch_group: String,
+    },
+    DeregisterPatchGroup {
+        baseline_id: String,
+        patch_group: String,
+    },
+    CreateWindow {
+        window: DesiredWindow,
+        fingerprint: String,
+    },
+    UpdateWindow {
+        id: String,
+        window: DesiredWindow,
+        fingerprint: String,
+    },
+    DeleteWindow {
+        id: String,
+        name: String,
+    },
+    RegisterTarget {
+        window: ObjectRef,
+        name: String,
+        target: TargetDefinition,
+    },
+    UpdateTarget {
+        window_id: String,
+        target_id: String,
+        name: String,
+        target: TargetDefinition,
+    },
+    DeregisterTarget {
+        window_id: String,
+        target_id: String,
+    },
+    RegisterTask {
+        window: ObjectRef,
+        name: String,
+        task: TaskDefinition,
+    },
+    UpdateTask {
+        window_id: String,
+        task_id: String,
+        name: String,
+        task: TaskDefinition,
+    },
+    DeregisterTask {
+        window_id: String,
+        task_id: String,
+    },
+    /// Deletion policy Orphan: leave the object, remove patchfleet's tags from it.
+    ReleaseBaseline {
+        id: String,
+    },
+    ReleaseWindow {
+        id: String,
+    },
+}
+
+/// The `reason` of every [`Problem`] the planner reports.
+pub mod reasons {
+    /// A PatchGroup's `spec.policyRef` names no PatchPolicy (or one being deleted).
+    pub const POLICY_NOT_FOUND: &str = "PolicyNotFound";
+    /// A MaintenanceWindow's `spec.targets.patchGroups` names no PatchGroup.
+    pub const PATCH_GROUP_NOT_FOUND: &str = "PatchGroupNotFound";
+    /// A SystemAccount selected by a PatchGroup does not admit the group's namespace.
+    pub const NAMESPACE_NOT_PERMITTED: &str = "NamespaceNotPermitted";
+    /// A label selector that Kubernetes would refuse (unknown operator, missing values).
+    pub const INVALID_SELECTOR: &str = "InvalidSelector";
+    /// Two resources map to the same SSM name (see `naming`).
+    pub const NAME_CONFLICT: &str = "NameConflict";
+    /// Two PatchGroups with the same `Patch Group` value follow different policies that
+    /// both have a baseline for one operating system.
+    pub const PATCH_GROUP_CONFLICT: &str = "PatchGroupConflict";
+    /// The patch group is registered, for this operating system, to a baseline patchfleet
+    /// does not own: it is left alone.
+    pub const PATCH_GROUP_REGISTERED_ELSEWHERE: &str = "PatchGroupRegisteredElsewhere";
+    /// Applying the plan would exceed an SSM quota: nothing is written.
+    pub const QUOTA_EXCEEDED: &str = "QuotaExceeded";
+}
+
+/// Why (part of) an account-region cannot be planned. Reported on the owner as a Stalled
+/// condition and an Event; nothing of the refused part is written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub owner: Owner,
+    pub account_region: Option<AccountRegion>,
+    /// CamelCase, such as PolicyNotFound or QuotaExceeded (see [`reasons`]).
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Problem {
+    /// The order problems are reported in: by owner, account-region, reason, message.
+    pub fn sort_key(&self) -> (&Owner, &Option<AccountRegion>, &'static str, &str) {
+        (
+            &self.owner,
+            &self.account_region,
+            self.reason,
+            &self.message,
+        )
+    }
+}
+
+/// Sorts problems and drops repeats, so that equal inputs report equal lists.
+pub fn sort_problems(problems: &mut Vec<Problem>) {
+    problems.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    problems.dedup();
+}

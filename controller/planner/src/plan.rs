@@ -1,0 +1,135 @@
+//! The planner's entry point for one account-region: desired state, quota check, then the
+//! diff against what the SSM edge observed. The edge applies `operations` in order and
+//! the runtime reports `problems` on their owners.
+
+use std::collections::BTreeSet;
+
+use crate::desired::{desired, find_account};
+use crate::diff::{Orphaned, RegisteredElsewhere, diff};
+use crate::fingerprint::{baseline_fingerprint, window_fingerprint};
+use crate::inventory::{Inventory, Settings, group_owner, is_being_deleted};
+use crate::model::{
+    AccountRegion, Desired, Observed, ObservedBaseline, ObservedWindow, Operation, Owner, Problem,
+    reasons, sort_problems,
+};
+use crate::ownership::{fingerprint_of, is_owned};
+use crate::quota::check_quotas;
+use crate::selection::{Reach, reach};
+
+pub use crate::inventory::orphaned_owners;
+
+/// What to do in one account-region.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub desired: Desired,
+    /// Safe to apply one by one, in this order (see `diff`).
+    pub operations: Vec<Operation>,
+    /// Sorted; each names its owner and this account-region.
+    pub problems: Vec<Problem>,
+}
+
+/// The plan for `account_region`. `orphaned` are the owners being deleted with
+/// deletionPolicy Orphan (usually [`orphaned_owners`] of the same inventory).
+///
+/// No operations at all when the account is unknown (or its account id changed) or
+/// suspended ("nothing is created, changed or deleted"), or when a quota would be
+/// exceeded. An account being deleted, or a region no longer listed, has an empty desired
+/// state: its plan removes (or releases) what patchfleet owns there.
+pub fn plan(
+    inventory: &Inventory,
+    settings: &Settings,
+    account_region: &AccountRegion,
+    observed: &Observed,
+    orphaned: &BTreeSet<Owner>,
+) -> Plan {
+    match find_account(inventory, account_region) {
+        Some(account) if !account.spec.suspend => {}
+        _ => return Plan::default(),
+    }
+    let (desired, mut problems) = desired(inventory, settings, account_region);
+
+    let quota_problems = check_quotas(settings, account_region, &desired, observed);
+    if !quota_problems.is_empty() {
+        problems.extend(quota_problems);
+        sort_problems(&mut problems);
+        return Plan {
+            desired,
+            operations: Vec::new(),
+            problems,
+        };
+    }
+
+    let orphaned = Orphaned::from_owners(inventory, orphaned);
+    let diff = diff(settings, &desired, observed, &orphaned);
+    for problem in diff.problems {
+        problems.push(Problem {
+            account_region: Some(account_region.clone()),
+            ..problem
+        });
+    }
+    for case in &diff.registered_elsewhere {
+        problems.extend(group_problems(inventory, account_region, case));
+    }
+    sort_problems(&mut problems);
+    Plan {
+        desired,
+        operations: diff.operations,
+        problems,
+    }
+}
+
+/// PatchGroups (not being deleted) in the policy's namespace that follow it, give this
+/// `Patch Group` value and reach the account-region: they show the problem too.
+fn group_problems(
+    inventory: &Inventory,
+    account_region: &AccountRegion,
+    case: &RegisteredElsewhere,
+) -> Vec<Problem> {
+    let Some(account) = find_account(inventory, account_region) else {
+        return Vec::new();
+    };
+    inventory
+        .groups_following(&case.policy.namespace, &case.policy.name)
+        .filter(|g| !is_being_deleted(&g.metadata) && g.group_name() == case.patch_group)
+        .filter(|g| reach(inventory, g, account, &account_region.region) == Reach::Reached)
+        .map(|g| Problem {
+            owner: group_owner(g),
+            account_region: Some(account_region.clone()),
+            reason: reasons::PATCH_GROUP_REGISTERED_ELSEWHERE,
+            message: case.message(),
+        })
+        .collect()
+}
+
+/// Whether the edge must read an observed baseline deeply (GetPatchBaseline): only an
+/// owned baseline that is desired and whose fingerprint tag differs from the desired one.
+pub fn baseline_needs_deep_read(
+    settings: &Settings,
+    desired: &Desired,
+    observed: &ObservedBaseline,
+) -> bool {
+    if !is_owned(settings, &observed.tags) {
+        return false;
+    }
+    desired
+        .baselines
+        .get(&observed.name)
+        .filter(|want| want.operating_system() == observed.operating_system)
+        .is_some_and(|want| fingerprint_of(&observed.tags) != Some(&baseline_fingerprint(want)))
+}
+
+/// Whether the edge must read an observed window deeply (its definition, targets and
+/// tasks): only an owned window that is desired and whose fingerprint tag differs.
+pub fn window_needs_deep_read(
+    settings: &Settings,
+    desired: &Desired,
+    observed: &ObservedWindow,
+) -> bool {
+    if !is_owned(settings, &observed.tags) {
+        return false;
+    }
+    desired
+        .windows
+        .get(&observed.name)
+        .is_some_and(|want| fingerprint_of(&observed.tags) != Some(&window_fingerprint(want)))
+}

@@ -1,0 +1,203 @@
+//! Command-line flags. Every flag of `run` also reads an environment variable, so the Helm
+//! chart can set them either way.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use patchfleet_planner::{Quotas, Settings};
+use patchfleet_ssm::EdgeSettings;
+
+use crate::controller::{Options, RunConfig};
+
+#[derive(Args)]
+pub struct CrdgenArgs {
+    /// Directory for the CRD YAML files.
+    #[arg(long, default_value = "crds")]
+    pub crds_dir: PathBuf,
+    /// Path of the generated API reference.
+    #[arg(long, default_value = "docs/api.md")]
+    pub api_doc: PathBuf,
+    /// Write nothing; exit 1 and name the files that are out of date.
+    #[arg(long)]
+    pub check: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// This cluster's identity, recorded on every SSM object patchfleet creates. Objects
+    /// with another identity are never touched, so two clusters can share an account.
+    #[arg(long, env = "PATCHFLEET_CLUSTER_ID", value_parser = parse_cluster_id)]
+    pub cluster_id: String,
+    /// SSM endpoint override (else AWS_ENDPOINT_URL_SSM / AWS_ENDPOINT_URL, else AWS's).
+    #[arg(long, env = "PATCHFLEET_SSM_ENDPOINT")]
+    pub ssm_endpoint: Option<String>,
+    /// STS endpoint override (else AWS_ENDPOINT_URL_STS / AWS_ENDPOINT_URL, else AWS's).
+    #[arg(long, env = "PATCHFLEET_STS_ENDPOINT")]
+    pub sts_endpoint: Option<String>,
+    /// SystemAccounts reconciled at the same time.
+    #[arg(long, env = "PATCHFLEET_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
+    /// SSM calls per second per account (each account its own budget).
+    #[arg(long, env = "PATCHFLEET_RATE_LIMIT", default_value_t = 10.0)]
+    pub rate_limit: f64,
+    /// Attempts per SSM call, with AWS's standard backoff; each account-region has its own
+    /// retry partition, so throttling in one never drains another's retries.
+    #[arg(long, env = "PATCHFLEET_MAX_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_attempts: u32,
+    /// Cheap pass over a converged account-region this often (lists and fingerprints).
+    #[arg(long, env = "PATCHFLEET_RESYNC", default_value = "5m", value_parser = parse_duration)]
+    pub resync: Duration,
+    /// Full read of every owned object this often, to correct drift made by hand.
+    #[arg(long, env = "PATCHFLEET_DEEP_INTERVAL", default_value = "3h", value_parser = parse_duration)]
+    pub deep_interval: Duration,
+    /// Retry after a failure that time may fix (throttling, network).
+    #[arg(long, env = "PATCHFLEET_RETRY", default_value = "10s", value_parser = parse_duration)]
+    pub retry: Duration,
+    /// Retry after a failure a person must fix (access denied, quota).
+    #[arg(long, env = "PATCHFLEET_RETRY_ATTENTION", default_value = "2m", value_parser = parse_duration)]
+    pub retry_attention: Duration,
+    /// SSM quotas per account and region (AWS's defaults; raise them with AWS first).
+    #[arg(long, env = "PATCHFLEET_QUOTA_BASELINES", default_value_t = Quotas::default().baselines)]
+    pub quota_baselines: usize,
+    #[arg(long, env = "PATCHFLEET_QUOTA_WINDOWS", default_value_t = Quotas::default().windows)]
+    pub quota_windows: usize,
+    #[arg(long, env = "PATCHFLEET_QUOTA_TARGETS_PER_WINDOW", default_value_t = Quotas::default().targets_per_window)]
+    pub quota_targets_per_window: usize,
+    #[arg(long, env = "PATCHFLEET_QUOTA_TASKS_PER_WINDOW", default_value_t = Quotas::default().tasks_per_window)]
+    pub quota_tasks_per_window: usize,
+    #[arg(long, env = "PATCHFLEET_QUOTA_PATCH_GROUPS_PER_BASELINE", default_value_t = Quotas::default().patch_groups_per_baseline)]
+    pub quota_patch_groups_per_baseline: usize,
+    /// Log format.
+    #[arg(
+        long,
+        env = "PATCHFLEET_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+}
+
+impl RunArgs {
+    pub fn into_config(self) -> anyhow::Result<RunConfig> {
+        Ok(RunConfig {
+            options: Options {
+                resync: self.resync,
+                settle: Duration::from_secs(1),
+                deep_interval: self.deep_interval,
+                retry_transient: self.retry,
+                retry_attention: self.retry_attention,
+            },
+            settings: Settings {
+                cluster_id: self.cluster_id,
+                quotas: Quotas {
+                    baselines: self.quota_baselines,
+                    windows: self.quota_windows,
+                    targets_per_window: self.quota_targets_per_window,
+                    tasks_per_window: self.quota_tasks_per_window,
+                    patch_groups_per_baseline: self.quota_patch_groups_per_baseline,
+                },
+            },
+            edge: EdgeSettings {
+                ssm_endpoint: self.ssm_endpoint,
+                sts_endpoint: self.sts_endpoint,
+                max_attempts: self.max_attempts,
+                calls_per_second: self.rate_limit,
+                ..EdgeSettings::default()
+            },
+            concurrency: self.concurrency,
+        })
+    }
+}
+
+#[derive(Args)]
+pub struct PlanArgs {
+    /// A directory of manifests (or a single file), as kubectl apply -f takes them.
+    #[arg(short = 'f', long = "filename")]
+    pub path: PathBuf,
+    /// Also read SSM at this endpoint and print the changes the controller would apply.
+    #[arg(long)]
+    pub against: Option<String>,
+    /// The cluster identity whose objects count as patchfleet's (with --against).
+    #[arg(long, env = "PATCHFLEET_CLUSTER_ID", default_value = "plan", value_parser = parse_cluster_id)]
+    pub cluster_id: String,
+    /// STS endpoint for --against (default: the same as --against).
+    #[arg(long)]
+    pub sts_endpoint: Option<String>,
+}
+
+/// The cluster id becomes a tag value: AWS allows 1-256 of letters, digits, spaces and
+/// `_.:/=+-@` (<https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_Tag.html>).
+fn parse_cluster_id(value: &str) -> Result<String, String> {
+    let allowed = |c: char| c.is_alphanumeric() || " _.:/=+-@".contains(c);
+    if value.is_empty() || value.chars().count() > 256 || !value.chars().all(allowed) {
+        return Err("1-256 letters, digits, spaces or _.:/=+-@".to_owned());
+    }
+    Ok(value.to_owned())
+}
+
+/// `90s`, `5m`, `3h`, `1d`, or plain seconds.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    let (number, unit) = match value.find(|c: char| !c.is_ascii_digit()) {
+        Some(index) => value.split_at(index),
+        None => (value, "s"),
+    };
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("'{value}': expected a number followed by s, m, h or d"))?;
+    let seconds = match unit {
+        "s" => number,
+        "m" => number * 60,
+        "h" => number * 3600,
+        "d" => number * 86_400,
+        _ => return Err(format!("'{value}': the unit must be s, m, h or d")),
+    };
+    Ok(Duration::from_secs(seconds))
+}
+
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_runtime=warn,aws=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_a_unit() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("3h"), Ok(Duration::from_secs(10_800)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert!(parse_duration("5 minutes").is_err());
+        assert!(parse_duration("m").is_err());
+    }
+
+    #[test]
+    fn cluster_ids_are_tag_values() {
+        assert!(parse_cluster_id("prod-eu-1").is_ok());
+        assert!(parse_cluster_id("").is_err());
+        assert!(parse_cluster_id("a#b").is_err());
+    }
+}

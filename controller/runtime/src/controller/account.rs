@@ -1,0 +1,705 @@
+//! The account reconciler: one pass over one SystemAccount converges each of its regions,
+//! as a pipeline of small steps (Stackable style), each with its own error:
+//! finalizer → identity → per region: plan → observe → diff → apply → record → status.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use futures::future::join_all;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use patchfleet_api::v1alpha1::SystemAccount;
+use patchfleet_planner::Inventory;
+use patchfleet_planner::model::{
+    AccountRegion, Desired, ObjectRef, Observed, Operation, Owner, OwnerKind, tags,
+};
+use patchfleet_ssm::{AccountAccess, EdgeError, Fingerprints, SsmClient};
+use thiserror::Error;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use super::{Context, FINALIZER, events, inventory, status};
+use crate::fleet::{Counts, PassError, RegionOutcome};
+
+#[derive(Debug, Error)]
+pub enum AccountError {
+    #[error("waiting for the resource caches: {0}")]
+    Caches(String),
+    #[error("updating the finalizer of SystemAccount {name}: {source}")]
+    Finalizer { name: String, source: kube::Error },
+    #[error("writing the status of SystemAccount {name}: {source}")]
+    Status { name: String, source: kube::Error },
+}
+
+pub async fn reconcile(
+    account: Arc<SystemAccount>,
+    ctx: Arc<Context>,
+) -> Result<Action, AccountError> {
+    let name = account.name_any();
+    let span = info_span!("account", account = %name, account_id = %account.spec.account_id);
+    reconcile_account(account, ctx).instrument(span).await
+}
+
+pub fn error_policy(
+    _account: Arc<SystemAccount>,
+    error: &AccountError,
+    ctx: Arc<Context>,
+) -> Action {
+    warn!(%error, "account reconcile failed");
+    Action::requeue(ctx.options.retry_transient)
+}
+
+async fn reconcile_account(
+    account: Arc<SystemAccount>,
+    ctx: Arc<Context>,
+) -> Result<Action, AccountError> {
+    debug!("pass starts");
+    ctx.stores
+        .wait_ready()
+        .await
+        .map_err(|e| AccountError::Caches(e.to_string()))?;
+    debug!("caches ready");
+    let name = account.name_any();
+    let deleting = account.meta().deletion_timestamp.is_some();
+    let has_finalizer = account.finalizers().iter().any(|f| f == FINALIZER);
+    if !deleting && !has_finalizer {
+        add_finalizer(&ctx, &name).await?;
+        // The finalizer write triggers the next pass.
+        return Ok(Action::await_change());
+    }
+    if deleting && !has_finalizer {
+        return Ok(Action::await_change());
+    }
+
+    if account.spec.suspend && !deleting {
+        status::write_account(&ctx, &account, status::AccountPass::Suspended).await?;
+        return Ok(Action::await_change());
+    }
+
+    let regions: Vec<AccountRegion> = account
+        .spec
+        .regions
+        .iter()
+        .map(|region| AccountRegion {
+            account: name.clone(),
+            account_id: account.spec.account_id.clone(),
+            region: region.clone(),
+        })
+        .collect();
+    ctx.fleet
+        .retain(|r| r.account != name || account.spec.regions.contains(&r.region));
+
+    let access = AccountAccess::from_spec(&name, &account.spec);
+    let edge_account = ctx.edge.account(&access).await;
+    debug!("verifying identity");
+    let caller = match edge_account.verify_identity().await {
+        Ok(identity) => identity.arn,
+        Err(error) => {
+            warn!(%error, "identity not verified");
+            let pass_error = pass_error(&error);
+            for region in &regions {
+                let mut outcome = ctx.fleet.get(region).unwrap_or_default();
+                outcome.error = Some(pass_error.clone());
+                outcome.converged = false;
+                ctx.fleet.record(region.clone(), outcome);
+            }
+            wake_owners_of(&ctx, &regions);
+            status::write_account(
+                &ctx,
+                &account,
+                status::AccountPass::Failed(pass_error.clone()),
+            )
+            .await?;
+            return Ok(Action::requeue(retry_for(&ctx, &pass_error)));
+        }
+    };
+
+    let snapshot = inventory::snapshot(&ctx.stores);
+    // A SystemAccount being deleted should hold nothing of patchfleet's any more.
+    let inventory = if deleting {
+        without_owners(&snapshot)
+    } else {
+        snapshot.clone()
+    };
+    let passes = regions.iter().map(|region| {
+        let ctx = ctx.clone();
+        let inventory = &inventory;
+        let snapshot = &snapshot;
+        let client = edge_account.client(&region.region);
+        async move {
+            let span = info_span!("region", region = %region.region);
+            pass_region(&ctx, &client, region, inventory, snapshot)
+                .instrument(span)
+                .await
+        }
+    });
+    let outcomes: Vec<RegionOutcome> = join_all(passes).await;
+
+    wake_owners_of(&ctx, &regions);
+    let first_error = outcomes.iter().find_map(|o| o.error.clone());
+    status::write_account(
+        &ctx,
+        &account,
+        status::AccountPass::Done { caller_arn: caller },
+    )
+    .await?;
+
+    if deleting {
+        let empty = outcomes
+            .iter()
+            .all(|o| o.error.is_none() && o.observed_empty_after_pass());
+        if empty {
+            remove_finalizer(&ctx, &name).await?;
+            info!("every region is clean: finalizer removed");
+            return Ok(Action::await_change());
+        }
+    }
+    Ok(match first_error {
+        Some(error) => Action::requeue(retry_for(&ctx, &error)),
+        // Something was written: look again soon, to confirm and to settle what the
+        // writes leave for a second pass (a window's fingerprint).
+        None if outcomes.iter().any(|o| o.wrote) => Action::requeue(ctx.options.settle),
+        None => Action::requeue(ctx.options.resync),
+    })
+}
+
+/// One account-region: observe, plan, apply, record.
+async fn pass_region(
+    ctx: &Context,
+    client: &SsmClient,
+    region: &AccountRegion,
+    inventory: &Inventory,
+    snapshot: &Inventory,
+) -> RegionOutcome {
+    let previous = ctx.fleet.get(region).unwrap_or_default();
+    let (desired, _) = patchfleet_planner::desired(inventory, &ctx.settings, region);
+    let fingerprints = fingerprints(&desired);
+    let deep = ctx.take_deep_read(region);
+
+    let observation = match patchfleet_ssm::observe(
+        client,
+        &ctx.settings.cluster_id,
+        &fingerprints,
+        deep,
+    )
+    .await
+    {
+        Ok(observation) => observation,
+        Err(error) => return failed(ctx, region, previous, &error),
+    };
+    let observed = observation.observed;
+    let orphaned = patchfleet_planner::orphaned_owners(snapshot);
+    let plan = patchfleet_planner::plan(inventory, &ctx.settings, region, &observed, &orphaned);
+    for problem in &plan.problems {
+        events::warning(
+            ctx,
+            &problem.owner,
+            problem.reason,
+            format!("{region}: {}", problem.message),
+        )
+        .await;
+    }
+
+    let report = patchfleet_ssm::apply(client, &ctx.settings.cluster_id, &plan.operations).await;
+    for applied in &report.applied {
+        info!(write = %applied.summary, outcome = ?applied.outcome, "ssm");
+    }
+    // The report lists the operations carried out, in plan order.
+    for operation in plan.operations.iter().take(report.applied.len()) {
+        let (owner, verb, what) = describe(operation, &observed, inventory);
+        if let Some(owner) = owner {
+            events::normal(ctx, &owner, verb, format!("{region}: {what}")).await;
+        }
+    }
+    debug!(
+        reads = observation.calls,
+        writes = report.calls,
+        deep,
+        "pass"
+    );
+    let planned_generations = planned_generations(snapshot, &plan.desired, &plan.problems);
+    let present = owners_present(
+        inventory,
+        &plan.desired,
+        &observed,
+        &ctx.settings.cluster_id,
+        report.error.is_some(),
+    );
+    let counts = counts(&plan.desired);
+    if let Some(error) = &report.error {
+        if let Some(owner) = plan
+            .operations
+            .get(report.applied.len())
+            .and_then(|op| describe(op, &observed, inventory).0)
+        {
+            events::warning(ctx, &owner, error.reason(), format!("{region}: {error}")).await;
+        }
+        let mut outcome = failed(ctx, region, previous, error);
+        outcome.planned_generations = planned_generations;
+        outcome.owners_present = present;
+        outcome.observed = true;
+        outcome.problems = plan.problems;
+        return outcome;
+    }
+    if !plan.operations.is_empty() {
+        info!(writes = plan.operations.len(), "applied");
+    }
+    let outcome = RegionOutcome {
+        planned_generations,
+        owners_present: present,
+        observed: true,
+        problems: plan.problems,
+        error: None,
+        // Converged means this pass found nothing to change: writes are confirmed by the
+        // next pass (settle), which also stamps what writes leave pending.
+        converged: plan.operations.is_empty(),
+        wrote: !plan.operations.is_empty(),
+        counts,
+    };
+    ctx.fleet.record(region.clone(), outcome.clone());
+    outcome
+}
+
+fn failed(
+    ctx: &Context,
+    region: &AccountRegion,
+    mut previous: RegionOutcome,
+    error: &EdgeError,
+) -> RegionOutcome {
+    warn!(%error, "pass failed");
+    previous.error = Some(pass_error(error));
+    previous.converged = false;
+    ctx.fleet.record(region.clone(), previous.clone());
+    previous
+}
+
+fn pass_error(error: &EdgeError) -> PassError {
+    let kind = error.kind();
+    PassError {
+        reason: error.reason().to_owned(),
+        message: error.to_string(),
+        needs_attention: !kind.is_transient(),
+    }
+}
+
+/// The fingerprints the planner expects, for the edge to decide what to read in full.
+pub fn fingerprints(desired: &Desired) -> Fingerprints {
+    Fingerprints {
+        baselines: desired
+            .baselines
+            .iter()
+            .map(|(name, b)| (name.clone(), patchfleet_planner::baseline_fingerprint(b)))
+            .collect(),
+        windows: desired
+            .windows
+            .iter()
+            .map(|(name, w)| (name.clone(), patchfleet_planner::window_fingerprint(w)))
+            .collect(),
+    }
+}
+
+/// Every owner with objects in the desired state: policies (baselines), windows, held
+/// owners (left as they are), and groups (registrations and window targets).
+fn desired_owners(inventory: &Inventory, desired: &Desired) -> BTreeSet<Owner> {
+    let mut owners: BTreeSet<Owner> = desired.held.clone();
+    for baseline in desired.baselines.values() {
+        owners.insert(baseline.owner.clone());
+        for group in &baseline.patch_groups {
+            owners.extend(group_owner(inventory, &baseline.owner.namespace, group));
+        }
+    }
+    for window in desired.windows.values() {
+        owners.insert(window.owner.clone());
+        owners.extend(
+            window
+                .targets
+                .values()
+                .filter_map(|t| parse_owner(&t.owner_information)),
+        );
+    }
+    owners
+}
+
+/// The PatchGroup in `namespace` whose `Patch Group` value is `group_name`.
+fn group_owner(inventory: &Inventory, namespace: &str, group_name: &str) -> Option<Owner> {
+    inventory
+        .groups
+        .iter()
+        .find(|g| {
+            g.metadata.namespace.as_deref() == Some(namespace) && g.group_name() == group_name
+        })
+        .map(|g| Owner {
+            kind: OwnerKind::PatchGroup,
+            namespace: namespace.to_owned(),
+            name: g.name_any(),
+        })
+}
+
+fn retry_for(ctx: &Context, error: &PassError) -> std::time::Duration {
+    if error.needs_attention {
+        ctx.options.retry_attention
+    } else {
+        ctx.options.retry_transient
+    }
+}
+
+/// The inventory of an account that is going away: the account alone, so every
+/// account-region plans to hold nothing.
+fn without_owners(inventory: &Inventory) -> Inventory {
+    Inventory {
+        accounts: inventory.accounts.clone(),
+        namespaces: inventory.namespaces.clone(),
+        ..Inventory::default()
+    }
+}
+
+/// Each owner the pass planned for, with the generation it planned at.
+fn planned_generations(
+    inventory: &Inventory,
+    desired: &Desired,
+    problems: &[patchfleet_planner::model::Problem],
+) -> BTreeMap<Owner, i64> {
+    let mut owners: BTreeSet<Owner> = desired_owners(inventory, desired);
+    owners.extend(problems.iter().map(|p| p.owner.clone()));
+    owners
+        .into_iter()
+        .filter_map(|owner| generation_of(inventory, &owner).map(|g| (owner, g)))
+        .collect()
+}
+
+fn generation_of(inventory: &Inventory, owner: &Owner) -> Option<i64> {
+    let matches = |meta: &kube::core::ObjectMeta| {
+        meta.name.as_deref() == Some(&owner.name)
+            && meta.namespace.as_deref() == Some(&owner.namespace)
+    };
+    match owner.kind {
+        OwnerKind::PatchPolicy => inventory
+            .policies
+            .iter()
+            .find(|p| matches(&p.metadata))
+            .and_then(|p| p.metadata.generation),
+        OwnerKind::PatchGroup => inventory
+            .groups
+            .iter()
+            .find(|g| matches(&g.metadata))
+            .and_then(|g| g.metadata.generation),
+        OwnerKind::MaintenanceWindow => inventory
+            .windows
+            .iter()
+            .find(|w| matches(&w.metadata))
+            .and_then(|w| w.metadata.generation),
+    }
+}
+
+/// Owners with objects in SSM after the pass: what is desired once the plan applied,
+/// plus, when it stopped half-way, whatever was there before.
+fn owners_present(
+    inventory: &Inventory,
+    desired: &Desired,
+    observed: &Observed,
+    cluster_id: &str,
+    incomplete: bool,
+) -> BTreeSet<Owner> {
+    let mut present = desired_owners(inventory, desired);
+    if incomplete {
+        let owned_tags = observed
+            .baselines
+            .iter()
+            .map(|b| &b.tags)
+            .chain(observed.windows.iter().map(|w| &w.tags))
+            .filter(|tags_| tags_.get(tags::CLUSTER).map(String::as_str) == Some(cluster_id));
+        present.extend(
+            owned_tags
+                .filter_map(|t| t.get(tags::OWNER))
+                .filter_map(|o| parse_owner(o)),
+        );
+        // Registrations carry no tags: the groups registered to owned baselines.
+        for registration in &observed.registrations {
+            let baseline = observed
+                .baselines
+                .iter()
+                .find(|b| b.id == registration.baseline_id);
+            let namespace = baseline
+                .filter(|b| b.tags.get(tags::CLUSTER).map(String::as_str) == Some(cluster_id))
+                .and_then(|b| b.tags.get(tags::OWNER))
+                .and_then(|o| parse_owner(o))
+                .map(|o| o.namespace);
+            if let Some(namespace) = namespace {
+                present.extend(group_owner(
+                    inventory,
+                    &namespace,
+                    &registration.patch_group,
+                ));
+            }
+        }
+    }
+    present
+}
+
+/// `Kind/namespace/name`, as the owner tag records it.
+pub fn parse_owner(text: &str) -> Option<Owner> {
+    let mut parts = text.splitn(3, '/');
+    let kind = match parts.next()? {
+        "PatchPolicy" => OwnerKind::PatchPolicy,
+        "PatchGroup" => OwnerKind::PatchGroup,
+        "MaintenanceWindow" => OwnerKind::MaintenanceWindow,
+        _ => return None,
+    };
+    Some(Owner {
+        kind,
+        namespace: parts.next()?.to_owned(),
+        name: parts.next()?.to_owned(),
+    })
+}
+
+fn counts(desired: &Desired) -> Counts {
+    Counts {
+        patch_baselines: desired.baselines.len() as u32,
+        patch_group_registrations: desired
+            .baselines
+            .values()
+            .map(|b| b.patch_groups.len() as u32)
+            .sum(),
+        maintenance_windows: desired.windows.len() as u32,
+        window_targets: desired
+            .windows
+            .values()
+            .map(|w| w.targets.len() as u32)
+            .sum(),
+        window_tasks: desired.windows.values().map(|w| w.tasks.len() as u32).sum(),
+    }
+}
+
+/// Who an applied write belongs to, and how to say it in an Event.
+fn describe(
+    operation: &Operation,
+    observed: &Observed,
+    inventory: &Inventory,
+) -> (Option<Owner>, &'static str, String) {
+    let owner_of_baseline = |id: &str| {
+        observed
+            .baselines
+            .iter()
+            .find(|b| b.id == id)
+            .and_then(|b| b.tags.get(tags::OWNER))
+            .and_then(|o| parse_owner(o))
+    };
+    let owner_of_window = |id: &str| {
+        observed
+            .windows
+            .iter()
+            .find(|w| w.id == id)
+            .and_then(|w| w.tags.get(tags::OWNER))
+            .and_then(|o| parse_owner(o))
+    };
+    match operation {
+        Operation::CreateBaseline { baseline, .. } => (
+            Some(baseline.owner.clone()),
+            "Created",
+            format!("patch baseline {}", baseline.name),
+        ),
+        Operation::UpdateBaseline { id, baseline, .. } => (
+            Some(baseline.owner.clone()),
+            "Updated",
+            format!("patch baseline {} ({id})", baseline.name),
+        ),
+        Operation::DeleteBaseline { id, name } => (
+            owner_of_baseline(id),
+            "Deleted",
+            format!("patch baseline {name} ({id})"),
+        ),
+        Operation::ReleaseBaseline { id } => (
+            owner_of_baseline(id),
+            "Orphaned",
+            format!("patch baseline {id} left in place"),
+        ),
+        Operation::RegisterPatchGroup {
+            baseline,
+            patch_group,
+        } => {
+            let namespace = match baseline {
+                ObjectRef::Id(id) => owner_of_baseline(id).map(|o| o.namespace),
+                ObjectRef::Created(name) => name_namespace(name, inventory),
+            };
+            let owner = namespace.and_then(|ns| group_owner(inventory, &ns, patch_group));
+            (owner, "Registered", format!("patch group {patch_group}"))
+        }
+        Operation::DeregisterPatchGroup {
+            baseline_id,
+            patch_group,
+        } => (
+            owner_of_baseline(baseline_id),
+            "Deregistered",
+            format!("patch group {patch_group} from {baseline_id}"),
+        ),
+        Operation::CreateWindow { window, .. } => (
+            Some(window.owner.clone()),
+            "Created",
+            format!("maintenance window {}", window.name),
+        ),
+        Operation::UpdateWindow { id, window, .. } => (
+            Some(window.owner.clone()),
+            "Updated",
+            format!("maintenance window {} ({id})", window.name),
+        ),
+        Operation::DeleteWindow { id, name } => (
+            owner_of_window(id),
+            "Deleted",
+            format!("maintenance window {name} ({id})"),
+        ),
+        Operation::ReleaseWindow { id } => (
+            owner_of_window(id),
+            "Orphaned",
+            format!("maintenance window {id} left in place"),
+        ),
+        Operation::RegisterTarget { name, target, .. } => (
+            parse_owner(&target.owner_information),
+            "Registered",
+            format!("window target {name}"),
+        ),
+        Operation::UpdateTarget {
+            window_id, name, ..
+        } => (
+            owner_of_window(window_id),
+            "Updated",
+            format!("window target {name}"),
+        ),
+        Operation::DeregisterTarget {
+            window_id,
+            target_id,
+        } => (
+            owner_of_window(window_id),
+            "Deregistered",
+            format!("window target {target_id}"),
+        ),
+        Operation::RegisterTask { window, name, .. } => {
+            let owner = match window {
+                ObjectRef::Id(id) => owner_of_window(id),
+                ObjectRef::Created(created) => window_owner_by_name(created, inventory),
+            };
+            (owner, "Registered", format!("window task {name}"))
+        }
+        Operation::UpdateTask {
+            window_id, name, ..
+        } => (
+            owner_of_window(window_id),
+            "Updated",
+            format!("window task {name}"),
+        ),
+        Operation::DeregisterTask { window_id, task_id } => (
+            owner_of_window(window_id),
+            "Deregistered",
+            format!("window task {task_id}"),
+        ),
+    }
+}
+
+/// The namespace of the policy whose baseline got this SSM name in this plan.
+fn name_namespace(name: &str, inventory: &Inventory) -> Option<String> {
+    inventory
+        .policies
+        .iter()
+        .find(|p| {
+            let prefix = patchfleet_planner::naming::baseline_name(
+                p.metadata.namespace.as_deref().unwrap_or_default(),
+                p.metadata.name.as_deref().unwrap_or_default(),
+                patchfleet_api::v1alpha1::OperatingSystem::Windows,
+            );
+            // Names differ only in the operating system suffix.
+            let stem = prefix.trim_end_matches("windows");
+            name.starts_with(stem)
+        })
+        .and_then(|p| p.metadata.namespace.clone())
+}
+
+fn window_owner_by_name(name: &str, inventory: &Inventory) -> Option<Owner> {
+    inventory
+        .windows
+        .iter()
+        .find(|w| {
+            patchfleet_planner::naming::window_name(
+                w.metadata.namespace.as_deref().unwrap_or_default(),
+                w.metadata.name.as_deref().unwrap_or_default(),
+            ) == name
+        })
+        .map(|w| Owner {
+            kind: OwnerKind::MaintenanceWindow,
+            namespace: w.namespace().unwrap_or_default(),
+            name: w.name_any(),
+        })
+}
+
+/// After a pass, the owners it touched roll their status up again.
+fn wake_owners_of(ctx: &Context, regions: &[AccountRegion]) {
+    let mut owners = BTreeSet::new();
+    for region in regions {
+        if let Some(outcome) = ctx.fleet.get(region) {
+            owners.extend(outcome.planned_generations.keys().cloned());
+            owners.extend(outcome.owners_present.iter().cloned());
+        }
+    }
+    for owner in owners {
+        ctx.wake_owner(&owner);
+    }
+}
+
+async fn add_finalizer(ctx: &Context, name: &str) -> Result<(), AccountError> {
+    let api: Api<SystemAccount> = Api::all(ctx.client.clone());
+    let patch = serde_json::json!({"metadata": {"finalizers": [FINALIZER]}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|source| AccountError::Finalizer {
+            name: name.to_owned(),
+            source,
+        })?;
+    Ok(())
+}
+
+async fn remove_finalizer(ctx: &Context, name: &str) -> Result<(), AccountError> {
+    let api: Api<SystemAccount> = Api::all(ctx.client.clone());
+    let Some(current) = api
+        .get_opt(name)
+        .await
+        .map_err(|source| AccountError::Finalizer {
+            name: name.to_owned(),
+            source,
+        })?
+    else {
+        return Ok(());
+    };
+    let remaining: Vec<String> = current
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    let patch = serde_json::json!({"metadata": {"finalizers": remaining, "resourceVersion": current.resource_version()}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|source| AccountError::Finalizer {
+            name: name.to_owned(),
+            source,
+        })?;
+    Ok(())
+}
+
+impl RegionOutcome {
+    /// Nothing of patchfleet's is left in the account-region.
+    fn observed_empty_after_pass(&self) -> bool {
+        self.observed && self.owners_present.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_tags_parse_back() {
+        let owner = parse_owner("PatchGroup/patching/early").expect("parses");
+        assert_eq!(owner.kind, OwnerKind::PatchGroup);
+        assert_eq!(owner.to_string(), "PatchGroup/patching/early");
+        assert_eq!(parse_owner("Secret/ns/x"), None);
+        assert_eq!(parse_owner("PatchGroup/only-namespace"), None);
+    }
+}

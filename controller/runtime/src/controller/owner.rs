@@ -1,0 +1,360 @@
+//! The owner reconcilers (PatchPolicy, PatchGroup, MaintenanceWindow), one generic
+//! pipeline: finalizer → wake the accounts a change concerns → references → status rollup
+//! → on deletion, release the finalizer once no account-region holds anything of it.
+//! They never talk to SSM: the account reconciler does, and wakes them when it is done.
+
+use std::collections::BTreeSet;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use kube::api::{Api, Patch, PatchParams};
+use kube::core::NamespaceResourceScope;
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use patchfleet_api::conditions::{self, STALLED};
+use patchfleet_api::v1alpha1::{
+    FleetStatus, MaintenanceWindow, PatchGroup, PatchGroupStatus, PatchPolicy,
+};
+use patchfleet_planner::Inventory;
+use patchfleet_planner::model::{AccountRegion, Owner, OwnerKind, Problem};
+use serde::de::DeserializeOwned;
+use thiserror::Error;
+use tracing::{Instrument, info, info_span, warn};
+
+use super::context::Revision;
+use super::{Context, FINALIZER, events, inventory, status};
+use crate::rollup::{RollupInput, rollup};
+
+#[derive(Debug, Error)]
+pub enum OwnerError {
+    #[error("waiting for the resource caches: {0}")]
+    Caches(String),
+    #[error("updating the finalizer of {owner}: {source}")]
+    Finalizer { owner: Owner, source: kube::Error },
+    #[error("writing the status of {owner}: {source}")]
+    Status { owner: Owner, source: kube::Error },
+}
+
+/// What distinguishes the three owner kinds.
+pub trait OwnerResource:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + serde::Serialize
+    + Debug
+    + Send
+    + Sync
+    + 'static
+{
+    const KIND: OwnerKind;
+    fn fleet_status(&self) -> Option<&FleetStatus>;
+    /// The status to write, given the rollup.
+    fn status_with(&self, fleet: FleetStatus) -> serde_json::Value;
+    /// References the schema cannot check, as problems that stall the resource.
+    fn reference_problems(&self, owner: &Owner, inventory: &Inventory) -> Vec<Problem>;
+}
+
+impl OwnerResource for PatchPolicy {
+    const KIND: OwnerKind = OwnerKind::PatchPolicy;
+    fn fleet_status(&self) -> Option<&FleetStatus> {
+        self.status.as_ref()
+    }
+    fn status_with(&self, fleet: FleetStatus) -> serde_json::Value {
+        serde_json::to_value(fleet).unwrap_or_default()
+    }
+    fn reference_problems(&self, _owner: &Owner, _inventory: &Inventory) -> Vec<Problem> {
+        Vec::new()
+    }
+}
+
+impl OwnerResource for PatchGroup {
+    const KIND: OwnerKind = OwnerKind::PatchGroup;
+    fn fleet_status(&self) -> Option<&FleetStatus> {
+        self.status.as_ref().map(|s| &s.fleet)
+    }
+    fn status_with(&self, fleet: FleetStatus) -> serde_json::Value {
+        let status = PatchGroupStatus {
+            fleet,
+            group_name: Some(self.group_name().to_owned()),
+        };
+        serde_json::to_value(status).unwrap_or_default()
+    }
+    fn reference_problems(&self, owner: &Owner, inventory: &Inventory) -> Vec<Problem> {
+        let policy = &self.spec.policy_ref.name;
+        let found = inventory.policies.iter().any(|p| {
+            p.metadata.namespace.as_deref() == Some(&owner.namespace)
+                && p.metadata.name.as_deref() == Some(policy)
+                && p.metadata.deletion_timestamp.is_none()
+        });
+        if found {
+            return Vec::new();
+        }
+        vec![Problem {
+            owner: owner.clone(),
+            account_region: None,
+            reason: "PolicyNotFound",
+            message: format!(
+                "spec.policyRef.name: PatchPolicy {}/{policy} does not exist; create it or fix the reference",
+                owner.namespace
+            ),
+        }]
+    }
+}
+
+impl OwnerResource for MaintenanceWindow {
+    const KIND: OwnerKind = OwnerKind::MaintenanceWindow;
+    fn fleet_status(&self) -> Option<&FleetStatus> {
+        self.status.as_ref()
+    }
+    fn status_with(&self, fleet: FleetStatus) -> serde_json::Value {
+        serde_json::to_value(fleet).unwrap_or_default()
+    }
+    fn reference_problems(&self, owner: &Owner, inventory: &Inventory) -> Vec<Problem> {
+        let missing: Vec<&str> = self
+            .spec
+            .targets
+            .patch_groups
+            .iter()
+            .filter(|target| {
+                !inventory.groups.iter().any(|g| {
+                    g.metadata.namespace.as_deref() == Some(&owner.namespace)
+                        && g.metadata.name.as_deref() == Some(target.as_str())
+                        && g.metadata.deletion_timestamp.is_none()
+                })
+            })
+            .map(String::as_str)
+            .collect();
+        if missing.is_empty() {
+            return Vec::new();
+        }
+        vec![Problem {
+            owner: owner.clone(),
+            account_region: None,
+            reason: "PatchGroupNotFound",
+            message: format!(
+                "spec.targets.patchGroups: PatchGroup {} not found in namespace {}; the window is not applied until every target exists",
+                missing.join(", "),
+                owner.namespace
+            ),
+        }]
+    }
+}
+
+pub async fn reconcile<K: OwnerResource>(
+    object: Arc<K>,
+    ctx: Arc<Context>,
+) -> Result<Action, OwnerError> {
+    let owner = owner_of(&*object);
+    let span = info_span!("owner", kind = K::KIND.as_str(), namespace = %owner.namespace, name = %owner.name);
+    reconcile_owner(object, owner, ctx).instrument(span).await
+}
+
+pub fn error_policy<K: OwnerResource>(
+    _object: Arc<K>,
+    error: &OwnerError,
+    ctx: Arc<Context>,
+) -> Action {
+    warn!(%error, "owner reconcile failed");
+    Action::requeue(ctx.options.retry_transient)
+}
+
+fn owner_of<K: OwnerResource>(object: &K) -> Owner {
+    Owner {
+        kind: K::KIND,
+        namespace: object.namespace().unwrap_or_default(),
+        name: object.name_any(),
+    }
+}
+
+async fn reconcile_owner<K: OwnerResource>(
+    object: Arc<K>,
+    owner: Owner,
+    ctx: Arc<Context>,
+) -> Result<Action, OwnerError> {
+    ctx.stores
+        .wait_ready()
+        .await
+        .map_err(|e| OwnerError::Caches(e.to_string()))?;
+    let deleting = object.meta().deletion_timestamp.is_some();
+    let has_finalizer = object.finalizers().iter().any(|f| f == FINALIZER);
+    if deleting && !has_finalizer {
+        ctx.forget_reach(&owner);
+        return Ok(Action::await_change());
+    }
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &owner.namespace);
+    if !deleting && !has_finalizer {
+        let patch = serde_json::json!({"metadata": {"finalizers": [FINALIZER]}});
+        api.patch(&owner.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|source| OwnerError::Finalizer {
+                owner: owner.clone(),
+                source,
+            })?;
+    }
+
+    let inventory = inventory::snapshot(&ctx.stores);
+    let reached = patchfleet_planner::reached_by(&inventory, &owner);
+    let revision = Revision {
+        generation: object.meta().generation,
+        deleting,
+    };
+    let mut to_wake: BTreeSet<AccountRegion> = ctx
+        .note_reach(&owner, revision, reached.clone())
+        .unwrap_or_default();
+    if deleting {
+        to_wake.extend(ctx.fleet.where_present(&owner));
+    }
+    for account in to_wake
+        .iter()
+        .map(|r| r.account.clone())
+        .collect::<BTreeSet<_>>()
+    {
+        ctx.wake_account(&account);
+    }
+
+    if deleting {
+        return finish_deletion(&*object, &api, &owner, &reached, &ctx).await;
+    }
+
+    let problems = object.reference_problems(&owner, &inventory);
+    let outcomes = reached
+        .iter()
+        .filter_map(|region| ctx.fleet.get(region).map(|o| (region.clone(), o)))
+        .collect();
+    let previous = object.fleet_status();
+    let fleet = rollup(RollupInput {
+        owner: &owner,
+        generation: object.meta().generation.unwrap_or_default(),
+        selected: &reached,
+        outcomes: &outcomes,
+        own_problems: &problems,
+        previous,
+        now: status::now(),
+    });
+    announce_stall(&ctx, &owner, previous, &fleet).await;
+    let next = object.status_with(fleet);
+    let current = previous
+        .map(|_| object_status_value(&*object))
+        .unwrap_or(serde_json::Value::Null);
+    if next != current {
+        status::apply(&api, &*object, &next)
+            .await
+            .map_err(|source| OwnerError::Status {
+                owner: owner.clone(),
+                source,
+            })?;
+    }
+    Ok(Action::await_change())
+}
+
+/// The status as stored, to compare with the one about to be written.
+fn object_status_value<K: OwnerResource>(object: &K) -> serde_json::Value {
+    serde_json::to_value(object)
+        .ok()
+        .and_then(|v| v.get("status").cloned())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// An Event when the resource becomes Stalled, or stalls for another reason.
+async fn announce_stall(
+    ctx: &Context,
+    owner: &Owner,
+    previous: Option<&FleetStatus>,
+    next: &FleetStatus,
+) {
+    let stalled = |s: &FleetStatus| {
+        conditions::find(&s.conditions, STALLED)
+            .filter(|c| c.status == "True")
+            .map(|c| (c.reason.clone(), c.message.clone()))
+    };
+    let before = previous.and_then(stalled);
+    if let Some((reason, message)) = stalled(next)
+        && before.as_ref().map(|(_, m)| m) != Some(&message)
+    {
+        events::warning(ctx, owner, &reason, message).await;
+    }
+}
+
+/// Releases the finalizer once no account-region holds anything of the owner, and no
+/// account-region it reached is in an unknown state; otherwise says where it waits.
+async fn finish_deletion<K: OwnerResource>(
+    object: &K,
+    api: &Api<K>,
+    owner: &Owner,
+    reached: &BTreeSet<AccountRegion>,
+    ctx: &Context,
+) -> Result<Action, OwnerError> {
+    let mut waiting: BTreeSet<AccountRegion> = ctx.fleet.where_present(owner);
+    waiting.extend(
+        reached
+            .iter()
+            .filter(|region| !ctx.fleet.get(region).is_some_and(|o| o.observed))
+            .cloned(),
+    );
+    if waiting.is_empty() {
+        let remaining: Vec<String> = object
+            .finalizers()
+            .iter()
+            .filter(|f| *f != FINALIZER)
+            .cloned()
+            .collect();
+        let patch = serde_json::json!({"metadata": {"finalizers": remaining, "resourceVersion": object.resource_version()}});
+        api.patch(&owner.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|source| OwnerError::Finalizer {
+                owner: owner.clone(),
+                source,
+            })?;
+        ctx.forget_reach(owner);
+        info!("cleaned up in every account-region: finalizer removed");
+        return Ok(Action::await_change());
+    }
+    let details: Vec<String> = waiting
+        .iter()
+        .take(5)
+        .map(|region| match ctx.fleet.get(region).and_then(|o| o.error) {
+            Some(error) => format!("{region}: {}", error.message),
+            None => format!("{region}: cleanup pending"),
+        })
+        .collect();
+    let message = format!(
+        "deleting: waiting for {} account-region(s) to be cleaned: {}",
+        waiting.len(),
+        details.join("; ")
+    );
+    let mut fleet = object.fleet_status().cloned().unwrap_or_default();
+    let now = status::now();
+    let generation = object.meta().generation;
+    conditions::set(
+        &mut fleet.conditions,
+        conditions::Desired {
+            type_: conditions::READY,
+            status: conditions::Status::False,
+            reason: "Deleting",
+            message: message.clone(),
+        },
+        generation,
+        now.clone(),
+    );
+    conditions::set(
+        &mut fleet.conditions,
+        conditions::Desired {
+            type_: conditions::RECONCILING,
+            status: conditions::Status::True,
+            reason: "Deleting",
+            message,
+        },
+        generation,
+        now,
+    );
+    let next = object.status_with(fleet);
+    if next != object_status_value(object) {
+        status::apply(api, object, &next)
+            .await
+            .map_err(|source| OwnerError::Status {
+                owner: owner.clone(),
+                source,
+            })?;
+    }
+    Ok(Action::requeue(ctx.options.retry_transient))
+}

@@ -1,0 +1,193 @@
+//! Status writes: server-side apply of `.status` under one field manager, and only when
+//! the content changed, so a status write never triggers another reconcile for nothing.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use patchfleet_api::conditions::{self, Desired, READY, RECONCILING, STALLED, Status};
+use patchfleet_api::v1alpha1::{
+    AccountFailure, RegionStatus, Summary, SystemAccount, SystemAccountStatus,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::account::AccountError;
+use super::{Context, MANAGER};
+use crate::fleet::PassError;
+
+pub fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+/// Applies `status` to the object's status subresource.
+pub async fn apply<K>(api: &Api<K>, object: &K, status: &impl Serialize) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &object.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// How the last pass over a SystemAccount ended.
+pub enum AccountPass {
+    Suspended,
+    Failed(PassError),
+    Done { caller_arn: String },
+}
+
+pub async fn write_account(
+    ctx: &Context,
+    account: &SystemAccount,
+    pass: AccountPass,
+) -> Result<(), AccountError> {
+    let name = account.name_any();
+    let previous = account.status.clone().unwrap_or_default();
+    let regions = ctx.fleet.regions_of(&name);
+    let mut region_statuses = Vec::new();
+    let mut failures = Vec::new();
+    let mut ready = 0;
+    for (region, outcome) in &regions {
+        let region_ready = outcome.converged && outcome.error.is_none();
+        if region_ready {
+            ready += 1;
+        }
+        if let Some(error) = &outcome.error {
+            failures.push(AccountFailure {
+                account_id: region.account_id.clone(),
+                region: region.region.clone(),
+                reason: error.reason.clone(),
+                message: error.message.clone(),
+            });
+        }
+        region_statuses.push(RegionStatus {
+            region: region.region.clone(),
+            ready: region_ready,
+            patch_baselines: outcome.counts.patch_baselines,
+            patch_group_registrations: outcome.counts.patch_group_registrations,
+            maintenance_windows: outcome.counts.maintenance_windows,
+            window_targets: outcome.counts.window_targets,
+            window_tasks: outcome.counts.window_tasks,
+        });
+    }
+    let selected = account.spec.regions.len() as u32;
+    let failing = failures.len() as u32;
+    failures.truncate(patchfleet_api::v1alpha1::MAX_FAILURES);
+
+    let (caller_arn, ready_condition, reconciling, stalled) = match &pass {
+        AccountPass::Suspended => (
+            previous.caller_arn.clone(),
+            (
+                Status::False,
+                "Suspended",
+                "spec.suspend is true: nothing is reconciled".to_owned(),
+            ),
+            None,
+            None,
+        ),
+        AccountPass::Failed(error) => {
+            let abnormal = Some((error.reason.clone(), error.message.clone()));
+            (
+                previous.caller_arn.clone(),
+                (Status::False, "AccountUnreachable", error.message.clone()),
+                if error.needs_attention {
+                    None
+                } else {
+                    abnormal.clone()
+                },
+                if error.needs_attention {
+                    abnormal
+                } else {
+                    None
+                },
+            )
+        }
+        AccountPass::Done { caller_arn } => {
+            let condition = if failing > 0 {
+                let first = &failures[0];
+                let message = format!(
+                    "{failing} of {selected} regions failing; {}: {}",
+                    first.region, first.message
+                );
+                (Status::False, "RegionsFailing", message)
+            } else if ready < selected {
+                (
+                    Status::False,
+                    "Progressing",
+                    format!("{ready} of {selected} regions converged"),
+                )
+            } else {
+                (
+                    Status::True,
+                    "Converged",
+                    format!("converged in {selected} regions"),
+                )
+            };
+            let reconciling = (condition.0 != Status::True)
+                .then(|| (condition.1.to_owned(), condition.2.clone()));
+            (Some(caller_arn.clone()), condition, reconciling, None)
+        }
+    };
+
+    let generation = account.metadata.generation;
+    let now = now();
+    let mut conditions = previous.conditions.clone();
+    let (status_value, reason, message) = ready_condition;
+    conditions::set(
+        &mut conditions,
+        Desired {
+            type_: READY,
+            status: status_value,
+            reason,
+            message,
+        },
+        generation,
+        now.clone(),
+    );
+    for (type_, abnormal) in [(RECONCILING, reconciling), (STALLED, stalled)] {
+        let desired = match &abnormal {
+            Some((reason, message)) => Desired {
+                type_,
+                status: Status::True,
+                reason,
+                message: message.clone(),
+            },
+            None => Desired {
+                type_,
+                status: Status::False,
+                reason: "AsExpected",
+                message: String::new(),
+            },
+        };
+        conditions::set(&mut conditions, desired, generation, now.clone());
+    }
+
+    let status = SystemAccountStatus {
+        observed_generation: generation,
+        conditions,
+        caller_arn,
+        summary: Some(Summary {
+            selected,
+            ready,
+            failing,
+        }),
+        regions: region_statuses,
+        failures,
+    };
+    if account.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let api: Api<SystemAccount> = Api::all(ctx.client.clone());
+    apply(&api, account, &status)
+        .await
+        .map_err(|source| AccountError::Status { name, source })
+}

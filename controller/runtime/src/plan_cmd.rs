@@ -1,0 +1,341 @@
+//! `patchfleet plan -f DIR [--against ENDPOINT]`: what the manifests declare, per account
+//! and region, without a cluster; with --against, also what the controller would change
+//! there, like a Terraform plan, for review in a GitOps pull request.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use patchfleet_api::v1alpha1::{MaintenanceWindow, PatchGroup, PatchPolicy, SystemAccount};
+use patchfleet_planner::model::{Desired, ObjectRef, Operation, Problem};
+use patchfleet_planner::{Inventory, Settings};
+use patchfleet_ssm::{AccountAccess, EdgeSettings, SsmEdge};
+use serde::Deserialize;
+
+use crate::args::PlanArgs;
+
+pub async fn run(args: PlanArgs) -> anyhow::Result<()> {
+    let inventory = load(&args.path)?;
+    let settings = Settings {
+        cluster_id: args.cluster_id.clone(),
+        ..Settings::default()
+    };
+    for problem in patchfleet_planner::reference_problems(&inventory) {
+        println!(
+            "! {} {}: {}",
+            problem.owner, problem.reason, problem.message
+        );
+    }
+    let edge = match &args.against {
+        Some(endpoint) => Some(
+            SsmEdge::from_env(EdgeSettings {
+                ssm_endpoint: Some(endpoint.clone()),
+                sts_endpoint: Some(
+                    args.sts_endpoint
+                        .clone()
+                        .unwrap_or_else(|| endpoint.clone()),
+                ),
+                ..EdgeSettings::default()
+            })
+            .await,
+        ),
+        None => None,
+    };
+    let mut out = String::new();
+    let regions = patchfleet_planner::account_regions(&inventory);
+    if regions.is_empty() {
+        writeln!(
+            out,
+            "No SystemAccount in {}: nothing to plan.",
+            args.path.display()
+        )?;
+    }
+    let orphaned = patchfleet_planner::orphaned_owners(&inventory);
+    for region in &regions {
+        writeln!(out, "\n# {region}")?;
+        let (desired, problems) = patchfleet_planner::desired(&inventory, &settings, region);
+        print_desired(&mut out, &desired)?;
+        print_problems(&mut out, &problems)?;
+        if let Some(edge) = &edge {
+            let account = inventory
+                .accounts
+                .iter()
+                .find(|a| a.metadata.name.as_deref() == Some(region.account.as_str()))
+                .context("an account-region without its account")?;
+            let access = AccountAccess::from_spec(&region.account, &account.spec);
+            let client = edge.account(&access).await.client(&region.region);
+            let fingerprints = crate::controller::fingerprints(&desired);
+            match patchfleet_ssm::observe(&client, &settings.cluster_id, &fingerprints, true).await
+            {
+                Ok(observation) => {
+                    let plan = patchfleet_planner::plan(
+                        &inventory,
+                        &settings,
+                        region,
+                        &observation.observed,
+                        &orphaned,
+                    );
+                    print_operations(&mut out, &plan.operations)?;
+                }
+                Err(error) => writeln!(out, "  ! cannot read SSM: {error}")?,
+            }
+        }
+    }
+    print!("{out}");
+    Ok(())
+}
+
+/// Every patchfleet resource (and Namespace) in the YAML files under `path`.
+pub fn load(path: &Path) -> anyhow::Result<Inventory> {
+    let mut inventory = Inventory::default();
+    for file in yaml_files(path)? {
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading {}", file.display()))?;
+        for document in serde_yaml::Deserializer::from_str(&text) {
+            let value = serde_json::Value::deserialize(document)
+                .with_context(|| format!("parsing {}", file.display()))?;
+            add(&mut inventory, value).with_context(|| format!("in {}", file.display()))?;
+        }
+    }
+    // Namespaces not in the manifests still exist in a cluster, with their name label.
+    let referenced: Vec<String> = inventory
+        .groups
+        .iter()
+        .filter_map(|g| g.metadata.namespace.clone())
+        .chain(
+            inventory
+                .windows
+                .iter()
+                .filter_map(|w| w.metadata.namespace.clone()),
+        )
+        .collect();
+    for namespace in referenced {
+        inventory
+            .namespaces
+            .entry(namespace.clone())
+            .or_insert_with(|| {
+                BTreeMap::from([("kubernetes.io/metadata.name".to_owned(), namespace)])
+            });
+    }
+    Ok(inventory)
+}
+
+fn add(inventory: &mut Inventory, value: serde_json::Value) -> anyhow::Result<()> {
+    let kind = value["kind"].as_str().unwrap_or_default().to_owned();
+    let name = value["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let context = || format!("{kind} {name}");
+    match kind.as_str() {
+        "" if value.is_null() => {}
+        "Namespace" => {
+            let mut labels: BTreeMap<String, String> =
+                serde_json::from_value(value["metadata"]["labels"].clone()).unwrap_or_default();
+            labels.insert("kubernetes.io/metadata.name".to_owned(), name.clone());
+            inventory.namespaces.insert(name, labels);
+        }
+        "SystemAccount" => inventory
+            .accounts
+            .push(serde_json::from_value::<SystemAccount>(value).with_context(context)?),
+        "PatchPolicy" => inventory.policies.push(with_generation(
+            serde_json::from_value::<PatchPolicy>(value).with_context(context)?,
+        )),
+        "PatchGroup" => inventory.groups.push(with_generation(
+            serde_json::from_value::<PatchGroup>(value).with_context(context)?,
+        )),
+        "MaintenanceWindow" => inventory.windows.push(with_generation(
+            serde_json::from_value::<MaintenanceWindow>(value).with_context(context)?,
+        )),
+        _ => {}
+    }
+    Ok(())
+}
+
+fn with_generation<K: kube::Resource>(mut object: K) -> K {
+    object.meta_mut().generation.get_or_insert(1);
+    object
+}
+
+fn yaml_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    if path.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn print_desired(out: &mut String, desired: &Desired) -> std::fmt::Result {
+    if desired.baselines.is_empty() && desired.windows.is_empty() {
+        return writeln!(out, "  (nothing)");
+    }
+    for baseline in desired.baselines.values() {
+        let groups: Vec<&str> = baseline.patch_groups.iter().map(String::as_str).collect();
+        writeln!(
+            out,
+            "  patch baseline {} ({}, {} rules, {} approved, {} rejected) <- groups: {}",
+            baseline.name,
+            baseline.definition.operating_system.as_str(),
+            baseline.definition.approval_rules.len(),
+            baseline.definition.approved_patches.len(),
+            baseline.definition.rejected_patches.len(),
+            groups.join(", ")
+        )?;
+    }
+    for window in desired.windows.values() {
+        writeln!(
+            out,
+            "  maintenance window {} ({}, {}h, cutoff {}h{})",
+            window.name,
+            window.definition.schedule,
+            window.definition.duration,
+            window.definition.cutoff,
+            if window.definition.enabled {
+                ""
+            } else {
+                ", disabled"
+            }
+        )?;
+        for (name, target) in &window.targets {
+            writeln!(
+                out,
+                "    target {name}: tag:Patch Group = {}",
+                target.patch_group
+            )?;
+        }
+        for (name, task) in &window.tasks {
+            writeln!(
+                out,
+                "    task {name}: {:?} (priority {})",
+                task.action, task.priority
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn print_problems(out: &mut String, problems: &[Problem]) -> std::fmt::Result {
+    for problem in problems {
+        writeln!(
+            out,
+            "  ! {} {}: {}",
+            problem.owner, problem.reason, problem.message
+        )?;
+    }
+    Ok(())
+}
+
+fn print_operations(out: &mut String, operations: &[Operation]) -> std::fmt::Result {
+    if operations.is_empty() {
+        return writeln!(out, "  = no changes");
+    }
+    for operation in operations {
+        writeln!(out, "  {}", summarize(operation))?;
+    }
+    Ok(())
+}
+
+fn object(reference: &ObjectRef) -> &str {
+    match reference {
+        ObjectRef::Id(id) => id,
+        ObjectRef::Created(name) => name,
+    }
+}
+
+/// One line per change, Terraform style: + create, ~ update, - delete.
+pub fn summarize(operation: &Operation) -> String {
+    match operation {
+        Operation::CreateBaseline { baseline, .. } => {
+            format!("+ create patch baseline {}", baseline.name)
+        }
+        Operation::UpdateBaseline { id, baseline, .. } => {
+            format!("~ update patch baseline {} ({id})", baseline.name)
+        }
+        Operation::DeleteBaseline { id, name } => format!("- delete patch baseline {name} ({id})"),
+        Operation::ReleaseBaseline { id } => {
+            format!("- stop managing patch baseline {id} (orphan)")
+        }
+        Operation::RegisterPatchGroup {
+            baseline,
+            patch_group,
+        } => {
+            format!(
+                "+ register patch group {patch_group} to {}",
+                object(baseline)
+            )
+        }
+        Operation::DeregisterPatchGroup {
+            baseline_id,
+            patch_group,
+        } => {
+            format!("- deregister patch group {patch_group} from {baseline_id}")
+        }
+        Operation::CreateWindow { window, .. } => {
+            format!("+ create maintenance window {}", window.name)
+        }
+        Operation::UpdateWindow { id, window, .. } => {
+            format!("~ update maintenance window {} ({id})", window.name)
+        }
+        Operation::DeleteWindow { id, name } => {
+            format!("- delete maintenance window {name} ({id})")
+        }
+        Operation::ReleaseWindow { id } => {
+            format!("- stop managing maintenance window {id} (orphan)")
+        }
+        Operation::RegisterTarget { window, name, .. } => {
+            format!("+ register target {name} with {}", object(window))
+        }
+        Operation::UpdateTarget {
+            window_id, name, ..
+        } => format!("~ update target {name} of {window_id}"),
+        Operation::DeregisterTarget {
+            window_id,
+            target_id,
+        } => format!("- deregister target {target_id} from {window_id}"),
+        Operation::RegisterTask { window, name, .. } => {
+            format!("+ register task {name} with {}", object(window))
+        }
+        Operation::UpdateTask {
+            window_id, name, ..
+        } => format!("~ update task {name} of {window_id}"),
+        Operation::DeregisterTask { window_id, task_id } => {
+            format!("- deregister task {task_id} from {window_id}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_examples_plan_into_every_account_region() {
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+        let inventory = load(&examples).expect("examples load");
+        let regions = patchfleet_planner::account_regions(&inventory);
+        // customer-a-aws: eu-west-1, us-east-1; customer-b-vmware: eu-central-1.
+        assert_eq!(regions.len(), 3);
+        let settings = Settings {
+            cluster_id: "plan".to_owned(),
+            ..Settings::default()
+        };
+        for region in &regions {
+            let (desired, problems) = patchfleet_planner::desired(&inventory, &settings, region);
+            assert!(problems.is_empty(), "{region}: {problems:?}");
+            // early, on-time and late: eight operating systems each.
+            assert!(
+                desired.baselines.len() >= 24,
+                "{region}: {}",
+                desired.baselines.len()
+            );
+            assert!(desired.windows.len() >= 2, "{region}");
+        }
+    }
+}

@@ -1,0 +1,397 @@
+//! A simulator with two customer accounts, an edge pointed at it, and desired objects.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_ssm::config::Credentials;
+use patchfleet_api::v1alpha1::{
+    ApprovalRule, BaselineSpec, ComplianceLevel, OperatingSystem, PatchFilter, PatchFilterKey,
+    PatchOperation, RebootOption,
+};
+use patchfleet_planner::model::{
+    DesiredBaseline, DesiredWindow, ObjectRef, Operation, Owner, OwnerKind, TargetDefinition,
+    TaskAction, TaskDefinition, WindowDefinition,
+};
+use patchfleet_ssm::{AccountAccess, EdgeSettings, Fingerprints, SsmClient, SsmEdge};
+use ssm_sim::config::{AccountConfig, RoleConfig};
+use ssm_sim::{Config, Server};
+
+pub const CLUSTER: &str = "cluster-under-test";
+pub const BASE_ACCOUNT: &str = "999999999999";
+pub const ACCOUNT_A: &str = "111111111111";
+pub const ACCOUNT_B: &str = "222222222222";
+pub const EXTERNAL_ID_A: &str = "customer-a-7f3c";
+pub const REGION: &str = "eu-west-1";
+
+/// Customer A's role needs an ExternalId, customer B's does not; the controller's own key
+/// belongs to a third account.
+pub fn sim_config() -> Config {
+    Config {
+        default_account: BASE_ACCOUNT.into(),
+        accounts: vec![
+            AccountConfig {
+                id: ACCOUNT_A.into(),
+                roles: vec![RoleConfig {
+                    name: "patchfleet".into(),
+                    external_id: Some(EXTERNAL_ID_A.into()),
+                }],
+            },
+            AccountConfig {
+                id: ACCOUNT_B.into(),
+                roles: vec![RoleConfig {
+                    name: "patchfleet".into(),
+                    external_id: None,
+                }],
+            },
+        ],
+        ..Config::default()
+    }
+}
+
+pub async fn start(config: Config) -> Server {
+    Server::start(config, "127.0.0.1:0".parse().expect("loopback address"))
+        .await
+        .expect("simulator starts")
+}
+
+pub fn settings(server: &Server) -> EdgeSettings {
+    EdgeSettings {
+        ssm_endpoint: Some(server.endpoint_url()),
+        sts_endpoint: Some(server.endpoint_url()),
+        max_attempts: 3,
+        initial_backoff: Duration::from_millis(5),
+        calls_per_second: 0.0,
+        ..EdgeSettings::default()
+    }
+}
+
+pub async fn edge_with(settings: EdgeSettings) -> SsmEdge {
+    let base = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            "AKIAPATCHFLEETBASE01",
+            "base-secret",
+            None,
+            None,
+            "test",
+        ))
+        .load()
+        .await;
+    SsmEdge::with_config(settings, base)
+}
+
+pub async fn edge(server: &Server) -> SsmEdge {
+    edge_with(settings(server)).await
+}
+
+pub fn access_a() -> AccountAccess {
+    AccountAccess {
+        name: "customer-a-aws".into(),
+        account_id: ACCOUNT_A.into(),
+        role_arn: Some(format!("arn:aws:iam::{ACCOUNT_A}:role/patchfleet")),
+        external_id: Some(EXTERNAL_ID_A.into()),
+    }
+}
+
+pub async fn client_a(server: &Server) -> (SsmEdge, SsmClient) {
+    let edge = edge(server).await;
+    let client = edge.account(&access_a()).await.client(REGION);
+    (edge, client)
+}
+
+pub fn owner(kind: OwnerKind, name: &str) -> Owner {
+    Owner {
+        kind,
+        namespace: "patching".into(),
+        name: name.into(),
+    }
+}
+
+fn rule(filters: Vec<PatchFilter>, days: Option<i32>, level: ComplianceLevel) -> ApprovalRule {
+    ApprovalRule {
+        patch_filters: filters,
+        approve_after_days: days,
+        approve_until_date: None,
+        compliance_level: level,
+        enable_non_security: false,
+    }
+}
+
+fn filter(key: PatchFilterKey, values: &[&str]) -> PatchFilter {
+    PatchFilter {
+        key,
+        values: values.iter().map(|v| (*v).to_owned()).collect(),
+    }
+}
+
+/// A baseline as the examples' policies describe them, for `days` of patch age.
+pub fn baseline_spec(os: OperatingSystem, days: i32) -> BaselineSpec {
+    let mut spec = BaselineSpec::new(os);
+    spec.approval_rules = match os {
+        OperatingSystem::Windows => vec![rule(
+            vec![
+                filter(
+                    PatchFilterKey::Classification,
+                    &["CriticalUpdates", "SecurityUpdates"],
+                ),
+                filter(PatchFilterKey::MsrcSeverity, &["Critical", "Important"]),
+            ],
+            Some(days),
+            ComplianceLevel::Critical,
+        )],
+        OperatingSystem::Ubuntu | OperatingSystem::Debian => vec![rule(
+            vec![filter(
+                PatchFilterKey::Priority,
+                &["Required", "Important", "Standard", "Optional", "Extra"],
+            )],
+            None,
+            ComplianceLevel::High,
+        )],
+        OperatingSystem::Centos => {
+            let mut r = rule(
+                vec![filter(PatchFilterKey::Product, &["*"])],
+                Some(days),
+                ComplianceLevel::Medium,
+            );
+            r.enable_non_security = true;
+            vec![r]
+        }
+        _ => vec![
+            rule(
+                vec![
+                    filter(PatchFilterKey::Classification, &["Security"]),
+                    filter(PatchFilterKey::Severity, &["Critical", "Important"]),
+                ],
+                Some(days),
+                ComplianceLevel::Critical,
+            ),
+            rule(
+                vec![filter(PatchFilterKey::Classification, &["Bugfix"])],
+                Some(days),
+                ComplianceLevel::Medium,
+            ),
+        ],
+    };
+    spec
+}
+
+pub fn baseline_name(policy: &str, os: OperatingSystem) -> String {
+    format!(
+        "patchfleet-{policy}-{}",
+        os.as_str().to_ascii_lowercase().replace('_', "-")
+    )
+}
+
+pub fn desired_baseline(policy: &str, spec: BaselineSpec, groups: &[&str]) -> DesiredBaseline {
+    DesiredBaseline {
+        name: baseline_name(policy, spec.operating_system),
+        owner: owner(OwnerKind::PatchPolicy, policy),
+        definition: spec,
+        patch_groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+    }
+}
+
+pub fn window_definition(schedule: &str, duration: i32, cutoff: i32) -> WindowDefinition {
+    WindowDefinition {
+        description: Some(format!("patchfleet window {schedule}")),
+        schedule: schedule.into(),
+        schedule_timezone: Some("Europe/Paris".into()),
+        schedule_offset: None,
+        start_date: None,
+        end_date: None,
+        duration,
+        cutoff,
+        enabled: true,
+    }
+}
+
+pub fn target(group: &str) -> TargetDefinition {
+    TargetDefinition {
+        patch_group: group.into(),
+        owner_information: format!("PatchGroup/patching/{group}"),
+    }
+}
+
+pub fn run_patch_baseline(
+    operation: PatchOperation,
+    targets: &[&str],
+    priority: i32,
+) -> TaskDefinition {
+    TaskDefinition {
+        description: None,
+        action: TaskAction::RunPatchBaseline {
+            operation,
+            reboot_option: RebootOption::RebootIfNeeded,
+        },
+        max_concurrency: "10%".into(),
+        max_errors: "1".into(),
+        priority,
+        targets: targets.iter().map(|t| (*t).to_owned()).collect(),
+    }
+}
+
+pub fn snapshot_then_patch(targets: &[&str], priority: i32) -> TaskDefinition {
+    TaskDefinition {
+        description: Some("snapshot, then install".into()),
+        action: TaskAction::Automation {
+            document: "AWS-CreateSnapshotThenPatch".into(),
+            parameters: BTreeMap::from([
+                ("Operation".into(), vec!["Install".into()]),
+                ("InstanceId".into(), vec!["{{TARGET_ID}}".into()]),
+            ]),
+        },
+        max_concurrency: "10%".into(),
+        max_errors: "5%".into(),
+        priority,
+        targets: targets.iter().map(|t| (*t).to_owned()).collect(),
+    }
+}
+
+pub fn desired_window(
+    name: &str,
+    definition: WindowDefinition,
+    groups: &[&str],
+    tasks: Vec<(&str, TaskDefinition)>,
+) -> DesiredWindow {
+    DesiredWindow {
+        name: format!("patchfleet-{name}"),
+        owner: owner(OwnerKind::MaintenanceWindow, name),
+        definition,
+        targets: groups
+            .iter()
+            .map(|g| ((*g).to_owned(), target(g)))
+            .collect(),
+        tasks: tasks.into_iter().map(|(n, t)| (n.to_owned(), t)).collect(),
+    }
+}
+
+pub fn fingerprint_of(name: &str, version: u32) -> String {
+    format!("{name}-v{version}")
+}
+
+/// The operations that create `baselines` and `windows` from nothing, in plan order.
+pub fn create_all(baselines: &[DesiredBaseline], windows: &[DesiredWindow]) -> Vec<Operation> {
+    let mut ops = Vec::new();
+    for b in baselines {
+        ops.push(Operation::CreateBaseline {
+            baseline: b.clone(),
+            fingerprint: fingerprint_of(&b.name, 1),
+        });
+    }
+    for b in baselines {
+        for g in &b.patch_groups {
+            ops.push(Operation::RegisterPatchGroup {
+                baseline: ObjectRef::Created(b.name.clone()),
+                patch_group: g.clone(),
+            });
+        }
+    }
+    for w in windows {
+        ops.push(Operation::CreateWindow {
+            window: w.clone(),
+            fingerprint: fingerprint_of(&w.name, 1),
+        });
+        for (name, t) in &w.targets {
+            ops.push(Operation::RegisterTarget {
+                window: ObjectRef::Created(w.name.clone()),
+                name: name.clone(),
+                target: t.clone(),
+            });
+        }
+        for (name, t) in &w.tasks {
+            ops.push(Operation::RegisterTask {
+                window: ObjectRef::Created(w.name.clone()),
+                name: name.clone(),
+                task: t.clone(),
+            });
+        }
+    }
+    ops
+}
+
+pub fn fingerprints(
+    baselines: &[DesiredBaseline],
+    windows: &[DesiredWindow],
+    version: u32,
+) -> Fingerprints {
+    Fingerprints {
+        baselines: baselines
+            .iter()
+            .map(|b| (b.name.clone(), fingerprint_of(&b.name, version)))
+            .collect(),
+        windows: windows
+            .iter()
+            .map(|w| (w.name.clone(), fingerprint_of(&w.name, version)))
+            .collect(),
+    }
+}
+
+/// The examples' state in customer A's primary region: early, on-time and late policies
+/// for eight operating systems plus the frozen policy's two, and three windows.
+pub fn examples_state() -> (Vec<DesiredBaseline>, Vec<DesiredWindow>) {
+    let systems = [
+        OperatingSystem::Windows,
+        OperatingSystem::AmazonLinux,
+        OperatingSystem::AmazonLinux2,
+        OperatingSystem::RedhatEnterpriseLinux,
+        OperatingSystem::OracleLinux,
+        OperatingSystem::Centos,
+        OperatingSystem::Ubuntu,
+        OperatingSystem::Debian,
+    ];
+    let mut baselines = Vec::new();
+    for (policy, days) in [("early", 0), ("on-time", 7), ("late", 14)] {
+        for os in systems {
+            baselines.push(desired_baseline(policy, baseline_spec(os, days), &[policy]));
+        }
+    }
+    for os in [OperatingSystem::Windows, OperatingSystem::AmazonLinux2] {
+        let mut spec = BaselineSpec::new(os);
+        spec.approved_patches = vec!["KB5034439".into()];
+        spec.approved_patches_compliance_level = ComplianceLevel::High;
+        baselines.push(desired_baseline("frozen", spec, &["frozen-after-go-live"]));
+    }
+    let all = ["early", "on-time", "late"];
+    let windows = vec![
+        desired_window(
+            "monthly",
+            window_definition("cron(0 2 ? * SUN#2 *)", 4, 1),
+            &all,
+            vec![
+                ("scan", run_patch_baseline(PatchOperation::Scan, &all, 1)),
+                ("install", snapshot_then_patch(&all, 2)),
+            ],
+        ),
+        desired_window(
+            "emergency",
+            window_definition("rate(1 day)", 2, 0),
+            &all,
+            vec![(
+                "install-now",
+                run_patch_baseline(PatchOperation::Install, &all, 1),
+            )],
+        ),
+        desired_window(
+            "frozen-scan",
+            window_definition("cron(0 4 ? * MON *)", 2, 1),
+            &["frozen-after-go-live"],
+            vec![(
+                "scan",
+                run_patch_baseline(PatchOperation::Scan, &["frozen-after-go-live"], 1),
+            )],
+        ),
+    ];
+    (baselines, windows)
+}
+
+/// Calls the simulator answered, by operation, for one account-region.
+pub fn sim_calls(server: &Server, account: &str, region: &str) -> BTreeMap<String, u64> {
+    let mut calls = BTreeMap::new();
+    for c in server.sim().counters.snapshot() {
+        if c.key.account == account && c.key.region == region {
+            *calls.entry(c.key.operation.clone()).or_default() += c.count;
+        }
+    }
+    calls
+}

@@ -1,0 +1,10 @@
+//! patchfleet-ssm against the in-process SSM/STS simulator.
+
+mod common;
+
+mod apply_observe;
+mod calls;
+mod faults;
+mod identity;
+mod ownership;
+mod planner_loop;

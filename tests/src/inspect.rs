@@ -1,0 +1,215 @@
+//! Reading what exists in one account-region of the simulator, through the real SDK, the
+//! way an operator would look at it in the console.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::Context;
+use aws_sdk_ssm::Client;
+use aws_sdk_ssm::types::{PatchBaselineIdentity, PatchOrchestratorFilter, ResourceTypeForTagging};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Baseline {
+    pub id: String,
+    pub name: String,
+    pub operating_system: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub id: String,
+    pub name: String,
+    pub tags: BTreeMap<String, String>,
+    /// Target name -> `Patch Group` values.
+    pub targets: BTreeMap<String, Vec<String>>,
+    /// Task name -> (task ARN, priority).
+    pub tasks: BTreeMap<String, (String, i32)>,
+    pub duration: i32,
+}
+
+/// Everything an account-region holds (custom baselines only, not AWS's predefined ones).
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub baselines: Vec<Baseline>,
+    /// (patch group, operating system, baseline id)
+    pub registrations: BTreeSet<(String, String, String)>,
+    pub windows: Vec<Window>,
+}
+
+impl Snapshot {
+    pub fn baseline_named(&self, name: &str) -> Option<&Baseline> {
+        self.baselines.iter().find(|b| b.name == name)
+    }
+    pub fn window_named(&self, name: &str) -> Option<&Window> {
+        self.windows.iter().find(|w| w.name == name)
+    }
+    /// Baselines and windows carrying this cluster's ownership tag.
+    pub fn owned_by(&self, cluster_id: &str) -> (Vec<&Baseline>, Vec<&Window>) {
+        let owned = |tags: &BTreeMap<String, String>| {
+            tags.get(patchfleet_planner::model::tags::CLUSTER)
+                .map(String::as_str)
+                == Some(cluster_id)
+        };
+        (
+            self.baselines.iter().filter(|b| owned(&b.tags)).collect(),
+            self.windows.iter().filter(|w| owned(&w.tags)).collect(),
+        )
+    }
+    pub fn groups_of(&self, baseline_id: &str) -> BTreeSet<String> {
+        self.registrations
+            .iter()
+            .filter(|(_, _, id)| id == baseline_id)
+            .map(|(group, _, _)| group.clone())
+            .collect()
+    }
+}
+
+pub async fn snapshot(client: &Client) -> anyhow::Result<Snapshot> {
+    let mut snapshot = Snapshot::default();
+    let owner_self = PatchOrchestratorFilter::builder()
+        .key("OWNER")
+        .values("Self")
+        .build();
+    let identities: Vec<PatchBaselineIdentity> = client
+        .describe_patch_baselines()
+        .filters(owner_self)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .context("DescribePatchBaselines")?;
+    for identity in identities {
+        let id = identity.baseline_id().unwrap_or_default().to_owned();
+        let tags = tags_of(client, ResourceTypeForTagging::PatchBaseline, &id).await?;
+        snapshot.baselines.push(Baseline {
+            name: identity.baseline_name().unwrap_or_default().to_owned(),
+            operating_system: identity
+                .operating_system()
+                .map(|o| o.as_str().to_owned())
+                .unwrap_or_default(),
+            id,
+            tags,
+        });
+    }
+    let groups = client
+        .describe_patch_groups()
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .context("DescribePatchGroups")?;
+    for group in groups {
+        if let Some(identity) = group.baseline_identity()
+            && !identity.default_baseline()
+        {
+            snapshot.registrations.insert((
+                group.patch_group().unwrap_or_default().to_owned(),
+                identity
+                    .operating_system()
+                    .map(|o| o.as_str().to_owned())
+                    .unwrap_or_default(),
+                identity.baseline_id().unwrap_or_default().to_owned(),
+            ));
+        }
+    }
+    let windows = client
+        .describe_maintenance_windows()
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .context("DescribeMaintenanceWindows")?;
+    for window in windows {
+        let id = window.window_id().unwrap_or_default().to_owned();
+        let tags = tags_of(client, ResourceTypeForTagging::MaintenanceWindow, &id).await?;
+        let targets = client
+            .describe_maintenance_window_targets()
+            .window_id(&id)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .context("DescribeMaintenanceWindowTargets")?
+            .into_iter()
+            .map(|t| {
+                let values = t
+                    .targets()
+                    .iter()
+                    .flat_map(|t| t.values().iter().cloned())
+                    .collect();
+                (t.name().unwrap_or_default().to_owned(), values)
+            })
+            .collect();
+        let tasks = client
+            .describe_maintenance_window_tasks()
+            .window_id(&id)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .context("DescribeMaintenanceWindowTasks")?
+            .into_iter()
+            .map(|t| {
+                (
+                    t.name().unwrap_or_default().to_owned(),
+                    (t.task_arn().unwrap_or_default().to_owned(), t.priority()),
+                )
+            })
+            .collect();
+        snapshot.windows.push(Window {
+            name: window.name().unwrap_or_default().to_owned(),
+            duration: window.duration().unwrap_or_default(),
+            id,
+            tags,
+            targets,
+            tasks,
+        });
+    }
+    Ok(snapshot)
+}
+
+async fn tags_of(
+    client: &Client,
+    kind: ResourceTypeForTagging,
+    id: &str,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let reply = client
+        .list_tags_for_resource()
+        .resource_type(kind)
+        .resource_id(id)
+        .send()
+        .await
+        .context("ListTagsForResource")?;
+    Ok(reply
+        .tag_list()
+        .iter()
+        .map(|t| (t.key().to_owned(), t.value().to_owned()))
+        .collect())
+}
+
+/// The approveAfterDays of each approval rule of a baseline, in order.
+pub async fn approve_after_days(
+    client: &Client,
+    baseline_id: &str,
+) -> anyhow::Result<Vec<Option<i32>>> {
+    let baseline = client
+        .get_patch_baseline()
+        .baseline_id(baseline_id)
+        .send()
+        .await
+        .context("GetPatchBaseline")?;
+    Ok(baseline
+        .approval_rules()
+        .map(|g| {
+            g.patch_rules()
+                .iter()
+                .map(|r| r.approve_after_days())
+                .collect()
+        })
+        .unwrap_or_default())
+}

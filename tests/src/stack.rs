@@ -1,0 +1,334 @@
+//! The whole local stack for end-to-end tests: a control plane of the test's own, the
+//! SSM/STS simulator (in-process, so the test can count calls and inject faults), and the
+//! real `patchfleet` binary running as a child process against both, exactly as it would
+//! run against AWS: only the endpoints are overridden.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use kube::Client;
+use ssm_sim::config::{AccountConfig, RoleConfig};
+
+use crate::control_plane::{self, ControlPlane};
+
+/// The controller's own (long-term) credentials; the simulator maps them to its default
+/// account, 123456789012.
+pub const BASE_ACCESS_KEY: &str = "AKIAPATCHFLEETTEST01";
+const BASE_SECRET_KEY: &str = "patchfleet-test-secret";
+
+/// The accounts and roles examples/10-system-accounts.yaml declares.
+pub fn example_accounts() -> Vec<AccountConfig> {
+    vec![
+        AccountConfig {
+            id: "111111111111".into(),
+            roles: vec![RoleConfig {
+                name: "patchfleet".into(),
+                external_id: Some("customer-a-7f3c".into()),
+            }],
+        },
+        AccountConfig {
+            id: "222222222222".into(),
+            roles: vec![RoleConfig {
+                name: "patchfleet".into(),
+                external_id: Some("customer-b-91d2".into()),
+            }],
+        },
+    ]
+}
+
+pub struct Stack {
+    pub plane: ControlPlane,
+    pub sim: ssm_sim::Server,
+    pub cluster_id: String,
+    controller: std::sync::Mutex<Option<Child>>,
+    log: PathBuf,
+}
+
+impl Stack {
+    /// A control plane with the CRDs, the simulator with the example accounts, and no
+    /// controller yet.
+    pub async fn start(test: &str) -> anyhow::Result<Self> {
+        let binary = patchfleet_binary()?;
+        let plane = tokio::task::spawn_blocking({
+            let test = test.to_owned();
+            move || control_plane::dedicated(&test)
+        })
+        .await??;
+        let config = ssm_sim::Config {
+            accounts: example_accounts(),
+            ..ssm_sim::Config::default()
+        };
+        let sim = ssm_sim::Server::start(config, "127.0.0.1:0".parse()?).await?;
+        let log =
+            std::env::temp_dir().join(format!("patchfleet-{test}-{}.log", std::process::id()));
+        drop(binary);
+        Ok(Stack {
+            plane,
+            sim,
+            cluster_id: format!("e2e-{test}"),
+            controller: std::sync::Mutex::new(None),
+            log,
+        })
+    }
+
+    pub async fn client(&self) -> anyhow::Result<Client> {
+        self.plane.client().await
+    }
+
+    /// Starts `patchfleet run` with short intervals, so tests see passes quickly.
+    pub fn start_controller(&mut self) -> anyhow::Result<()> {
+        self.start_controller_with(&[])
+    }
+
+    pub fn start_controller_with(&mut self, extra_args: &[&str]) -> anyhow::Result<()> {
+        let endpoint = self.sim.endpoint_url();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .context("opening the controller log")?;
+        let child = Command::new(patchfleet_binary()?)
+            .arg("run")
+            .args(["--cluster-id", &self.cluster_id])
+            .args(["--ssm-endpoint", &endpoint, "--sts-endpoint", &endpoint])
+            .args([
+                "--resync",
+                "3s",
+                "--retry",
+                "1s",
+                "--retry-attention",
+                "2s",
+                "--rate-limit",
+                "100",
+            ])
+            .args(extra_args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("KUBECONFIG", &self.plane.kubeconfig)
+            .env("AWS_ACCESS_KEY_ID", BASE_ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", BASE_SECRET_KEY)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env(
+                "RUST_LOG",
+                "info,patchfleet=debug,kube_runtime=warn,aws=warn",
+            )
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting patchfleet run")?;
+        *self.lock_controller() = Some(child);
+        Ok(())
+    }
+
+    /// SIGKILL: no shutdown path runs, as when a node dies.
+    pub fn kill_controller(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.lock_controller().take() {
+            child.kill().context("killing the controller")?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    fn lock_controller(&self) -> std::sync::MutexGuard<'_, Option<Child>> {
+        self.controller.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Fails when the controller process has exited: waiting on it would be pointless.
+    pub fn check_controller(&self) -> anyhow::Result<()> {
+        if let Some(child) = self.lock_controller().as_mut()
+            && let Some(status) = child.try_wait()?
+        {
+            bail!(
+                "the controller exited ({status})\n--- controller log ---\n{}",
+                self.controller_log()
+            );
+        }
+        Ok(())
+    }
+
+    /// The controller's log so far, for failure messages.
+    pub fn controller_log(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(60)..].join("\n")
+    }
+
+    pub fn kubectl<I, S>(&self, args: I) -> anyhow::Result<String>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.plane.kubectl(args)
+    }
+
+    pub fn apply(&self, path: &str) -> anyhow::Result<String> {
+        let path = crate::repo_root().join(path);
+        self.kubectl([
+            "apply".as_ref(),
+            "--server-side".as_ref(),
+            "-f".as_ref(),
+            path.as_os_str(),
+        ])
+    }
+
+    /// Waits until `kubectl wait --for=condition=Ready` succeeds for every resource of the
+    /// given kinds, or fails with the controller's log.
+    pub fn wait_ready(&self, kinds: &[&str], timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        for kind in kinds {
+            loop {
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                let result = self.kubectl([
+                    "wait",
+                    "--for=condition=Ready",
+                    "--all",
+                    "--all-namespaces",
+                    &format!("--timeout={}s", remaining.as_secs().max(1)),
+                    kind,
+                ]);
+                self.check_controller()?;
+                match result {
+                    Ok(_) => break,
+                    Err(_) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(500))
+                    }
+                    Err(error) => bail!(
+                        "{kind} not Ready: {error}\n{}\n--- controller log ---\n{}",
+                        self.kubectl(["get", "patchfleet", "-A", "-o", "yaml"])
+                            .unwrap_or_default(),
+                        self.controller_log()
+                    ),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// SSM calls counted by the simulator, optionally only those of one operation.
+    pub fn calls(&self, operation_prefix: &str) -> u64 {
+        self.sim
+            .sim()
+            .counters
+            .snapshot()
+            .iter()
+            .filter(|c| c.key.operation.starts_with(operation_prefix))
+            .map(|c| c.count)
+            .sum()
+    }
+
+    /// SSM write calls so far (anything that is not a read).
+    pub fn writes(&self) -> u64 {
+        self.sim
+            .sim()
+            .counters
+            .snapshot()
+            .iter()
+            .filter(|c| !is_read(&c.key.operation))
+            .map(|c| c.count)
+            .sum()
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = self.kill_controller();
+        self.plane.stop();
+    }
+}
+
+fn is_read(operation: &str) -> bool {
+    ["Describe", "Get", "List"]
+        .iter()
+        .any(|p| operation.starts_with(p))
+        || matches!(operation, "AssumeRole" | "GetCallerIdentity")
+}
+
+/// Builds the `patchfleet` binary once (it may be stale when only tests were built) and
+/// returns its path: the same target directory as the running test.
+pub fn patchfleet_binary() -> anyhow::Result<PathBuf> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| build_binary().map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(|e| anyhow::anyhow!(e))
+}
+
+fn build_binary() -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "patchfleet",
+            "--bin",
+            "patchfleet",
+        ])
+        .current_dir(crate::repo_root())
+        .status()
+        .context("running cargo build -p patchfleet")?;
+    if !status.success() {
+        bail!("cargo build -p patchfleet failed");
+    }
+    // target/<profile>/deps/<test binary> -> target/<profile>/patchfleet
+    let exe = std::env::current_exe()?;
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .context("the test binary is not in target/<profile>/deps")?;
+    let binary = profile_dir.join("patchfleet");
+    if !binary.exists() {
+        bail!("{} was not built", binary.display());
+    }
+    Ok(binary)
+}
+
+/// An SSM client acting in one account and region the way an operator would: the base
+/// credentials, then AssumeRole into the account. For checking what the controller did,
+/// and for making changes behind its back.
+pub async fn ssm_client(
+    stack: &Stack,
+    account_id: &str,
+    external_id: &str,
+    region: &str,
+) -> anyhow::Result<aws_sdk_ssm::Client> {
+    use aws_sdk_ssm::config::{BehaviorVersion, Credentials, Region};
+    let endpoint = stack.sim.endpoint_url();
+    let base = Credentials::new(BASE_ACCESS_KEY, BASE_SECRET_KEY, None, None, "test");
+    let sts_config = aws_sdk_sts::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region.to_owned()))
+        .endpoint_url(&endpoint)
+        .credentials_provider(base)
+        .build();
+    let assumed = aws_sdk_sts::Client::from_conf(sts_config)
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account_id}:role/patchfleet"))
+        .role_session_name("patchfleet-test")
+        .external_id(external_id)
+        .send()
+        .await
+        .context("AssumeRole in the simulator")?;
+    let credentials = assumed
+        .credentials()
+        .context("AssumeRole returned no credentials")?;
+    let session = Credentials::new(
+        credentials.access_key_id(),
+        credentials.secret_access_key(),
+        Some(credentials.session_token().to_owned()),
+        None,
+        "assumed",
+    );
+    let config = aws_sdk_ssm::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region.to_owned()))
+        .endpoint_url(&endpoint)
+        .credentials_provider(session)
+        .build();
+    Ok(aws_sdk_ssm::Client::from_conf(config))
+}

@@ -1,0 +1,219 @@
+"""Conformance: unmodified boto3 (and the AWS CLI) against the simulator."""
+
+import json
+import os
+import subprocess
+
+import botocore.exceptions
+import pytest
+
+from conftest import KEY, SECRET, client, control, error_code
+
+RULES = {
+    "PatchRules": [
+        {
+            "PatchFilterGroup": {"PatchFilters": [{"Key": "CLASSIFICATION", "Values": ["Security"]}]},
+            "ApproveAfterDays": 7,
+        }
+    ]
+}
+
+
+def new_window(ssm, name="mw-test", **extra):
+    args = dict(Name=name, Schedule="cron(0 2 ? * SUN *)", Duration=4, Cutoff=1, AllowUnassociatedTargets=False)
+    args.update(extra)
+    return ssm.create_maintenance_window(**args)["WindowId"]
+
+
+def test_baseline_lifecycle(sim):
+    ssm = client(sim)
+    bid = ssm.create_patch_baseline(
+        Name="web-al2",
+        OperatingSystem="AMAZON_LINUX_2",
+        ApprovalRules=RULES,
+        Description="web",
+        Tags=[{"Key": "team", "Value": "web"}],
+    )["BaselineId"]
+    got = ssm.get_patch_baseline(BaselineId=bid)
+    assert got["Name"] == "web-al2"
+    assert got["OperatingSystem"] == "AMAZON_LINUX_2"
+    assert got["ApprovalRules"]["PatchRules"][0]["ApproveAfterDays"] == 7
+    assert got["CreatedDate"].year >= 2024
+
+    upd = ssm.update_patch_baseline(BaselineId=bid, Description="changed")
+    assert upd["Description"] == "changed"
+    assert upd["ApprovalRules"]["PatchRules"][0]["ApproveAfterDays"] == 7
+
+    mine = ssm.describe_patch_baselines(Filters=[{"Key": "OWNER", "Values": ["Self"]}])
+    assert [b["BaselineId"] for b in mine["BaselineIdentities"]] == [bid]
+    aws = ssm.describe_patch_baselines(Filters=[{"Key": "OWNER", "Values": ["AWS"]}])["BaselineIdentities"]
+    assert all(b["BaselineName"].startswith("AWS-") for b in aws)
+    ubuntu = ssm.describe_patch_baselines(Filters=[{"Key": "OPERATING_SYSTEM", "Values": ["UBUNTU"]}])
+    assert [b["BaselineName"] for b in ubuntu["BaselineIdentities"]] == ["AWS-UbuntuDefaultPatchBaseline"]
+
+    assert ssm.delete_patch_baseline(BaselineId=bid)["BaselineId"] == bid
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ssm.get_patch_baseline(BaselineId=bid)
+    assert error_code(e) == "DoesNotExistException"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+
+
+def test_baseline_paging_with_paginator(sim):
+    ssm = client(sim)
+    for i in range(7):
+        ssm.create_patch_baseline(Name=f"fleet-{i}", OperatingSystem="UBUNTU")
+    pages = ssm.get_paginator("describe_patch_baselines").paginate(
+        Filters=[{"Key": "NAME_PREFIX", "Values": ["fleet-"]}], PaginationConfig={"PageSize": 3}
+    )
+    sizes = [len(p["BaselineIdentities"]) for p in pages]
+    assert sizes == [3, 3, 1]
+
+
+def test_validation_errors(sim):
+    ssm = client(sim, validate=False)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ssm.create_patch_baseline(Name="bad name!")
+    assert error_code(e) == "ValidationException"
+    assert "Member must satisfy regular expression pattern" in e.value.response["Error"]["Message"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ssm.describe_patch_baselines(MaxResults=0)
+    assert error_code(e) == "ValidationException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        new_window(ssm, Duration=2, Cutoff=2)
+    assert error_code(e) == "ValidationException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        new_window(ssm, Schedule="cron(0 2 * * SUN *)")
+    assert error_code(e) == "ValidationException"
+
+
+def test_patch_groups_and_defaults(sim):
+    ssm = client(sim)
+    win = ssm.create_patch_baseline(Name="win", OperatingSystem="WINDOWS")["BaselineId"]
+    al2 = ssm.create_patch_baseline(Name="al2", OperatingSystem="AMAZON_LINUX_2")["BaselineId"]
+    other = ssm.create_patch_baseline(Name="al2-other", OperatingSystem="AMAZON_LINUX_2")["BaselineId"]
+    ssm.register_patch_baseline_for_patch_group(BaselineId=win, PatchGroup="prod")
+    ssm.register_patch_baseline_for_patch_group(BaselineId=al2, PatchGroup="prod")
+    with pytest.raises(ssm.exceptions.AlreadyExistsException):
+        ssm.register_patch_baseline_for_patch_group(BaselineId=other, PatchGroup="prod")
+    got = ssm.get_patch_baseline_for_patch_group(PatchGroup="prod", OperatingSystem="AMAZON_LINUX_2")
+    assert got["BaselineId"] == al2
+    groups = ssm.describe_patch_groups()["Mappings"]
+    assert sorted(m["BaselineIdentity"]["OperatingSystem"] for m in groups) == ["AMAZON_LINUX_2", "WINDOWS"]
+    with pytest.raises(ssm.exceptions.ResourceInUseException):
+        ssm.delete_patch_baseline(BaselineId=al2)
+    ssm.deregister_patch_baseline_for_patch_group(BaselineId=al2, PatchGroup="prod")
+    default = ssm.get_default_patch_baseline(OperatingSystem="AMAZON_LINUX_2")["BaselineId"]
+    fallback = ssm.get_patch_baseline_for_patch_group(PatchGroup="prod", OperatingSystem="AMAZON_LINUX_2")
+    assert fallback["BaselineId"] == default
+    ssm.register_default_patch_baseline(BaselineId=other)
+    assert ssm.get_default_patch_baseline(OperatingSystem="AMAZON_LINUX_2")["BaselineId"] == other
+
+
+def test_window_targets_tasks(sim):
+    ssm = client(sim)
+    mw = new_window(ssm, Tags=[{"Key": "env", "Value": "prod"}])
+    assert ssm.get_maintenance_window(WindowId=mw)["Enabled"] is True
+    ssm.update_maintenance_window(WindowId=mw, Enabled=False)
+    listed = ssm.describe_maintenance_windows(Filters=[{"Key": "Enabled", "Values": ["false"]}])
+    assert [w["WindowId"] for w in listed["WindowIdentities"]] == [mw]
+
+    tid = ssm.register_target_with_maintenance_window(
+        WindowId=mw, ResourceType="INSTANCE", Targets=[{"Key": "tag:Patch Group", "Values": ["prod"]}]
+    )["WindowTargetId"]
+    upd = ssm.update_maintenance_window_target(WindowId=mw, WindowTargetId=tid, Name="prod-nodes")
+    assert upd["Name"] == "prod-nodes"
+    assert ssm.describe_maintenance_window_targets(WindowId=mw)["Targets"][0]["WindowTargetId"] == tid
+
+    task = ssm.register_task_with_maintenance_window(
+        WindowId=mw,
+        TaskType="RUN_COMMAND",
+        TaskArn="AWS-RunPatchBaseline",
+        Targets=[{"Key": "WindowTargetIds", "Values": [tid]}],
+        MaxConcurrency="10%",
+        MaxErrors="1",
+        TaskInvocationParameters={"RunCommand": {"Parameters": {"Operation": ["Install"]}}},
+    )["WindowTaskId"]
+    got = ssm.get_maintenance_window_task(WindowId=mw, WindowTaskId=task)
+    assert got["TaskInvocationParameters"]["RunCommand"]["Parameters"] == {"Operation": ["Install"]}
+    ssm.update_maintenance_window_task(WindowId=mw, WindowTaskId=task, Priority=5)
+    tasks = ssm.describe_maintenance_window_tasks(WindowId=mw)["Tasks"]
+    assert tasks[0]["Priority"] == 5 and tasks[0]["Type"] == "RUN_COMMAND"
+    with pytest.raises(ssm.exceptions.TargetInUseException):
+        ssm.deregister_target_from_maintenance_window(WindowId=mw, WindowTargetId=tid, Safe=True)
+    ssm.deregister_task_from_maintenance_window(WindowId=mw, WindowTaskId=task)
+    ssm.deregister_target_from_maintenance_window(WindowId=mw, WindowTargetId=tid, Safe=True)
+    ssm.delete_maintenance_window(WindowId=mw)
+    with pytest.raises(ssm.exceptions.DoesNotExistException):
+        ssm.get_maintenance_window(WindowId=mw)
+
+
+def test_tags(sim):
+    ssm = client(sim)
+    bid = ssm.create_patch_baseline(Name="tagged")["BaselineId"]
+    ssm.add_tags_to_resource(ResourceType="PatchBaseline", ResourceId=bid, Tags=[{"Key": "a", "Value": "1"}])
+    ssm.add_tags_to_resource(
+        ResourceType="ManagedInstance", ResourceId="mi-0123456789abcdef0", Tags=[{"Key": "Patch Group", "Value": "web"}]
+    )
+    assert ssm.list_tags_for_resource(ResourceType="PatchBaseline", ResourceId=bid)["TagList"] == [
+        {"Key": "a", "Value": "1"}
+    ]
+    ssm.remove_tags_from_resource(ResourceType="PatchBaseline", ResourceId=bid, TagKeys=["a"])
+    assert ssm.list_tags_for_resource(ResourceType="PatchBaseline", ResourceId=bid)["TagList"] == []
+    with pytest.raises(ssm.exceptions.InvalidResourceId):
+        ssm.list_tags_for_resource(ResourceType="MaintenanceWindow", ResourceId="mw-0123456789abcdef0")
+
+
+def test_assume_role_isolates_accounts(sim):
+    sts = client(sim, "sts")
+    assert sts.get_caller_identity()["Account"] == "123456789012"
+    creds = sts.assume_role(RoleArn="arn:aws:iam::222222222222:role/patchfleet", RoleSessionName="tests")["Credentials"]
+    role_ssm = client(sim, key=creds["AccessKeyId"], secret=creds["SecretAccessKey"], token=creds["SessionToken"])
+    bid = role_ssm.create_patch_baseline(Name="in-222")["BaselineId"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        client(sim).get_patch_baseline(BaselineId=bid)
+    assert error_code(e) == "DoesNotExistException"
+    counted = control(sim, "GET", "/_sim/counters?account=222222222222&operation=CreatePatchBaseline")
+    assert counted["total"] == 1
+
+
+def test_throttling_fault_reaches_boto3(sim):
+    control(sim, "PUT", "/_sim/faults", {"throttle_rate": 1.0, "operations": ["DescribeMaintenanceWindows"]})
+    ssm = client(sim)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ssm.describe_maintenance_windows()
+    assert error_code(e) == "ThrottlingException"
+
+
+def test_send_and_list_commands(sim):
+    ssm = client(sim)
+    cmd = ssm.send_command(
+        DocumentName="AWS-RunPatchBaseline",
+        InstanceIds=["i-0123456789abcdef0", "i-0123456789abcdef1"],
+        Parameters={"Operation": ["Scan"]},
+    )["Command"]
+    assert cmd["DocumentName"] == "AWS-RunPatchBaseline"
+    listed = ssm.list_commands(CommandId=cmd["CommandId"])["Commands"]
+    assert listed[0]["CommandId"] == cmd["CommandId"]
+    invocations = ssm.list_command_invocations(CommandId=cmd["CommandId"])["CommandInvocations"]
+    assert sorted(i["InstanceId"] for i in invocations) == ["i-0123456789abcdef0", "i-0123456789abcdef1"]
+
+
+def test_aws_cli(sim):
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET, AWS_DEFAULT_REGION="us-east-1")
+    env.pop("AWS_PROFILE", None)
+
+    def aws(*args):
+        out = subprocess.run(
+            ["aws", "--endpoint-url", sim, "--output", "json", *args], env=env, capture_output=True, text=True
+        )
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    assert aws("sts", "get-caller-identity")["Account"] == "123456789012"
+    mw = aws(
+        "ssm", "create-maintenance-window", "--name", "cli", "--schedule", "rate(7 days)",
+        "--duration", "2", "--cutoff", "1", "--no-allow-unassociated-targets",
+    )["WindowId"]
+    assert aws("ssm", "get-maintenance-window", "--window-id", mw)["Name"] == "cli"
+    names = [b["BaselineName"] for b in aws("ssm", "describe-patch-baselines")["BaselineIdentities"]]
+    assert "AWS-DefaultPatchBaseline" in names
