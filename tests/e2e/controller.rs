@@ -442,6 +442,12 @@ async fn deleting_resources_removes_their_ssm_state_and_orphan_leaves_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_account_keeps_the_finalizer_and_says_why_until_reachable() {
     let stack = converged_examples("unreachable", &[]).await;
+    assert!(
+        look(&stack, CUSTOMER_B_EU)
+            .await
+            .window_named("patchfleet-patching-emergency")
+            .is_some()
+    );
     let mut faults = stack.sim.sim().faults.spec();
     faults.unreachable_accounts = vec!["222222222222".into()];
     stack.sim.sim().faults.set(faults.clone());
@@ -492,12 +498,18 @@ async fn an_unreachable_account_keeps_the_finalizer_and_says_why_until_reachable
         },
     )
     .await;
-    assert!(
-        look(&stack, CUSTOMER_B_EU)
-            .await
-            .window_named("patchfleet-patching-emergency")
-            .is_some()
-    );
+    let held = stack
+        .kubectl([
+            "get",
+            "mw",
+            "emergency",
+            "-n",
+            "patching",
+            "-o",
+            "jsonpath={.metadata.finalizers}",
+        ])
+        .expect("the window still exists");
+    assert!(held.contains("patchfleet.io/cleanup"), "{held}");
 
     faults.unreachable_accounts.clear();
     stack.sim.sim().faults.set(faults);
@@ -755,6 +767,8 @@ async fn converges_through_throttling_and_one_denied_account_blocks_no_other() {
         },
     )
     .await;
+    // The test looks without faults; the controller's work is done.
+    stack.sim.sim().faults.set(Default::default());
     let denied = stack
         .kubectl(["get", "sysacct", "customer-b-vmware", "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status} {.status.conditions[?(@.type==\"Ready\")].message}"])
         .expect("status");

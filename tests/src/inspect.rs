@@ -184,7 +184,12 @@ async fn tags_of(
         .resource_id(id)
         .send()
         .await
-        .context("ListTagsForResource")?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "ListTagsForResource {id}: {}",
+                aws_sdk_ssm::error::DisplayErrorContext(&e)
+            )
+        })?;
     Ok(reply
         .tag_list()
         .iter()
@@ -212,4 +217,51 @@ pub async fn approve_after_days(
                 .collect()
         })
         .unwrap_or_default())
+}
+
+/// A readable listing of one account-region, as an operator would want to see it.
+pub async fn inventory_text(
+    endpoint: &str,
+    account_id: &str,
+    external_id: &str,
+    region: &str,
+) -> anyhow::Result<String> {
+    use std::fmt::Write as _;
+    let client =
+        crate::stack::assume_role_client(endpoint, account_id, external_id, region).await?;
+    let snapshot = snapshot(&client).await?;
+    let mut out = String::new();
+    writeln!(out, "\n== account {account_id}, {region}")?;
+    writeln!(out, "patch baselines ({}):", snapshot.baselines.len())?;
+    for baseline in &snapshot.baselines {
+        let groups: Vec<String> = snapshot.groups_of(&baseline.id).into_iter().collect();
+        let owner = baseline
+            .tags
+            .get(patchfleet_planner::model::tags::OWNER)
+            .map(String::as_str)
+            .unwrap_or("-");
+        writeln!(
+            out,
+            "  {:<52} {:<24} owner {:<32} groups {}",
+            baseline.name,
+            baseline.operating_system,
+            owner,
+            groups.join(", ")
+        )?;
+    }
+    writeln!(out, "maintenance windows ({}):", snapshot.windows.len())?;
+    for window in &snapshot.windows {
+        writeln!(out, "  {} ({}h)", window.name, window.duration)?;
+        for (name, groups) in &window.targets {
+            writeln!(
+                out,
+                "    target {name}: tag:Patch Group = {}",
+                groups.join(", ")
+            )?;
+        }
+        for (name, (arn, priority)) in &window.tasks {
+            writeln!(out, "    task {name}: {arn} (priority {priority})")?;
+        }
+    }
+    Ok(out)
 }

@@ -297,13 +297,22 @@ pub async fn ssm_client(
     external_id: &str,
     region: &str,
 ) -> anyhow::Result<aws_sdk_ssm::Client> {
+    assume_role_client(&stack.sim.endpoint_url(), account_id, external_id, region).await
+}
+
+/// An SSM client in `account_id` through AssumeRole of its `patchfleet` role at `endpoint`.
+pub async fn assume_role_client(
+    endpoint: &str,
+    account_id: &str,
+    external_id: &str,
+    region: &str,
+) -> anyhow::Result<aws_sdk_ssm::Client> {
     use aws_sdk_ssm::config::{BehaviorVersion, Credentials, Region};
-    let endpoint = stack.sim.endpoint_url();
     let base = Credentials::new(BASE_ACCESS_KEY, BASE_SECRET_KEY, None, None, "test");
     let sts_config = aws_sdk_sts::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(region.to_owned()))
-        .endpoint_url(&endpoint)
+        .endpoint_url(endpoint)
         .credentials_provider(base)
         .build();
     let assumed = aws_sdk_sts::Client::from_conf(sts_config)
@@ -327,7 +336,7 @@ pub async fn ssm_client(
     let config = aws_sdk_ssm::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(region.to_owned()))
-        .endpoint_url(&endpoint)
+        .endpoint_url(endpoint)
         .credentials_provider(session)
         .build();
     Ok(aws_sdk_ssm::Client::from_conf(config))

@@ -193,7 +193,10 @@ async fn reconcile_owner<K: OwnerResource>(
     }
 
     let inventory = inventory::snapshot(&ctx.stores);
-    let reached = patchfleet_planner::reached_by(&inventory, &owner);
+    // What the owner selects: where it is planned, and where its selector matches but the
+    // account refuses its namespace (reported there as NamespaceNotPermitted).
+    let mut reached = patchfleet_planner::reached_by(&inventory, &owner);
+    reached.extend(refused_regions(&inventory, &owner));
     let revision = Revision {
         generation: object.meta().generation,
         deleting,
@@ -245,6 +248,31 @@ async fn reconcile_owner<K: OwnerResource>(
             })?;
     }
     Ok(Action::await_change())
+}
+
+/// Account-regions a PatchGroup's selector matches whose account does not admit its
+/// namespace (or whose selectors are invalid).
+fn refused_regions(inventory: &Inventory, owner: &Owner) -> BTreeSet<AccountRegion> {
+    use patchfleet_planner::selection::{Reach, account_region, reach};
+    let Some(group) = inventory.groups.iter().find(|g| {
+        owner.kind == OwnerKind::PatchGroup
+            && g.metadata.namespace.as_deref() == Some(&owner.namespace)
+            && g.metadata.name.as_deref() == Some(&owner.name)
+    }) else {
+        return BTreeSet::new();
+    };
+    let mut refused = BTreeSet::new();
+    for account in &inventory.accounts {
+        for region in &account.spec.regions {
+            if !matches!(
+                reach(inventory, group, account, region),
+                Reach::Reached | Reach::NotSelected
+            ) {
+                refused.insert(account_region(account, region));
+            }
+        }
+    }
+    refused
 }
 
 /// The status as stored, to compare with the one about to be written.
