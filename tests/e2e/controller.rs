@@ -243,6 +243,22 @@ async fn edits_update_baselines_and_windows_in_place() {
     )
     .await;
     stack.wait_ready(&ALL_KINDS, CONVERGE).expect("Ready again");
+    let events = stack
+        .kubectl([
+            "get",
+            "events",
+            "-n",
+            "patching",
+            "--field-selector",
+            "involvedObject.name=early,reason=Updated",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ])
+        .expect("events");
+    assert!(
+        events.contains("patchfleet-patching-early-windows"),
+        "no Updated event: {events}"
+    );
 }
 
 async fn futures_all(stack: &Stack) -> Vec<Snapshot> {
@@ -838,4 +854,160 @@ async fn a_controller_killed_mid_convergence_leaves_no_duplicate_and_nothing_orp
             "{region:?}: duplicate windows {windows:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quota_that_would_be_exceeded_refuses_the_account_region_before_any_write() {
+    // customer-a eu-west-1 needs 26 baselines; the other account-regions need 24.
+    let mut stack = Stack::start("quota").await.expect("stack");
+    stack
+        .start_controller_with(&["--quota-baselines", "25"])
+        .expect("controller");
+    stack.apply("examples").expect("examples");
+    eventually("the policy reports the quota", &stack, CONVERGE, || async {
+        let message = stack
+            .kubectl([
+                "get",
+                "ppol",
+                "early",
+                "-n",
+                "patching",
+                "-o",
+                "jsonpath={.status.failures[*].message}",
+            ])
+            .unwrap_or_default();
+        message.contains("25")
+    })
+    .await;
+    let eu = look(&stack, CUSTOMER_A_EU).await;
+    assert!(
+        eu.baselines.is_empty(),
+        "refused, yet written: {:?}",
+        eu.baselines
+    );
+    assert!(eu.windows.is_empty());
+    let reason = stack
+        .kubectl([
+            "get",
+            "ppol",
+            "early",
+            "-n",
+            "patching",
+            "-o",
+            "jsonpath={.status.failures[*].reason}",
+        ])
+        .expect("status");
+    assert!(reason.contains("QuotaExceeded"), "{reason}");
+    // The other account-regions are not held back.
+    eventually("customer-b converges", &stack, CONVERGE, || async {
+        look(&stack, CUSTOMER_B_EU)
+            .await
+            .owned_by(&stack.cluster_id)
+            .0
+            .len()
+            == 24
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_policy_stalls_the_group_with_an_event_and_writes_nothing_for_it() {
+    let mut stack = Stack::start("references").await.expect("stack");
+    stack.start_controller().expect("controller");
+    stack.apply("examples").expect("examples");
+    stack
+        .kubectl([
+            "patch",
+            "pgrp",
+            "late",
+            "-n",
+            "patching",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"policyRef":{"name":"missing"}}}"#,
+        ])
+        .expect("patched");
+    eventually("the group is Stalled naming the field", &stack, CONVERGE, || async {
+        let stalled = stack
+            .kubectl(["get", "pgrp", "late", "-n", "patching", "-o", "jsonpath={.status.conditions[?(@.type==\"Stalled\")].status} {.status.conditions[?(@.type==\"Stalled\")].message}"])
+            .unwrap_or_default();
+        stalled.starts_with("True") && stalled.contains("spec.policyRef.name")
+    })
+    .await;
+    let events = stack
+        .kubectl([
+            "get",
+            "events",
+            "-n",
+            "patching",
+            "--field-selector",
+            "involvedObject.name=late,reason=PolicyNotFound",
+            "-o",
+            "name",
+        ])
+        .expect("events");
+    assert!(!events.trim().is_empty(), "no PolicyNotFound event");
+    stack
+        .wait_ready(&["systemaccounts"], CONVERGE)
+        .expect("accounts converge");
+    for region in ALL_REGIONS {
+        let now = look(&stack, region).await;
+        assert!(
+            now.registrations
+                .iter()
+                .all(|(group, _, _)| group != "late"),
+            "{region:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_prints_the_desired_state_and_the_changes_against_ssm() {
+    let stack = Stack::start("plan").await.expect("stack");
+    let binary = patchfleet_tests::stack::patchfleet_binary().expect("binary");
+    let examples = patchfleet_tests::repo_root().join("examples");
+    let output = std::process::Command::new(binary)
+        .arg("plan")
+        .arg("-f")
+        .arg(&examples)
+        .args([
+            "--against",
+            &stack.sim.endpoint_url(),
+            "--cluster-id",
+            "review",
+        ])
+        .env(
+            "AWS_ACCESS_KEY_ID",
+            patchfleet_tests::stack::BASE_ACCESS_KEY,
+        )
+        .env("AWS_SECRET_ACCESS_KEY", "secret")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("patchfleet plan runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("# customer-a-aws (111111111111) eu-west-1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("patch baseline patchfleet-patching-early-windows (WINDOWS"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("+ create patch baseline patchfleet-patching-late-debian"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("+ create maintenance window patchfleet-patching-monthly"),
+        "{stdout}"
+    );
+    // Planning writes nothing.
+    assert_eq!(stack.writes(), 0);
 }
