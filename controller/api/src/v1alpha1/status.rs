@@ -6,6 +6,8 @@ use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+// Counts are u32 in Rust but int32 in the schema: Kubernetes knows no "uint32" format.
+
 /// At most this many failures are listed in a status; the rest are counted.
 pub const MAX_FAILURES: usize = 20;
 
@@ -29,6 +31,7 @@ pub struct FleetStatus {
     pub failures: Vec<AccountFailure>,
     /// Failures beyond the 20 listed in `failures`.
     #[serde(default, skip_serializing_if = "is_zero")]
+    #[schemars(extend("format" = "int32"))]
     pub omitted_failures: u32,
 }
 
@@ -37,10 +40,13 @@ pub struct FleetStatus {
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
     /// Account-regions selected (an account in two regions counts twice).
+    #[schemars(extend("format" = "int32"))]
     pub selected: u32,
     /// Account-regions where the resource is applied as declared.
+    #[schemars(extend("format" = "int32"))]
     pub ready: u32,
     /// Account-regions where the last attempt failed.
+    #[schemars(extend("format" = "int32"))]
     pub failing: u32,
 }
 

@@ -133,13 +133,18 @@ pub struct RegionStatus {
     /// Whether the region holds exactly the desired state.
     pub ready: bool,
     /// Patch baselines owned by patchfleet.
+    #[schemars(extend("format" = "int32"))]
     pub patch_baselines: u32,
     /// Patch groups registered to those baselines.
+    #[schemars(extend("format" = "int32"))]
     pub patch_group_registrations: u32,
     /// Maintenance windows owned by patchfleet.
+    #[schemars(extend("format" = "int32"))]
     pub maintenance_windows: u32,
     /// Targets registered with those windows.
+    #[schemars(extend("format" = "int32"))]
     pub window_targets: u32,
     /// Tasks registered with those windows.
+    #[schemars(extend("format" = "int32"))]
     pub window_tasks: u32,
 }
