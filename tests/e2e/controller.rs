@@ -573,6 +573,35 @@ async fn a_new_account_is_filled_and_relabelling_it_empties_it() {
     assert_eq!(filled.owned_by(&stack.cluster_id).0.len(), 24);
     assert_eq!(filled.owned_by(&stack.cluster_id).1.len(), 2);
 
+    // A region dropped from the account is emptied; the new one is filled.
+    stack
+        .kubectl([
+            "patch",
+            "sysacct",
+            "own",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"regions":["ap-northeast-1"]}}"#,
+        ])
+        .expect("regions changed");
+    eventually(
+        "the dropped region is emptied and the new one filled",
+        &stack,
+        CONVERGE,
+        || async {
+            let old = inspect::snapshot(&client).await.expect("snapshot");
+            let new = inspect::snapshot(&own_client(&stack, "ap-northeast-1").await)
+                .await
+                .expect("snapshot");
+            old.owned_by(&stack.cluster_id).0.is_empty()
+                && old.registrations.is_empty()
+                && new.owned_by(&stack.cluster_id).0.len() == 24
+        },
+    )
+    .await;
+    let client = own_client(&stack, "ap-northeast-1").await;
+
     stack
         .kubectl([
             "label",

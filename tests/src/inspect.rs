@@ -132,8 +132,20 @@ pub async fn snapshot(client: &Client) -> anyhow::Result<Snapshot> {
             .items()
             .send()
             .collect::<Result<Vec<_>, _>>()
-            .await
-            .context("DescribeMaintenanceWindowTargets")?
+            .await;
+        // A window deleted since it was listed (the controller may be at work) is gone.
+        let targets = match targets {
+            Ok(targets) => targets,
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_does_not_exist_exception()) =>
+            {
+                continue;
+            }
+            Err(error) => return Err(error).context("DescribeMaintenanceWindowTargets"),
+        };
+        let targets = targets
             .into_iter()
             .map(|t| {
                 let values = t
@@ -151,8 +163,19 @@ pub async fn snapshot(client: &Client) -> anyhow::Result<Snapshot> {
             .items()
             .send()
             .collect::<Result<Vec<_>, _>>()
-            .await
-            .context("DescribeMaintenanceWindowTasks")?
+            .await;
+        let tasks = match tasks {
+            Ok(tasks) => tasks,
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_does_not_exist_exception()) =>
+            {
+                continue;
+            }
+            Err(error) => return Err(error).context("DescribeMaintenanceWindowTasks"),
+        };
+        let tasks = tasks
             .into_iter()
             .map(|t| {
                 (
@@ -173,23 +196,33 @@ pub async fn snapshot(client: &Client) -> anyhow::Result<Snapshot> {
     Ok(snapshot)
 }
 
+/// Tags of an object; an object deleted since it was listed (the controller may be at
+/// work) has none.
 async fn tags_of(
     client: &Client,
     kind: ResourceTypeForTagging,
     id: &str,
 ) -> anyhow::Result<BTreeMap<String, String>> {
-    let reply = client
+    let sent = client
         .list_tags_for_resource()
         .resource_type(kind)
         .resource_id(id)
         .send()
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "ListTagsForResource {id}: {}",
-                aws_sdk_ssm::error::DisplayErrorContext(&e)
-            )
-        })?;
+        .await;
+    let reply = match sent {
+        Ok(reply) => reply,
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_invalid_resource_id()) =>
+        {
+            return Ok(BTreeMap::new());
+        }
+        Err(error) => {
+            let context = aws_sdk_ssm::error::DisplayErrorContext(&error);
+            anyhow::bail!("ListTagsForResource {id}: {context}");
+        }
+    };
     Ok(reply
         .tag_list()
         .iter()

@@ -68,8 +68,8 @@ impl Fleet {
     }
 
     /// Forgets account-regions that no longer exist (an account removed, a region dropped).
-    pub fn retain(&self, keep: impl Fn(&AccountRegion) -> bool) {
-        self.write().retain(|region, _| keep(region));
+    pub fn retain(&self, keep: impl Fn(&AccountRegion, &RegionOutcome) -> bool) {
+        self.write().retain(|region, outcome| keep(region, outcome));
     }
 
     /// Account-regions where the owner still has objects, as far as is known.

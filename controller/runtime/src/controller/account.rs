@@ -76,7 +76,9 @@ async fn reconcile_account(
         return Ok(Action::await_change());
     }
 
-    let regions: Vec<AccountRegion> = account
+    // The account's regions, and those dropped from spec.regions that still hold
+    // something of patchfleet's: the planner plans to empty those.
+    let mut regions: BTreeSet<AccountRegion> = account
         .spec
         .regions
         .iter()
@@ -86,8 +88,18 @@ async fn reconcile_account(
             region: region.clone(),
         })
         .collect();
+    regions.extend(
+        ctx.fleet
+            .regions_of(&name)
+            .into_iter()
+            .filter(|(region, outcome)| {
+                region.account_id == account.spec.account_id && !outcome.owners_present.is_empty()
+            })
+            .map(|(region, _)| region),
+    );
+    let regions: Vec<AccountRegion> = regions.into_iter().collect();
     ctx.fleet
-        .retain(|r| r.account != name || account.spec.regions.contains(&r.region));
+        .retain(|r, _| r.account != name || regions.contains(r));
 
     let access = AccountAccess::from_spec(&name, &account.spec);
     let edge_account = ctx.edge.account(&access).await;
@@ -136,6 +148,13 @@ async fn reconcile_account(
     let outcomes: Vec<RegionOutcome> = join_all(passes).await;
 
     wake_owners_of(&ctx, &regions);
+    // A dropped region is forgotten once it is empty.
+    ctx.fleet.retain(|r, outcome| {
+        r.account != name
+            || account.spec.regions.contains(&r.region)
+            || !outcome.owners_present.is_empty()
+            || outcome.error.is_some()
+    });
     let first_error = outcomes.iter().find_map(|o| o.error.clone());
     status::write_account(
         &ctx,
