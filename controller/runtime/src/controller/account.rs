@@ -263,12 +263,22 @@ async fn pass_region(
     if !plan.operations.is_empty() {
         info!(writes = plan.operations.len(), "applied");
     }
+    // A quota refuses the whole account-region: nothing there is as declared.
+    let refused = plan
+        .problems
+        .iter()
+        .find(|p| p.reason == patchfleet_planner::model::reasons::QUOTA_EXCEEDED)
+        .map(|p| PassError {
+            reason: p.reason.to_owned(),
+            message: p.message.clone(),
+            needs_attention: true,
+        });
     let outcome = RegionOutcome {
         planned_generations,
         owners_present: present,
         observed: true,
         problems: plan.problems,
-        error: None,
+        error: refused,
         // Converged means this pass found nothing to change: writes are confirmed by the
         // next pass (settle), which also stamps what writes leave pending.
         converged: plan.operations.is_empty(),
