@@ -927,6 +927,23 @@ async fn a_quota_that_would_be_exceeded_refuses_the_account_region_before_any_wr
         ])
         .expect("status");
     assert!(reason.contains("QuotaExceeded"), "{reason}");
+    eventually(
+        "the account names the refused region",
+        &stack,
+        CONVERGE,
+        || async {
+            stack
+                .kubectl([
+                    "get",
+                    "sysacct",
+                    "customer-a-aws",
+                    "-o",
+                    "jsonpath={.status.failures[*].region} {.status.failures[*].reason}",
+                ])
+                .is_ok_and(|s| s == "eu-west-1 QuotaExceeded")
+        },
+    )
+    .await;
     // The other account-regions are not held back.
     eventually("customer-b converges", &stack, CONVERGE, || async {
         look(&stack, CUSTOMER_B_EU)
