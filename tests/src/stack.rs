@@ -223,12 +223,21 @@ impl Stack {
 
     /// SSM write calls so far (anything that is not a read).
     pub fn writes(&self) -> u64 {
+        self.writes_where(|_, _| true)
+    }
+
+    /// SSM write calls so far in one account and region.
+    pub fn writes_in(&self, account: &str, region: &str) -> u64 {
+        self.writes_where(|a, r| a == account && r == region)
+    }
+
+    fn writes_where(&self, scope: impl Fn(&str, &str) -> bool) -> u64 {
         self.sim
             .sim()
             .counters
             .snapshot()
             .iter()
-            .filter(|c| !is_read(&c.key.operation))
+            .filter(|c| scope(&c.key.account, &c.key.region) && !is_read(&c.key.operation))
             .map(|c| c.count)
             .sum()
     }
