@@ -3,6 +3,7 @@
 //! real `patchfleet` binary running as a child process against both, exactly as it would
 //! run against AWS: only the endpoints are overridden.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -43,9 +44,28 @@ pub struct Stack {
     pub plane: ControlPlane,
     pub sim: ssm_sim::Server,
     pub cluster_id: String,
-    controller: std::sync::Mutex<Option<Child>>,
+    replicas: std::sync::Mutex<Vec<Replica>>,
+    test: String,
+}
+
+/// One `patchfleet run` process.
+struct Replica {
+    identity: String,
+    child: Child,
+    http: SocketAddr,
     log: PathBuf,
 }
+
+/// The Lease timing of test controllers: short, so that handovers take seconds.
+pub const LEASE_DURATION: Duration = Duration::from_secs(6);
+const LEASE_FLAGS: [&str; 6] = [
+    "--lease-duration",
+    "6s",
+    "--lease-renew-deadline",
+    "4s",
+    "--lease-retry-period",
+    "1s",
+];
 
 impl Stack {
     /// A control plane with the CRDs, the simulator with the example accounts, and no
@@ -62,20 +82,24 @@ impl Stack {
             ..ssm_sim::Config::default()
         };
         let sim = ssm_sim::Server::start(config, "127.0.0.1:0".parse()?).await?;
-        let log =
-            std::env::temp_dir().join(format!("patchfleet-{test}-{}.log", std::process::id()));
         drop(binary);
         Ok(Stack {
             plane,
             sim,
             cluster_id: format!("e2e-{test}"),
-            controller: std::sync::Mutex::new(None),
-            log,
+            replicas: std::sync::Mutex::new(Vec::new()),
+            test: test.to_owned(),
         })
     }
 
     pub async fn client(&self) -> anyhow::Result<Client> {
         self.plane.client().await
+    }
+
+    /// The identity of the replica `start_controller` runs (the same on every restart, as a
+    /// pod that keeps its name).
+    pub fn main_identity(&self) -> String {
+        format!("{}-main", self.cluster_id)
     }
 
     /// Starts `patchfleet run` with short intervals, so tests see passes quickly.
@@ -84,12 +108,30 @@ impl Stack {
     }
 
     pub fn start_controller_with(&mut self, extra_args: &[&str]) -> anyhow::Result<()> {
+        let identity = self.main_identity();
+        self.start_replica(&identity, extra_args, &[])
+    }
+
+    /// Starts one more `patchfleet run` named `identity` (its Lease holder identity and
+    /// AssumeRole session name), with extra flags and environment variables.
+    pub fn start_replica(
+        &self,
+        identity: &str,
+        extra_args: &[&str],
+        extra_env: &[(&str, &str)],
+    ) -> anyhow::Result<()> {
         let endpoint = self.sim.endpoint_url();
+        let log_path = std::env::temp_dir().join(format!(
+            "patchfleet-{}-{identity}-{}.log",
+            self.test,
+            std::process::id()
+        ));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&self.log)
+            .open(&log_path)
             .context("opening the controller log")?;
+        let http = free_local_address()?;
         let child = Command::new(patchfleet_binary()?)
             .arg("run")
             .args(["--cluster-id", &self.cluster_id])
@@ -104,6 +146,9 @@ impl Stack {
                 "--rate-limit",
                 "100",
             ])
+            .args(LEASE_FLAGS)
+            .args(["--identity", identity])
+            .args(["--http-address", &http.to_string()])
             .args(extra_args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -116,46 +161,124 @@ impl Stack {
                 "RUST_LOG",
                 "info,patchfleet=debug,kube_runtime=warn,aws=warn",
             )
+            .envs(extra_env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
             .context("starting patchfleet run")?;
-        *self.lock_controller() = Some(child);
+        self.lock_replicas().push(Replica {
+            identity: identity.to_owned(),
+            child,
+            http,
+            log: log_path,
+        });
         Ok(())
     }
 
-    /// SIGKILL: no shutdown path runs, as when a node dies.
+    /// SIGKILL to every controller: no shutdown path runs, as when a node dies.
     pub fn kill_controller(&mut self) -> anyhow::Result<()> {
-        if let Some(mut child) = self.lock_controller().take() {
-            child.kill().context("killing the controller")?;
-            child.wait()?;
+        let replicas: Vec<String> = self
+            .lock_replicas()
+            .iter()
+            .map(|r| r.identity.clone())
+            .collect();
+        for identity in replicas {
+            self.kill_replica(&identity)?;
         }
         Ok(())
     }
 
-    fn lock_controller(&self) -> std::sync::MutexGuard<'_, Option<Child>> {
-        self.controller.lock().unwrap_or_else(|e| e.into_inner())
+    /// SIGKILL to one replica.
+    pub fn kill_replica(&self, identity: &str) -> anyhow::Result<()> {
+        let mut replicas = self.lock_replicas();
+        if let Some(index) = replicas.iter().position(|r| r.identity == identity) {
+            let mut replica = replicas.remove(index);
+            replica.child.kill().context("killing the controller")?;
+            replica.child.wait()?;
+        }
+        Ok(())
     }
 
-    /// Fails when the controller process has exited: waiting on it would be pointless.
+    /// SIGTERM to one replica (as Kubernetes stops a pod), and its exit status.
+    pub fn stop_replica(
+        &self,
+        identity: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<std::process::ExitStatus> {
+        let mut replica = {
+            let mut replicas = self.lock_replicas();
+            let index = replicas
+                .iter()
+                .position(|r| r.identity == identity)
+                .with_context(|| format!("no replica {identity}"))?;
+            replicas.remove(index)
+        };
+        let status = Command::new("kill")
+            .args(["-TERM", &replica.child.id().to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = replica.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                let _ = replica.child.kill();
+                bail!("{identity} did not exit within {timeout:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn lock_replicas(&self) -> std::sync::MutexGuard<'_, Vec<Replica>> {
+        self.replicas.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Fails when a controller process has exited: waiting on it would be pointless.
     pub fn check_controller(&self) -> anyhow::Result<()> {
-        if let Some(child) = self.lock_controller().as_mut()
-            && let Some(status) = child.try_wait()?
-        {
-            bail!(
-                "the controller exited ({status})\n--- controller log ---\n{}",
-                self.controller_log()
-            );
+        let mut replicas = self.lock_replicas();
+        for replica in replicas.iter_mut() {
+            if let Some(status) = replica.child.try_wait()? {
+                let log = read_tail(&replica.log);
+                bail!(
+                    "the controller {} exited ({status})\n--- its log ---\n{log}",
+                    replica.identity
+                );
+            }
         }
         Ok(())
     }
 
-    /// The controller's log so far, for failure messages.
+    /// The controllers' logs so far (the last lines of each), for failure messages.
     pub fn controller_log(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(60)..].join("\n")
+        self.lock_replicas()
+            .iter()
+            .map(|r| format!("--- {} ---\n{}", r.identity, read_tail(&r.log)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The whole log of one replica.
+    pub fn replica_log(&self, identity: &str) -> anyhow::Result<String> {
+        let path = self
+            .lock_replicas()
+            .iter()
+            .find(|r| r.identity == identity)
+            .map(|r| r.log.clone())
+            .with_context(|| format!("no replica {identity}"))?;
+        Ok(std::fs::read_to_string(path)?)
+    }
+
+    /// GET `path` from a replica's metrics and probe address: (status code, body).
+    pub fn http_get(&self, identity: &str, path: &str) -> anyhow::Result<(u16, String)> {
+        let address = self
+            .lock_replicas()
+            .iter()
+            .find(|r| r.identity == identity)
+            .map(|r| r.http)
+            .with_context(|| format!("no replica {identity}"))?;
+        http_get(address, path)
     }
 
     pub fn kubectl<I, S>(&self, args: I) -> anyhow::Result<String>
@@ -240,6 +363,61 @@ impl Stack {
             .filter(|c| scope(&c.key.account, &c.key.region) && !is_read(&c.key.operation))
             .map(|c| c.count)
             .sum()
+    }
+}
+
+fn read_tail(path: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(60)..].join("\n")
+}
+
+/// A loopback address with a port free right now.
+fn free_local_address() -> anyhow::Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?)
+}
+
+/// A plain HTTP/1.1 GET (the test crate needs no HTTP client for this).
+pub fn http_get(address: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .context("no HTTP header in the answer")?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .context("no status code in the answer")?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)?
+    } else {
+        body.to_owned()
+    };
+    Ok((status, body))
+}
+
+fn dechunk(mut body: &str) -> anyhow::Result<String> {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n").context("bad chunk")?;
+        let size = usize::from_str_radix(size.trim(), 16).context("bad chunk size")?;
+        if size == 0 {
+            return Ok(out);
+        }
+        out.push_str(rest.get(..size).context("short chunk")?);
+        body = rest.get(size + 2..).context("short chunk")?;
     }
 }
 

@@ -1,6 +1,7 @@
 //! Command-line flags. Every flag of `run` also reads an environment variable, so the Helm
 //! chart can set them either way.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use patchfleet_planner::{Quotas, Settings};
 use patchfleet_ssm::EdgeSettings;
 
 use crate::controller::{Options, RunConfig};
+use crate::leader::LeaseSettings;
 
 #[derive(Args)]
 pub struct CrdgenArgs {
@@ -74,7 +76,7 @@ pub struct RunArgs {
     pub quota_tasks_per_window: usize,
     #[arg(long, env = "PATCHFLEET_QUOTA_PATCH_GROUPS_PER_BASELINE", default_value_t = Quotas::default().patch_groups_per_baseline)]
     pub quota_patch_groups_per_baseline: usize,
-    /// Log format.
+    /// Log format: `json` puts the account, region and resource of a reconcile on every line.
     #[arg(
         long,
         env = "PATCHFLEET_LOG_FORMAT",
@@ -82,11 +84,67 @@ pub struct RunArgs {
         default_value = "text"
     )]
     pub log_format: LogFormat,
+    /// Address of /metrics (Prometheus), /healthz and /readyz.
+    #[arg(long, env = "PATCHFLEET_HTTP_ADDRESS", default_value = "0.0.0.0:8080")]
+    pub http_address: SocketAddr,
+    /// Elect a leader among replicas on a Lease: only the leader reconciles.
+    #[arg(long, env = "PATCHFLEET_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// Name of the leader Lease.
+    #[arg(long, env = "PATCHFLEET_LEASE_NAME", default_value = "patchfleet")]
+    pub lease_name: String,
+    /// Namespace of the leader Lease [default: $POD_NAMESPACE, else `default`].
+    #[arg(long, env = "PATCHFLEET_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// This replica's name: Lease holder, Event reporter and AssumeRole session name
+    /// [default: $POD_NAME, else the host name and process id].
+    #[arg(long, env = "PATCHFLEET_IDENTITY")]
+    pub identity: Option<String>,
+    /// How long the Lease stays valid after its last renewal: a standby takes over at most
+    /// this long after the leader died.
+    #[arg(long, env = "PATCHFLEET_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+    /// The leader steps down (and exits) when it could not renew the Lease for this long;
+    /// must be shorter than --lease-duration.
+    #[arg(long, env = "PATCHFLEET_LEASE_RENEW_DEADLINE", default_value = "10s", value_parser = parse_duration)]
+    pub lease_renew_deadline: Duration,
+    /// How often the leader renews and a standby retries.
+    #[arg(long, env = "PATCHFLEET_LEASE_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration)]
+    pub lease_retry_period: Duration,
 }
 
 impl RunArgs {
     pub fn into_config(self) -> anyhow::Result<RunConfig> {
+        let identity = self.identity.clone().unwrap_or_else(default_identity);
+        let lease = self.leader_election.then(|| LeaseSettings {
+            name: self.lease_name.clone(),
+            namespace: self.lease_namespace.clone().unwrap_or_else(|| {
+                std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".to_owned())
+            }),
+            identity: identity.clone(),
+            duration: self.lease_duration,
+            renew_deadline: self.lease_renew_deadline,
+            retry_period: self.lease_retry_period,
+        });
+        if let Some(lease) = &lease {
+            anyhow::ensure!(
+                lease.renew_deadline < lease.duration,
+                "--lease-renew-deadline ({:?}) must be shorter than --lease-duration ({:?}), \
+                 or a standby could take over while the leader still acts",
+                lease.renew_deadline,
+                lease.duration
+            );
+            anyhow::ensure!(
+                lease.retry_period < lease.renew_deadline,
+                "--lease-retry-period ({:?}) must be shorter than --lease-renew-deadline ({:?})",
+                lease.retry_period,
+                lease.renew_deadline
+            );
+        }
         Ok(RunConfig {
+            http_address: self.http_address,
+            identity: identity.clone(),
+            lease,
             options: Options {
                 resync: self.resync,
                 settle: Duration::from_secs(1),
@@ -109,6 +167,7 @@ impl RunArgs {
                 sts_endpoint: self.sts_endpoint,
                 max_attempts: self.max_attempts,
                 calls_per_second: self.rate_limit,
+                session_name: session_name(&identity),
                 ..EdgeSettings::default()
             },
             concurrency: self.concurrency,
@@ -140,6 +199,40 @@ fn parse_cluster_id(value: &str) -> Result<String, String> {
         return Err("1-256 letters, digits, spaces or _.:/=+-@".to_owned());
     }
     Ok(value.to_owned())
+}
+
+/// $POD_NAME in a cluster; elsewhere the host name and process id, so that two processes
+/// on one machine are two candidates.
+fn default_identity() -> String {
+    if let Ok(pod) = std::env::var("POD_NAME") {
+        return pod;
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "patchfleet".to_owned());
+    format!("{host}-{}", std::process::id())
+}
+
+/// The AssumeRole session name, so that CloudTrail tells which replica acted: the identity
+/// reduced to what AWS allows (2-64 of letters, digits and `=,.@_-`,
+/// <https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html>).
+fn session_name(identity: &str) -> String {
+    let cleaned: String = identity
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "=,.@_-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    if cleaned.len() < 2 {
+        "patchfleet".to_owned()
+    } else {
+        cleaned
+    }
 }
 
 /// `90s`, `5m`, `3h`, `1d`, or plain seconds.
@@ -192,6 +285,17 @@ mod tests {
         assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
         assert!(parse_duration("5 minutes").is_err());
         assert!(parse_duration("m").is_err());
+    }
+
+    #[test]
+    fn session_names_are_what_sts_accepts() {
+        assert_eq!(
+            session_name("patchfleet-7d9f-abcde"),
+            "patchfleet-7d9f-abcde"
+        );
+        assert_eq!(session_name("host name/1"), "host-name-1");
+        assert_eq!(session_name("x"), "patchfleet");
+        assert_eq!(session_name(&"a".repeat(80)).len(), 64);
     }
 
     #[test]

@@ -90,6 +90,28 @@ impl Fleet {
             .collect()
     }
 
+    /// The SystemAccounts with at least one account-region on record.
+    pub fn accounts(&self) -> BTreeSet<String> {
+        self.read().keys().map(|r| r.account.clone()).collect()
+    }
+
+    /// How many accounts and account-regions are ready, failing or pending, for the gauges.
+    pub fn health(&self) -> Health {
+        let mut health = Health::default();
+        let mut accounts: BTreeMap<&str, State> = BTreeMap::new();
+        let regions = self.read();
+        for (region, outcome) in regions.iter() {
+            let state = State::of(outcome);
+            health.regions.add(state);
+            let account = accounts.entry(region.account.as_str()).or_insert(state);
+            *account = (*account).max(state);
+        }
+        for state in accounts.into_values() {
+            health.accounts.add(state);
+        }
+        health
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<AccountRegion, RegionOutcome>> {
         // A panic while holding the lock leaves consistent data (whole-value inserts).
         self.regions.read().unwrap_or_else(|e| e.into_inner())
@@ -97,5 +119,101 @@ impl Fleet {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<AccountRegion, RegionOutcome>> {
         self.regions.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Accounts and account-regions by state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Health {
+    pub accounts: StateCounts,
+    pub regions: StateCounts,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    pub ready: usize,
+    pub failing: usize,
+    pub pending: usize,
+}
+
+impl StateCounts {
+    fn add(&mut self, state: State) {
+        match state {
+            State::Ready => self.ready += 1,
+            State::Pending => self.pending += 1,
+            State::Failing => self.failing += 1,
+        }
+    }
+}
+
+/// Ordered so that an account takes the worst state of its regions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum State {
+    Ready,
+    Pending,
+    Failing,
+}
+
+impl State {
+    fn of(outcome: &RegionOutcome) -> Self {
+        if outcome.error.is_some() {
+            State::Failing
+        } else if outcome.converged && outcome.problems.is_empty() {
+            State::Ready
+        } else {
+            State::Pending
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn region(account: &str, region: &str) -> AccountRegion {
+        AccountRegion {
+            account: account.to_owned(),
+            account_id: "111111111111".to_owned(),
+            region: region.to_owned(),
+        }
+    }
+
+    #[test]
+    fn an_account_takes_the_worst_state_of_its_regions() {
+        let fleet = Fleet::default();
+        let ready = RegionOutcome {
+            converged: true,
+            ..RegionOutcome::default()
+        };
+        let failing = RegionOutcome {
+            error: Some(PassError {
+                reason: "AccessDenied".to_owned(),
+                message: "denied".to_owned(),
+                needs_attention: true,
+            }),
+            ..RegionOutcome::default()
+        };
+        fleet.record(region("a", "eu-west-1"), ready.clone());
+        fleet.record(region("a", "us-east-1"), ready.clone());
+        fleet.record(region("b", "eu-west-1"), ready);
+        fleet.record(region("b", "us-east-1"), failing);
+        fleet.record(region("c", "eu-west-1"), RegionOutcome::default());
+        let health = fleet.health();
+        assert_eq!(
+            health.regions,
+            StateCounts {
+                ready: 3,
+                failing: 1,
+                pending: 1
+            }
+        );
+        assert_eq!(
+            health.accounts,
+            StateCounts {
+                ready: 1,
+                failing: 1,
+                pending: 1
+            }
+        );
     }
 }

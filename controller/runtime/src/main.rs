@@ -6,6 +6,9 @@ mod args;
 mod controller;
 mod crdgen;
 mod fleet;
+mod http;
+mod leader;
+mod metrics;
 mod plan_cmd;
 mod rollup;
 
@@ -23,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the controller: watch the resources and keep every account and region converged.
-    Run(args::RunArgs),
+    Run(Box<args::RunArgs>),
     /// Print the SSM state the manifests in a directory declare, per account and region;
     /// with --against, also the changes that would be applied (no cluster needed).
     Plan(args::PlanArgs),

@@ -16,6 +16,7 @@ use patchfleet_planner::model::AccountRegion;
 use crate::error::{EdgeError, ErrorKind, Scope};
 use crate::ratelimit::RateLimiter;
 use crate::settings::EdgeSettings;
+use crate::telemetry::{CallObserver, Telemetry};
 
 /// How to act in one AWS account: a SystemAccount's identity fields.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,6 +60,7 @@ pub struct CallerIdentity {
 pub struct SsmEdge {
     base: SdkConfig,
     settings: EdgeSettings,
+    observer: Option<Arc<dyn CallObserver>>,
     accounts: Mutex<HashMap<String, Arc<Account>>>,
 }
 
@@ -83,8 +85,15 @@ impl SsmEdge {
         SsmEdge {
             base,
             settings,
+            observer: None,
             accounts: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Reports every SSM call and attempt to `observer` (the controller's metrics).
+    pub fn with_observer(mut self, observer: Arc<dyn CallObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     pub fn settings(&self) -> &EdgeSettings {
@@ -97,7 +106,7 @@ impl SsmEdge {
         if let Some(account) = self.cached(access) {
             return account;
         }
-        let account = Arc::new(Account::new(&self.base, &self.settings, access).await);
+        let account = Arc::new(Account::new(self, access).await);
         let mut accounts = self
             .accounts
             .lock()
@@ -136,13 +145,15 @@ pub struct Account {
     access: AccountAccess,
     base: SdkConfig,
     settings: EdgeSettings,
+    observer: Option<Arc<dyn CallObserver>>,
     credentials: SharedCredentialsProvider,
     limiter: Arc<RateLimiter>,
     clients: Mutex<HashMap<String, SsmClient>>,
 }
 
 impl Account {
-    async fn new(base: &SdkConfig, settings: &EdgeSettings, access: &AccountAccess) -> Self {
+    async fn new(edge: &SsmEdge, access: &AccountAccess) -> Self {
+        let (base, settings) = (&edge.base, &edge.settings);
         let credentials = match &access.role_arn {
             Some(role_arn) => {
                 let mut builder = AssumeRoleProvider::builder(role_arn)
@@ -165,6 +176,7 @@ impl Account {
             access: access.clone(),
             base: base.clone(),
             settings: settings.clone(),
+            observer: edge.observer.clone(),
             credentials,
             limiter: Arc::new(RateLimiter::new(settings.calls_per_second, settings.burst)),
             clients: Mutex::new(HashMap::new()),
@@ -246,6 +258,9 @@ impl Account {
         conf.set_credentials_provider(Some(self.credentials.clone()));
         if let Some(endpoint) = &self.settings.ssm_endpoint {
             conf = conf.endpoint_url(endpoint);
+        }
+        if let Some(observer) = &self.observer {
+            conf = conf.interceptor(Telemetry(Arc::clone(observer)));
         }
         SsmClient {
             sdk: aws_sdk_ssm::Client::from_conf(conf.build()),

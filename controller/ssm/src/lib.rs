@@ -20,6 +20,7 @@ mod observe;
 mod ratelimit;
 mod settings;
 mod summary;
+mod telemetry;
 mod token;
 
 pub use apply::{Applied, ApplyReport, Outcome, apply};
@@ -28,3 +29,4 @@ pub use error::{EdgeError, ErrorKind, Scope};
 pub use observe::{Fingerprints, NAME_PREFIX, Observation, UNREPRESENTABLE_FINGERPRINT, observe};
 pub use settings::EdgeSettings;
 pub use summary::Summary;
+pub use telemetry::CallObserver;

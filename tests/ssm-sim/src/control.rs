@@ -38,7 +38,7 @@ pub async fn put_faults(State(sim): State<Arc<Sim>>, body: axum::body::Bytes) ->
     Json(spec).into_response()
 }
 
-/// `GET /_sim/counters[?account=..&region=..&operation=..&outcome=..]`
+/// `GET /_sim/counters[?account=..&region=..&caller=..&operation=..&outcome=..]`
 pub async fn counters(
     State(sim): State<Arc<Sim>>,
     Query(filter): Query<HashMap<String, String>>,
@@ -51,6 +51,7 @@ pub async fn counters(
             [
                 ("account", &c.key.account),
                 ("region", &c.key.region),
+                ("caller", &c.key.caller),
                 ("operation", &c.key.operation),
                 ("outcome", &c.key.outcome),
             ]

@@ -1,4 +1,4 @@
-//! Calls counted per account, region, operation and outcome.
+//! Calls counted per account, region, caller, operation and outcome.
 //!
 //! The outcome is "Success" or the error code answered (e.g. "ThrottlingException").
 
@@ -13,6 +13,8 @@ use serde::Serialize;
 pub struct CallKey {
     pub account: String,
     pub region: String,
+    /// The caller's ARN (for an assumed role, with its session name: who acted).
+    pub caller: String,
     pub operation: String,
     pub outcome: String,
 }
@@ -30,10 +32,18 @@ pub struct Counters {
 }
 
 impl Counters {
-    pub fn record(&self, account: &str, region: &str, operation: &str, outcome: &str) {
+    pub fn record(
+        &self,
+        account: &str,
+        region: &str,
+        caller: &str,
+        operation: &str,
+        outcome: &str,
+    ) {
         let key = CallKey {
             account: account.to_string(),
             region: region.to_string(),
+            caller: caller.to_string(),
             operation: operation.to_string(),
             outcome: outcome.to_string(),
         };
@@ -88,9 +98,10 @@ impl Counters {
         for c in self.snapshot() {
             let _ = writeln!(
                 out,
-                "ssm_sim_calls_total{{account=\"{}\",region=\"{}\",operation=\"{}\",outcome=\"{}\"}} {}",
+                "ssm_sim_calls_total{{account=\"{}\",region=\"{}\",caller=\"{}\",operation=\"{}\",outcome=\"{}\"}} {}",
                 escape(&c.key.account),
                 escape(&c.key.region),
+                escape(&c.key.caller),
                 escape(&c.key.operation),
                 escape(&c.key.outcome),
                 c.count
@@ -113,11 +124,12 @@ mod tests {
     #[test]
     fn counts_by_key_and_renders_prometheus() {
         let c = Counters::default();
-        c.record("1", "us-east-1", "GetPatchBaseline", "Success");
-        c.record("1", "us-east-1", "GetPatchBaseline", "Success");
+        c.record("1", "us-east-1", "arn:x", "GetPatchBaseline", "Success");
+        c.record("1", "us-east-1", "arn:x", "GetPatchBaseline", "Success");
         c.record(
             "1",
             "us-east-1",
+            "arn:x",
             "GetPatchBaseline",
             "DoesNotExistException",
         );
@@ -125,6 +137,6 @@ mod tests {
         assert_eq!(snap.len(), 2);
         assert_eq!(snap.iter().map(|c| c.count).sum::<u64>(), 3);
         let text = c.prometheus();
-        assert!(text.contains("ssm_sim_calls_total{account=\"1\",region=\"us-east-1\",operation=\"GetPatchBaseline\",outcome=\"Success\"} 2"));
+        assert!(text.contains("ssm_sim_calls_total{account=\"1\",region=\"us-east-1\",caller=\"arn:x\",operation=\"GetPatchBaseline\",outcome=\"Success\"} 2"));
     }
 }

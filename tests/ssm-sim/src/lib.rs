@@ -154,6 +154,7 @@ async fn call<T>(
         sim.counters.record(
             "unknown",
             "unknown",
+            "unknown",
             op,
             "MissingAuthenticationTokenException",
         );
@@ -182,7 +183,7 @@ async fn call<T>(
         Err(e) => e.code,
     };
     sim.counters
-        .record(&caller.account, &caller.region, op, outcome);
+        .record(&caller.account, &caller.region, &caller.arn, op, outcome);
     result
 }
 

@@ -53,12 +53,10 @@ async fn reconcile_account(
     account: Arc<SystemAccount>,
     ctx: Arc<Context>,
 ) -> Result<Action, AccountError> {
-    debug!("pass starts");
     ctx.stores
         .wait_ready()
         .await
         .map_err(|e| AccountError::Caches(e.to_string()))?;
-    debug!("caches ready");
     let name = account.name_any();
     let deleting = account.meta().deletion_timestamp.is_some();
     let has_finalizer = account.finalizers().iter().any(|f| f == FINALIZER);
@@ -103,7 +101,6 @@ async fn reconcile_account(
 
     let access = AccountAccess::from_spec(&name, &account.spec);
     let edge_account = ctx.edge.account(&access).await;
-    debug!("verifying identity");
     let caller = match edge_account.verify_identity().await {
         Ok(identity) => identity.arn,
         Err(error) => {

@@ -15,7 +15,9 @@ use patchfleet_planner::Settings;
 use patchfleet_planner::model::{AccountRegion, Owner, OwnerKind};
 use patchfleet_ssm::SsmEdge;
 
+use super::pending::{self, Pending};
 use crate::fleet::Fleet;
+use crate::metrics::Metrics;
 
 /// Timing of passes.
 #[derive(Clone, Debug)]
@@ -72,12 +74,19 @@ where
     }
 }
 
-/// Senders that queue a reconcile.
+/// Senders that queue a reconcile, and the record of what waits (the queue-depth gauge).
 pub struct Wakers {
     pub accounts: UnboundedSender<ObjectRef<SystemAccount>>,
     pub policies: UnboundedSender<ObjectRef<PatchPolicy>>,
     pub groups: UnboundedSender<ObjectRef<PatchGroup>>,
     pub windows: UnboundedSender<ObjectRef<MaintenanceWindow>>,
+    pub pending: std::sync::Arc<Pending>,
+}
+
+/// Who this replica is (the Events' reporter instance) and its metrics.
+pub struct Reporting {
+    pub identity: String,
+    pub metrics: std::sync::Arc<Metrics>,
 }
 
 /// What makes an owner's change worth waking accounts for: its spec (generation) or the
@@ -96,6 +105,7 @@ pub struct Context {
     pub options: Options,
     pub fleet: Fleet,
     pub recorder: Recorder,
+    pub metrics: std::sync::Arc<Metrics>,
     wakers: Wakers,
     /// When each account-region was last read in full.
     deep_reads: Mutex<BTreeMap<AccountRegion, Instant>>,
@@ -112,10 +122,11 @@ impl Context {
         settings: Settings,
         options: Options,
         wakers: Wakers,
+        reporting: Reporting,
     ) -> Self {
         let reporter = Reporter {
             controller: "patchfleet".into(),
-            instance: std::env::var("POD_NAME").ok(),
+            instance: Some(reporting.identity),
         };
         Context {
             recorder: Recorder::new(client.clone(), reporter),
@@ -125,13 +136,22 @@ impl Context {
             settings,
             options,
             fleet: Fleet::default(),
+            metrics: reporting.metrics,
             wakers,
             deep_reads: Mutex::default(),
             reach: Mutex::default(),
         }
     }
 
+    /// Objects waiting for a reconcile to start.
+    pub fn pending(&self) -> &Pending {
+        &self.wakers.pending
+    }
+
     pub fn wake_account(&self, name: &str) {
+        self.wakers
+            .pending
+            .requested("SystemAccount", pending::key(None, name));
         // A closed channel means the controller is shutting down: nothing to wake.
         let _ = self.wakers.accounts.unbounded_send(ObjectRef::new(name));
     }
@@ -147,6 +167,9 @@ impl Context {
     pub fn wake_owner(&self, owner: &Owner) {
         let namespace = owner.namespace.as_str();
         let name = owner.name.as_str();
+        self.wakers
+            .pending
+            .requested(owner.kind.as_str(), pending::key(Some(namespace), name));
         // A send fails only when the controller is shutting down.
         match owner.kind {
             OwnerKind::PatchPolicy => {

@@ -8,25 +8,34 @@ mod context;
 mod events;
 mod inventory;
 mod owner;
+mod pending;
 mod status;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use futures::StreamExt;
 use futures::channel::mpsc;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Namespace;
-use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::ResourceExt;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use patchfleet_api::v1alpha1::{MaintenanceWindow, PatchGroup, PatchPolicy, SystemAccount};
 use patchfleet_planner::Settings;
 use patchfleet_ssm::{EdgeSettings, SsmEdge};
+use pending::Pending;
 use tracing::{info, warn};
 
+use crate::http::{self, Probes};
+use crate::leader::{Elector, LeaseSettings};
+use crate::metrics::Metrics;
+
 pub use account::fingerprints;
-pub use context::{Context, Options, Stores, Wakers};
+pub use context::{Context, Options, Reporting, Stores, Wakers};
 
 /// The finalizer on every resource whose deletion must clean SSM up first.
 pub const FINALIZER: &str = "patchfleet.io/cleanup";
@@ -39,29 +48,94 @@ pub struct RunConfig {
     pub settings: Settings,
     pub edge: EdgeSettings,
     pub concurrency: u16,
+    /// Where /metrics, /healthz and /readyz are served.
+    pub http_address: SocketAddr,
+    /// This replica's name (Lease holder, Event reporter instance).
+    pub identity: String,
+    /// None: no leader election (a single replica).
+    pub lease: Option<LeaseSettings>,
 }
 
 pub async fn run(config: RunConfig) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::default());
+    let probes = Arc::new(Probes::default());
+    http::serve(config.http_address, metrics.clone(), probes.clone()).await?;
+
     let client = Client::try_default()
         .await
         .context("connecting to Kubernetes (in-cluster config or KUBECONFIG)")?;
-    let edge = SsmEdge::from_env(config.edge).await;
+    check_crds(&client).await?;
 
-    let accounts_api: Api<SystemAccount> = Api::all(client.clone());
-    let policies_api: Api<PatchPolicy> = Api::all(client.clone());
-    let groups_api: Api<PatchGroup> = Api::all(client.clone());
-    let windows_api: Api<MaintenanceWindow> = Api::all(client.clone());
-    let namespaces_api: Api<Namespace> = Api::all(client.clone());
-    check_crds(&accounts_api, &policies_api, &groups_api, &windows_api).await?;
+    let Some(lease) = config.lease.clone() else {
+        metrics.set_leader(true);
+        return reconcile_all(client, config, metrics, probes).await;
+    };
+    probes.set_ready(true);
+    let mut elector = Elector::new(client.clone(), lease);
+    tokio::select! {
+        () = elector.acquire() => {}
+        () = shutdown_signal() => {
+            info!("stopped while standing by");
+            return Ok(());
+        }
+    }
+    metrics.set_leader(true);
+    probes.set_ready(false);
+    let result = tokio::select! {
+        result = reconcile_all(client, config, metrics.clone(), probes) => result,
+        why = elector.hold() => {
+            metrics.set_leader(false);
+            // Exiting is the only safe way out: reconciles in flight stop with the process,
+            // and the restarted replica stands by until the Lease is free again.
+            anyhow::bail!("lost leadership: {why}; exiting so that no two replicas reconcile");
+        }
+    };
+    elector.release().await;
+    result
+}
 
+/// SIGTERM (Kubernetes stopping the pod) or Ctrl-C.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                warn!(%error, "cannot listen for SIGTERM");
+                futures::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = terminate => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// The controllers, until a shutdown signal.
+async fn reconcile_all(
+    client: Client,
+    config: RunConfig,
+    metrics: Arc<Metrics>,
+    probes: Arc<Probes>,
+) -> anyhow::Result<()> {
+    let edge = SsmEdge::from_env(config.edge)
+        .await
+        .with_observer(metrics.clone());
     let watch = watcher::Config::default().any_semantic();
     let controller_config = ControllerConfig::default().concurrency(config.concurrency);
-    let accounts =
-        Controller::new(accounts_api, watch.clone()).with_config(controller_config.clone());
-    let policies =
-        Controller::new(policies_api, watch.clone()).with_config(controller_config.clone());
-    let groups = Controller::new(groups_api, watch.clone()).with_config(controller_config.clone());
-    let windows = Controller::new(windows_api, watch.clone()).with_config(controller_config);
+
+    // Every watch event marks its object pending for the queue-depth gauge.
+    let pending = Arc::new(Pending::default());
+    let accounts = watched::<SystemAccount>(&client, &watch, &pending, "SystemAccount")
+        .with_config(controller_config.clone());
+    let policies = watched::<PatchPolicy>(&client, &watch, &pending, "PatchPolicy")
+        .with_config(controller_config.clone());
+    let groups = watched::<PatchGroup>(&client, &watch, &pending, "PatchGroup")
+        .with_config(controller_config.clone());
+    let windows = watched::<MaintenanceWindow>(&client, &watch, &pending, "MaintenanceWindow")
+        .with_config(controller_config);
 
     // Namespace labels decide which accounts admit a namespace: a change wakes every account.
     let (namespaces, namespaces_writer) = reflector::store::<Namespace>();
@@ -88,6 +162,11 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
             policies: policy_tx,
             groups: group_tx,
             windows: window_tx,
+            pending,
+        },
+        Reporting {
+            identity: config.identity,
+            metrics,
         },
     ));
 
@@ -95,7 +174,7 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
         let ctx = ctx.clone();
         reflector::reflector(
             namespaces_writer,
-            watcher(namespaces_api, watcher::Config::default()),
+            watcher(Api::<Namespace>::all(client), watcher::Config::default()),
         )
         .default_backoff()
         .applied_objects()
@@ -109,18 +188,31 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
             }
         })
     };
+    let readiness = {
+        let ctx = ctx.clone();
+        async move {
+            if ctx.stores.wait_ready().await.is_ok() {
+                probes.set_ready(true);
+            }
+            futures::future::pending::<()>().await;
+        }
+    };
 
     info!("patchfleet controller starting");
     let accounts = accounts
         .reconcile_on(account_rx)
         .shutdown_on_signal()
-        .run(account::reconcile, account::error_policy, ctx.clone())
+        .run(
+            |account, ctx| measured(account, ctx, account::reconcile),
+            account::error_policy,
+            ctx.clone(),
+        )
         .for_each(|_| async {});
     let policies = policies
         .reconcile_on(policy_rx)
         .shutdown_on_signal()
         .run(
-            owner::reconcile::<PatchPolicy>,
+            |object, ctx| measured(object, ctx, owner::reconcile::<PatchPolicy>),
             owner::error_policy::<PatchPolicy>,
             ctx.clone(),
         )
@@ -129,7 +221,7 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
         .reconcile_on(group_rx)
         .shutdown_on_signal()
         .run(
-            owner::reconcile::<PatchGroup>,
+            |object, ctx| measured(object, ctx, owner::reconcile::<PatchGroup>),
             owner::error_policy::<PatchGroup>,
             ctx.clone(),
         )
@@ -138,7 +230,7 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
         .reconcile_on(window_rx)
         .shutdown_on_signal()
         .run(
-            owner::reconcile::<MaintenanceWindow>,
+            |object, ctx| measured(object, ctx, owner::reconcile::<MaintenanceWindow>),
             owner::error_policy::<MaintenanceWindow>,
             ctx.clone(),
         )
@@ -146,33 +238,148 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
     tokio::select! {
         _ = futures::future::join4(accounts, policies, groups, windows) => {}
         _ = namespace_watch => {}
+        () = readiness => {}
+        () = refresh_gauges(&ctx) => {}
     }
     info!("patchfleet controller stopped");
     Ok(())
 }
 
+/// A Controller over its own reflector, whose applied objects are marked pending.
+fn watched<K>(
+    client: &Client,
+    watch: &watcher::Config,
+    pending: &Arc<Pending>,
+    kind: &'static str,
+) -> Controller<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store::<K>();
+    let pending = pending.clone();
+    let events = reflector::reflector(
+        writer,
+        watcher(Api::<K>::all(client.clone()), watch.clone()),
+    )
+    .applied_objects()
+    .inspect_ok(move |object| {
+        pending.requested(
+            kind,
+            pending::key(object.meta().namespace.as_deref(), &object.name_any()),
+        );
+    });
+    Controller::for_stream(events, reader)
+}
+/// Runs a reconcile, clearing its object from the pending set and counting it by outcome
+/// and duration.
+async fn measured<K, E, Fut>(
+    object: Arc<K>,
+    ctx: Arc<Context>,
+    reconcile: impl FnOnce(Arc<K>, Arc<Context>) -> Fut,
+) -> Result<Action, E>
+where
+    K: kube::Resource<DynamicType = ()>,
+    Fut: Future<Output = Result<Action, E>>,
+{
+    let kind = kind_name::<K>();
+    ctx.pending().started(
+        kind,
+        &pending::key(object.meta().namespace.as_deref(), &object.name_any()),
+    );
+    let started = Instant::now();
+    let result = reconcile(object, ctx.clone()).await;
+    ctx.metrics
+        .reconciled(kind, result.is_ok(), started.elapsed());
+    result
+}
+
+/// The kind's name for metric labels.
+fn kind_name<K: kube::Resource<DynamicType = ()>>() -> &'static str {
+    const KINDS: [&str; 4] = [
+        "SystemAccount",
+        "PatchPolicy",
+        "PatchGroup",
+        "MaintenanceWindow",
+    ];
+    let kind = K::kind(&());
+    KINDS.into_iter().find(|k| *k == kind).unwrap_or("Other")
+}
+
+/// Keeps the account and queue gauges current.
+async fn refresh_gauges(ctx: &Context) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tick.tick().await;
+        let mut health = ctx.fleet.health();
+        // Accounts not yet passed over are pending.
+        let known = ctx.fleet.accounts();
+        health.accounts.pending += ctx
+            .stores
+            .accounts
+            .state()
+            .iter()
+            .filter(|a| !known.contains(&a.name_any()))
+            .count();
+        ctx.metrics.set_health(&health);
+        let stores = &ctx.stores;
+        let exists = |kind: &'static str, key: &str| -> bool {
+            let (namespace, name) = match key.split_once('/') {
+                Some((namespace, name)) => (Some(namespace), name),
+                None => (None, key),
+            };
+            match kind {
+                "SystemAccount" => stores.accounts.get(&ObjectRef::new(name)).is_some(),
+                "PatchPolicy" => has(&stores.policies, namespace, name),
+                "PatchGroup" => has(&stores.groups, namespace, name),
+                _ => has(&stores.windows, namespace, name),
+            }
+        };
+        for kind in [
+            "SystemAccount",
+            "PatchPolicy",
+            "PatchGroup",
+            "MaintenanceWindow",
+        ] {
+            let depth = ctx.pending().depth(kind, |key| exists(kind, key));
+            ctx.metrics.set_queue_depth(kind, depth);
+        }
+    }
+}
+
+fn has<K>(store: &reflector::Store<K>, namespace: Option<&str>, name: &str) -> bool
+where
+    K: kube::Resource<DynamicType = ()> + Clone,
+{
+    let reference = match namespace {
+        Some(namespace) => ObjectRef::new(name).within(namespace),
+        None => ObjectRef::new(name),
+    };
+    store.get(&reference).is_some()
+}
+
 /// Fails early, with the fix, when the CRDs are not installed.
-async fn check_crds(
-    accounts: &Api<SystemAccount>,
-    policies: &Api<PatchPolicy>,
-    groups: &Api<PatchGroup>,
-    windows: &Api<MaintenanceWindow>,
-) -> anyhow::Result<()> {
+async fn check_crds(client: &Client) -> anyhow::Result<()> {
     let params = kube::api::ListParams::default().limit(1);
     let hint = "is the CRD installed? kubectl apply --server-side -f crds/";
-    accounts
+    Api::<SystemAccount>::all(client.clone())
         .list_metadata(&params)
         .await
         .with_context(|| format!("listing SystemAccounts: {hint}"))?;
-    policies
+    Api::<PatchPolicy>::all(client.clone())
         .list_metadata(&params)
         .await
         .with_context(|| format!("listing PatchPolicies: {hint}"))?;
-    groups
+    Api::<PatchGroup>::all(client.clone())
         .list_metadata(&params)
         .await
         .with_context(|| format!("listing PatchGroups: {hint}"))?;
-    windows
+    Api::<MaintenanceWindow>::all(client.clone())
         .list_metadata(&params)
         .await
         .with_context(|| format!("listing MaintenanceWindows: {hint}"))?;

@@ -1,0 +1,288 @@
+//! Leader election on a coordination.k8s.io/v1 Lease, so that of several replicas exactly
+//! one reconciles.
+//!
+//! Our own, ~200 lines, because no maintained crate supports kube 5 yet (kube-leader-election
+//! 0.44 needs kube 4, kubert 0.25 kube 1.1). The algorithm is client-go's
+//! (k8s.io/client-go/tools/leaderelection): a candidate takes the Lease when it is free or
+//! expired, the holder renews it every retry period and steps down when it could not renew
+//! for the renew deadline, and every write is a replace carrying the resourceVersion read,
+//! so two candidates can never both win (the API server answers the second with 409).
+//!
+//! Expiry is judged from the Lease's renewTime (its age when first seen, so one poll late
+//! costs nothing) and the candidate's own clock; a holder whose clock runs behind by less
+//! than leaseDuration - renewDeadline has stepped down before anyone takes over.
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ObjectMeta, PostParams};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+#[derive(Clone, Debug)]
+pub struct LeaseSettings {
+    pub name: String,
+    pub namespace: String,
+    /// This replica's name in holderIdentity (the pod name in a cluster).
+    pub identity: String,
+    /// How long a Lease stays valid after its last renewal.
+    pub duration: Duration,
+    /// The holder steps down when it could not renew for this long.
+    pub renew_deadline: Duration,
+    /// How often the holder renews and a candidate retries.
+    pub retry_period: Duration,
+}
+
+/// What a candidate does about the Lease it read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Decision {
+    /// Free, released or expired: take it.
+    Take,
+    /// Ours: renew it.
+    Renew,
+    /// Someone else's and valid for this long.
+    Wait(Duration),
+}
+
+/// Pure: `remaining` is how long the current holder's claim still runs.
+fn decide(spec: &LeaseSpec, identity: &str, remaining: Duration) -> Decision {
+    match spec.holder_identity.as_deref() {
+        None | Some("") => Decision::Take,
+        Some(holder) if holder == identity => Decision::Renew,
+        Some(_) if remaining.is_zero() => Decision::Take,
+        Some(_) => Decision::Wait(remaining),
+    }
+}
+
+/// A record as first seen: the holder and renewTime, when, and how old it was then.
+#[derive(Clone, Debug)]
+struct Seen {
+    holder: Option<String>,
+    renew_time: Option<MicroTime>,
+    at: Instant,
+    age: Duration,
+}
+
+pub struct Elector {
+    api: Api<Lease>,
+    settings: LeaseSettings,
+    seen: Option<Seen>,
+}
+
+impl Elector {
+    pub fn new(client: kube::Client, settings: LeaseSettings) -> Self {
+        Elector {
+            api: Api::namespaced(client, &settings.namespace),
+            settings,
+            seen: None,
+        }
+    }
+
+    /// Returns once this replica holds the Lease.
+    pub async fn acquire(&mut self) {
+        info!(
+            lease = %self.settings.name,
+            namespace = %self.settings.namespace,
+            identity = %self.settings.identity,
+            "waiting to become the leader"
+        );
+        loop {
+            match self.try_acquire_or_renew().await {
+                Ok(None) => {
+                    info!(identity = %self.settings.identity, "became the leader");
+                    return;
+                }
+                Ok(Some(wait)) => tokio::time::sleep(wait.min(self.settings.retry_period)).await,
+                Err(error) => {
+                    warn!(%error, "reading or writing the leader Lease");
+                    tokio::time::sleep(self.settings.retry_period).await;
+                }
+            }
+        }
+    }
+
+    /// Renews the Lease every retry period; returns (with why) when leadership is lost:
+    /// another replica holds it, or renewing failed for the renew deadline.
+    pub async fn hold(&mut self) -> String {
+        let mut renewed = Instant::now();
+        loop {
+            tokio::time::sleep(self.settings.retry_period).await;
+            let left = self
+                .settings
+                .renew_deadline
+                .saturating_sub(renewed.elapsed());
+            match tokio::time::timeout(left, self.try_acquire_or_renew()).await {
+                Ok(Ok(None)) => renewed = Instant::now(),
+                Ok(Ok(Some(_))) => return "another replica holds the Lease".to_owned(),
+                Ok(Err(error)) => warn!(%error, "renewing the leader Lease"),
+                Err(_elapsed) => warn!("renewing the leader Lease timed out"),
+            }
+            if renewed.elapsed() >= self.settings.renew_deadline {
+                return format!(
+                    "the Lease could not be renewed for {:?} (renew deadline)",
+                    self.settings.renew_deadline
+                );
+            }
+        }
+    }
+
+    /// Gives the Lease up, so that a standby takes over at once instead of waiting for it
+    /// to expire (client-go's ReleaseOnCancel).
+    pub async fn release(&mut self) {
+        let result = async {
+            let mut lease = self.api.get(&self.settings.name).await?;
+            let Some(spec) = lease.spec.as_mut() else {
+                return Ok(());
+            };
+            if spec.holder_identity.as_deref() != Some(self.settings.identity.as_str()) {
+                return Ok(());
+            }
+            spec.holder_identity = None;
+            spec.renew_time = Some(MicroTime(Timestamp::now()));
+            self.api
+                .replace(&self.settings.name, &PostParams::default(), &lease)
+                .await
+                .map(|_| ())
+        }
+        .await;
+        match result {
+            Ok(()) => info!("leader Lease released"),
+            Err(error) => warn!(%error, "releasing the leader Lease (it will expire instead)"),
+        }
+    }
+
+    /// One round: Ok(None) when this replica holds the Lease afterwards, Ok(Some(wait))
+    /// when another does for `wait` more.
+    async fn try_acquire_or_renew(&mut self) -> Result<Option<Duration>, kube::Error> {
+        let now = Timestamp::now();
+        let Some(mut lease) = self.api.get_opt(&self.settings.name).await? else {
+            let lease = Lease {
+                metadata: ObjectMeta {
+                    name: Some(self.settings.name.clone()),
+                    namespace: Some(self.settings.namespace.clone()),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(self.claim(None, now)),
+            };
+            return match self.api.create(&PostParams::default(), &lease).await {
+                Ok(_) => Ok(None),
+                Err(kube::Error::Api(status)) if status.code == 409 => {
+                    Ok(Some(self.settings.retry_period))
+                }
+                Err(error) => Err(error),
+            };
+        };
+        let spec = lease.spec.clone().unwrap_or_default();
+        let remaining = self.remaining(&spec, now);
+        match decide(&spec, &self.settings.identity, remaining) {
+            Decision::Wait(wait) => {
+                debug!(holder = ?spec.holder_identity, ?wait, "the Lease is held");
+                return Ok(Some(wait));
+            }
+            Decision::Take | Decision::Renew => {}
+        }
+        lease.spec = Some(self.claim(Some(&spec), now));
+        match self
+            .api
+            .replace(&self.settings.name, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) => Ok(None),
+            // Someone else wrote first: read again next round.
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                Ok(Some(self.settings.retry_period))
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The spec that makes (or keeps) this replica the holder.
+    fn claim(&self, current: Option<&LeaseSpec>, now: Timestamp) -> LeaseSpec {
+        let duration = i32::try_from(self.settings.duration.as_secs()).unwrap_or(i32::MAX);
+        let ours = current.and_then(|c| c.holder_identity.as_deref())
+            == Some(self.settings.identity.as_str());
+        let transitions = current.and_then(|c| c.lease_transitions).unwrap_or(0);
+        LeaseSpec {
+            holder_identity: Some(self.settings.identity.clone()),
+            lease_duration_seconds: Some(duration),
+            acquire_time: match current {
+                Some(c) if ours => c.acquire_time.clone(),
+                _ => Some(MicroTime(now)),
+            },
+            renew_time: Some(MicroTime(now)),
+            lease_transitions: Some(match current {
+                Some(c) if !ours && c.holder_identity.as_deref().is_some_and(|h| !h.is_empty()) => {
+                    transitions.saturating_add(1)
+                }
+                _ => transitions,
+            }),
+            ..LeaseSpec::default()
+        }
+    }
+
+    /// How long the holder's claim still runs, by this replica's clock.
+    fn remaining(&mut self, spec: &LeaseSpec, now: Timestamp) -> Duration {
+        let changed = self.seen.as_ref().is_none_or(|seen| {
+            seen.holder != spec.holder_identity || seen.renew_time != spec.renew_time
+        });
+        if changed {
+            // Age by the wall clocks, never negative (a holder clock ahead of ours counts
+            // as fresh) nor above the duration.
+            let age = spec
+                .renew_time
+                .as_ref()
+                .and_then(|renewed| Duration::try_from(now.duration_since(renewed.0)).ok())
+                .unwrap_or_default();
+            self.seen = Some(Seen {
+                holder: spec.holder_identity.clone(),
+                renew_time: spec.renew_time.clone(),
+                at: Instant::now(),
+                age,
+            });
+        }
+        let duration = spec
+            .lease_duration_seconds
+            .and_then(|s| u64::try_from(s).ok())
+            .map_or(self.settings.duration, Duration::from_secs);
+        match &self.seen {
+            Some(seen) => duration
+                .saturating_sub(seen.age)
+                .saturating_sub(seen.at.elapsed()),
+            None => duration,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held_by(holder: Option<&str>) -> LeaseSpec {
+        LeaseSpec {
+            holder_identity: holder.map(str::to_owned),
+            ..LeaseSpec::default()
+        }
+    }
+
+    #[test]
+    fn a_candidate_takes_only_a_free_or_expired_lease() {
+        let valid = Duration::from_secs(7);
+        let cases = [
+            (held_by(None), valid, Decision::Take),
+            (held_by(Some("")), valid, Decision::Take),
+            (held_by(Some("me")), valid, Decision::Renew),
+            (held_by(Some("me")), Duration::ZERO, Decision::Renew),
+            (held_by(Some("other")), valid, Decision::Wait(valid)),
+            (held_by(Some("other")), Duration::ZERO, Decision::Take),
+        ];
+        for (spec, remaining, expected) in cases {
+            assert_eq!(
+                decide(&spec, "me", remaining),
+                expected,
+                "{spec:?} {remaining:?}"
+            );
+        }
+    }
+}
