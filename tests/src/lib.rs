@@ -5,6 +5,7 @@
 pub mod cases;
 pub mod control_plane;
 pub mod examples;
+pub mod helm;
 pub mod inspect;
 pub mod json_patch;
 pub mod offline;

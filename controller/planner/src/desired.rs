@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use patchfleet_api::v1alpha1::{
-    BaselineSpec, MaintenanceWindow, OperatingSystem, PatchGroup, PatchPolicy, Platform,
-    PolicyMode, SystemAccount, WindowTask,
+    BaselineSpec, MaintenanceWindow, OperatingSystem, PatchGroup, PatchOperation, PatchPolicy,
+    Platform, PolicyMode, Strategy, SystemAccount, WindowTask,
 };
 
 use crate::inventory::{
@@ -284,10 +284,23 @@ impl<'a> Planner<'a> {
                 continue;
             }
             let target_names: BTreeSet<String> = targets.keys().cloned().collect();
-            let tasks = window
+            let (refused, allowed): (Vec<&WindowTask>, Vec<&WindowTask>) = window
                 .spec
                 .tasks
                 .iter()
+                .partition(|task| installs_while_frozen(window, task));
+            // The CRD's CEL rule refuses these at admission; a window stored before the
+            // rule existed, or written around it, still never installs.
+            for task in refused {
+                let message = format!(
+                    "spec.tasks[{}].operation: a Frozen window only scans, so its Install task \
+                     is not registered; use operation Scan or another strategy",
+                    task.name
+                );
+                self.problem(&owner, reasons::INSTALL_IN_FROZEN_WINDOW, message);
+            }
+            let tasks = allowed
+                .into_iter()
                 .map(|task| {
                     let definition = task_definition(task, account.spec.platform, &target_names);
                     (task_name(&task.name), definition)
@@ -303,6 +316,11 @@ impl<'a> Planner<'a> {
             self.desired.windows.insert(name, desired_window);
         }
     }
+}
+
+/// An Install task in a Frozen window: refused.
+fn installs_while_frozen(window: &MaintenanceWindow, task: &WindowTask) -> bool {
+    window.spec.strategy == Strategy::Frozen && task.operation == PatchOperation::Install
 }
 
 /// The policy a group follows, if it exists and is not being deleted.

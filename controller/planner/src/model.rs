@@ -354,6 +354,9 @@ pub mod reasons {
     pub const PATCH_GROUP_REGISTERED_ELSEWHERE: &str = "PatchGroupRegisteredElsewhere";
     /// Applying the plan would exceed an SSM quota: nothing is written.
     pub const QUOTA_EXCEEDED: &str = "QuotaExceeded";
+    /// A Frozen MaintenanceWindow has an Install task: the task is not registered (the
+    /// window and its Scan tasks are).
+    pub const INSTALL_IN_FROZEN_WINDOW: &str = "InstallInFrozenWindow";
 }
 
 /// Why (part of) an account-region cannot be planned. Reported on the owner as a Stalled

@@ -5,7 +5,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use patchfleet_api::v1alpha1::{
-    OperatingSystem, PatchOperation, Platform, PolicyMode, RebootOption,
+    OperatingSystem, PatchOperation, Platform, PolicyMode, RebootOption, Strategy,
 };
 use patchfleet_planner::builders::*;
 use patchfleet_planner::desired::SNAPSHOT_RUNBOOK;
@@ -415,6 +415,36 @@ fn a_window_whose_groups_reach_elsewhere_is_not_here() {
         "its only group is not planned here"
     );
     assert!(desired.held.is_empty());
+}
+
+#[test]
+fn a_frozen_window_keeps_its_scan_and_refuses_its_install_task() {
+    let mut inventory = world();
+    inventory.windows[0].spec.strategy = Strategy::Frozen;
+    let (desired, problems) = plan_desired(&inventory);
+    let window = &desired.windows[MONTHLY];
+    assert_eq!(
+        window.tasks.keys().collect::<Vec<_>>(),
+        ["scan"],
+        "no Install task exists"
+    );
+    assert_eq!(
+        problems,
+        [problem(
+            OwnerKind::MaintenanceWindow,
+            "monthly",
+            reasons::INSTALL_IN_FROZEN_WINDOW,
+            "spec.tasks[install].operation: a Frozen window only scans, so its Install task \
+             is not registered; use operation Scan or another strategy",
+        )]
+    );
+    // The other strategies install.
+    for strategy in [Strategy::Scheduled, Strategy::Opportunistic] {
+        inventory.windows[0].spec.strategy = strategy;
+        let (desired, problems) = plan_desired(&inventory);
+        assert_eq!(desired.windows[MONTHLY].tasks.len(), 2, "{strategy:?}");
+        assert_eq!(problems, [], "{strategy:?}");
+    }
 }
 
 #[test]

@@ -80,13 +80,15 @@ pub fn world() -> Inventory {
     )
 }
 
-/// Every manifest in examples/, as the runtime's stores would hold them.
+/// Every manifest directly in examples/ (not examples/defaults/), as the runtime's stores
+/// would hold them.
 pub fn examples() -> Inventory {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
     let mut inventory = Inventory::default();
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("examples/ is readable")
         .map(|e| e.expect("directory entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
         .collect();
     files.sort();
     for file in files {

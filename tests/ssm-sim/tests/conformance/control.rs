@@ -61,6 +61,10 @@ async fn throttling_hits_only_the_chosen_operation_and_is_counted() {
     assert_eq!(throttled["total"], 1);
     assert_eq!(throttled["calls"][0]["account"], "123456789012");
     assert_eq!(throttled["calls"][0]["region"], REGION);
+    assert_eq!(
+        throttled["calls"][0]["caller"], "arn:aws:iam::123456789012:user/ssm-sim",
+        "who called"
+    );
     let all = counters(&server, "").await;
     assert_eq!(all["total"], 2);
 
@@ -80,7 +84,7 @@ async fn throttling_hits_only_the_chosen_operation_and_is_counted() {
         .expect("metrics")
         .text();
     assert!(
-        metrics.contains("ssm_sim_calls_total{account=\"123456789012\",region=\"us-east-1\",operation=\"DescribePatchBaselines\",outcome=\"ThrottlingException\"} 1"),
+        metrics.contains("ssm_sim_calls_total{account=\"123456789012\",region=\"us-east-1\",caller=\"arn:aws:iam::123456789012:user/ssm-sim\",operation=\"DescribePatchBaselines\",outcome=\"ThrottlingException\"} 1"),
         "{metrics}"
     );
 

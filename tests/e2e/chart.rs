@@ -1,0 +1,1336 @@
+//! The Helm chart (charts/patchfleet) with the pinned helm (tests/env/helm): it lints,
+//! renders every object with the restrictive defaults, is accepted by the real API server
+//! (server-side dry run, then `helm install`), rejects wrong values through its schema,
+//! ships the generated CRDs unchanged, and its RBAC grants the controller exactly what it
+//! uses: `kubectl auth can-i` as the chart's ServiceAccount.
+//!
+//! helm comes from `PATCHFLEET_HELM` (scripts/test sets it), else `tests/env/helm path`
+//! (which builds it once). Every invocation gets its own HELM_CACHE_HOME, HELM_CONFIG_HOME
+//! and HELM_DATA_HOME in a temp dir, so nothing touches the user's home.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use patchfleet_tests::control_plane::{self, ControlPlane, TestNamespace};
+use patchfleet_tests::helm::{Scratch, chart_dir, run};
+use patchfleet_tests::repo_root;
+use serde_json::{Value, json};
+
+const KINDS: [&str; 4] = [
+    "systemaccounts",
+    "patchpolicies",
+    "patchgroups",
+    "maintenancewindows",
+];
+
+/// The one rendered object of `kind`.
+fn object<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
+    let found: Vec<&Value> = objects.iter().filter(|o| o["kind"] == kind).collect();
+    assert_eq!(found.len(), 1, "expected one {kind}, found {}", found.len());
+    found[0]
+}
+
+fn kinds(objects: &[Value]) -> BTreeSet<String> {
+    objects
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn strings(value: &Value) -> BTreeSet<String> {
+    value
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The container's env as name -> value (valueFrom entries as `fieldRef:PATH`).
+fn env_of(deployment: &Value) -> BTreeMap<String, String> {
+    deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .expect("the container has env")
+        .iter()
+        .map(|e| {
+            let name = e["name"].as_str().unwrap_or_default().to_owned();
+            let value = match e["value"].as_str() {
+                Some(value) => value.to_owned(),
+                None => format!(
+                    "fieldRef:{}",
+                    e["valueFrom"]["fieldRef"]["fieldPath"]
+                        .as_str()
+                        .unwrap_or_default()
+                ),
+            };
+            (name, value)
+        })
+        .collect()
+}
+
+const MINIMAL: &str = "clusterId: chart-test\n";
+
+/// Every option this chart has, set: what a real installation might use.
+const EVERYTHING: &str = r#"
+clusterId: "eks prod/eu-west-1"
+replicaCount: 3
+image:
+  repository: registry.example.com/platform/patchfleet
+  digest: sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+  pullPolicy: Always
+imagePullSecrets: [{name: registry}]
+logFormat: text
+aws:
+  region: eu-west-1
+  ssmEndpoint: https://ssm.eu-west-1.amazonaws.com
+  stsEndpoint: https://sts.eu-west-1.amazonaws.com
+controller:
+  concurrency: 16
+  rateLimit: 2.5
+  maxAttempts: 8
+  resync: 10m
+  deepInterval: 6h
+  retry: "30"
+  retryAttention: 5m
+quotas:
+  baselines: 1000000
+  windows: 100
+  targetsPerWindow: 200
+  tasksPerWindow: 40
+  patchGroupsPerBaseline: 50
+leaderElection:
+  enabled: true
+  leaseDuration: 30s
+  renewDeadline: 20s
+  retryPeriod: 4s
+httpPort: 9090
+serviceAccount:
+  annotations:
+    eks.amazonaws.com/role-arn: arn:aws:iam::123456789012:role/patchfleet-controller
+serviceMonitor:
+  enabled: true
+  interval: 30s
+  labels: {release: kube-prometheus-stack}
+podDisruptionBudget:
+  minAvailable: 2
+priorityClassName: system-cluster-critical
+podAnnotations: {example.com/team: platform}
+extraEnv:
+  - name: AWS_STS_REGIONAL_ENDPOINTS
+    value: regional
+"#;
+
+#[test]
+fn helm_lint_strict_passes_with_minimal_and_full_values() {
+    let scratch = Scratch::new("lint");
+    for (name, values) in [("minimal", MINIMAL), ("everything", EVERYTHING)] {
+        let values = scratch.values(name, values);
+        let out = scratch.helm_ok([
+            "lint".as_ref(),
+            "--strict".as_ref(),
+            chart_dir().as_os_str(),
+            "--values".as_ref(),
+            values.as_os_str(),
+        ]);
+        assert!(out.contains("0 chart(s) failed"), "{out}");
+    }
+}
+
+#[test]
+fn helm_template_renders_every_object_with_the_restrictive_defaults() {
+    let scratch = Scratch::new("template");
+    let values = scratch.values("minimal", MINIMAL);
+    let objects = scratch.template("pf", "patchfleet-system", &values);
+    let expected: BTreeSet<String> = [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "PodDisruptionBudget",
+        "Role",
+        "RoleBinding",
+        "Service",
+        "ServiceAccount",
+    ]
+    .map(str::to_owned)
+    .into();
+    assert_eq!(kinds(&objects), expected);
+    for o in &objects {
+        assert!(
+            o["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("pf-patchfleet")),
+            "{o}"
+        );
+        assert_eq!(o["metadata"]["labels"]["app.kubernetes.io/instance"], "pf");
+        if !o["kind"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Cluster")
+        {
+            assert_eq!(o["metadata"]["namespace"], "patchfleet-system", "{o}");
+        }
+    }
+
+    let deployment = object(&objects, "Deployment");
+    assert_eq!(deployment["metadata"]["name"], "pf-patchfleet");
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "pf-patchfleet");
+    assert_eq!(pod["automountServiceAccountToken"], true);
+    assert_eq!(
+        pod["securityContext"]["runAsNonRoot"], true,
+        "{}",
+        pod["securityContext"]
+    );
+    assert_eq!(pod["securityContext"]["runAsUser"], 65532);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    let containers = pod["containers"].as_array().expect("containers");
+    assert_eq!(containers.len(), 1);
+    let container = &containers[0];
+    assert_eq!(container["image"], "ghcr.io/patchfleet/patchfleet:0.1.0");
+    assert_eq!(container["args"], json!(["run"]));
+    let security = &container["securityContext"];
+    assert_eq!(security["runAsNonRoot"], true);
+    assert_eq!(security["runAsUser"], 65532);
+    assert_eq!(security["readOnlyRootFilesystem"], true);
+    assert_eq!(security["allowPrivilegeEscalation"], false);
+    assert_eq!(security["privileged"], false);
+    assert_eq!(security["capabilities"]["drop"], json!(["ALL"]));
+    assert!(security["capabilities"].get("add").is_none());
+    assert_eq!(security["seccompProfile"]["type"], "RuntimeDefault");
+    for key in ["requests", "limits"] {
+        for resource in ["cpu", "memory"] {
+            assert!(
+                container["resources"][key][resource].is_string(),
+                "resources.{key}.{resource}: {}",
+                container["resources"]
+            );
+        }
+    }
+    assert_eq!(
+        container["ports"],
+        json!([{"name": "http", "containerPort": 8080, "protocol": "TCP"}])
+    );
+    assert_eq!(
+        container["livenessProbe"]["httpGet"],
+        json!({"path": "/healthz", "port": "http"})
+    );
+    assert_eq!(
+        container["readinessProbe"]["httpGet"],
+        json!({"path": "/readyz", "port": "http"})
+    );
+
+    // Only what the chart must decide is set; every other flag keeps the binary's default.
+    let env = env_of(deployment);
+    let expected_env: BTreeMap<String, String> = [
+        ("PATCHFLEET_CLUSTER_ID", "chart-test"),
+        ("PATCHFLEET_LOG_FORMAT", "json"),
+        ("PATCHFLEET_HTTP_ADDRESS", "0.0.0.0:8080"),
+        ("AWS_REGION", "us-east-1"),
+        ("PATCHFLEET_LEADER_ELECTION", "true"),
+        ("PATCHFLEET_LEASE_NAME", "pf-patchfleet"),
+        ("PATCHFLEET_LEASE_NAMESPACE", "fieldRef:metadata.namespace"),
+        ("PATCHFLEET_IDENTITY", "fieldRef:metadata.name"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    assert_eq!(env, expected_env);
+
+    let account = object(&objects, "ServiceAccount");
+    assert_eq!(account["automountServiceAccountToken"], true);
+    let service = object(&objects, "Service");
+    assert_eq!(
+        service["spec"]["ports"],
+        json!([{"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}])
+    );
+    assert_eq!(
+        service["spec"]["selector"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+    let budget = object(&objects, "PodDisruptionBudget");
+    assert_eq!(budget["spec"]["maxUnavailable"], 1);
+    assert_eq!(
+        budget["spec"]["selector"]["matchLabels"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+    let binding = object(&objects, "ClusterRoleBinding");
+    assert_eq!(binding["roleRef"]["name"], "pf-patchfleet");
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "pf-patchfleet", "namespace": "patchfleet-system"}])
+    );
+    let binding = object(&objects, "RoleBinding");
+    assert_eq!(binding["roleRef"]["kind"], "Role");
+    assert_eq!(binding["subjects"][0]["name"], "pf-patchfleet");
+}
+
+#[test]
+fn helm_template_passes_every_value_through() {
+    let scratch = Scratch::new("everything");
+    let values = scratch.values("everything", EVERYTHING);
+    let objects = scratch.template("patchfleet", "ops", &values);
+    assert!(kinds(&objects).contains("ServiceMonitor"));
+    // The release name contains the chart name: objects are named just `patchfleet`.
+    let monitor = object(&objects, "ServiceMonitor");
+    assert_eq!(monitor["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(monitor["metadata"]["name"], "patchfleet");
+    assert_eq!(
+        monitor["metadata"]["labels"]["release"],
+        "kube-prometheus-stack"
+    );
+    assert_eq!(
+        monitor["spec"]["endpoints"],
+        json!([{"port": "http", "path": "/metrics", "scheme": "http", "interval": "30s"}])
+    );
+    let deployment = object(&objects, "Deployment");
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["priorityClassName"], "system-cluster-critical");
+    assert_eq!(pod["imagePullSecrets"], json!([{"name": "registry"}]));
+    let container = &pod["containers"][0];
+    assert_eq!(
+        container["image"],
+        "registry.example.com/platform/patchfleet@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+    );
+    assert_eq!(container["imagePullPolicy"], "Always");
+    assert_eq!(container["ports"][0]["containerPort"], 9090);
+    let env = env_of(deployment);
+    for (name, value) in [
+        ("PATCHFLEET_CLUSTER_ID", "eks prod/eu-west-1"),
+        ("PATCHFLEET_LOG_FORMAT", "text"),
+        ("PATCHFLEET_HTTP_ADDRESS", "0.0.0.0:9090"),
+        ("AWS_REGION", "eu-west-1"),
+        (
+            "PATCHFLEET_SSM_ENDPOINT",
+            "https://ssm.eu-west-1.amazonaws.com",
+        ),
+        (
+            "PATCHFLEET_STS_ENDPOINT",
+            "https://sts.eu-west-1.amazonaws.com",
+        ),
+        ("PATCHFLEET_CONCURRENCY", "16"),
+        ("PATCHFLEET_RATE_LIMIT", "2.5"),
+        ("PATCHFLEET_MAX_ATTEMPTS", "8"),
+        ("PATCHFLEET_RESYNC", "10m"),
+        ("PATCHFLEET_DEEP_INTERVAL", "6h"),
+        ("PATCHFLEET_RETRY", "30"),
+        ("PATCHFLEET_RETRY_ATTENTION", "5m"),
+        // Whole numbers are printed as integers (YAML numbers reach templates as floats).
+        ("PATCHFLEET_QUOTA_BASELINES", "1000000"),
+        ("PATCHFLEET_QUOTA_WINDOWS", "100"),
+        ("PATCHFLEET_QUOTA_TARGETS_PER_WINDOW", "200"),
+        ("PATCHFLEET_QUOTA_TASKS_PER_WINDOW", "40"),
+        ("PATCHFLEET_QUOTA_PATCH_GROUPS_PER_BASELINE", "50"),
+        ("PATCHFLEET_LEADER_ELECTION", "true"),
+        ("PATCHFLEET_LEASE_NAME", "patchfleet"),
+        ("PATCHFLEET_LEASE_DURATION", "30s"),
+        ("PATCHFLEET_LEASE_RENEW_DEADLINE", "20s"),
+        ("PATCHFLEET_LEASE_RETRY_PERIOD", "4s"),
+        ("AWS_STS_REGIONAL_ENDPOINTS", "regional"),
+    ] {
+        assert_eq!(env.get(name).map(String::as_str), Some(value), "{name}");
+    }
+    let account = object(&objects, "ServiceAccount");
+    assert_eq!(
+        account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
+        "arn:aws:iam::123456789012:role/patchfleet-controller"
+    );
+    let budget = object(&objects, "PodDisruptionBudget");
+    assert_eq!(budget["spec"]["minAvailable"], 2);
+    assert!(budget["spec"].get("maxUnavailable").is_none());
+}
+
+#[test]
+fn one_replica_without_leader_election_renders_no_lease_role_and_no_budget() {
+    let scratch = Scratch::new("single");
+    let values = scratch.values(
+        "single",
+        "clusterId: single\nreplicaCount: 1\nleaderElection: {enabled: false}\n",
+    );
+    let objects = scratch.template("pf", "ops", &values);
+    let kinds = kinds(&objects);
+    for absent in ["Role", "RoleBinding", "PodDisruptionBudget"] {
+        assert!(!kinds.contains(absent), "{absent} rendered: {kinds:?}");
+    }
+    let env = env_of(object(&objects, "Deployment"));
+    assert_eq!(env["PATCHFLEET_LEADER_ELECTION"], "false");
+    assert!(!env.contains_key("PATCHFLEET_LEASE_NAME"), "{env:?}");
+
+    // Two replicas without a leader would both write to SSM: refused.
+    let values = scratch.values("two", "clusterId: two\nleaderElection: {enabled: false}\n");
+    let output = run(&mut scratch.helm([
+        "template".as_ref(),
+        "pf".as_ref(),
+        chart_dir().as_os_str(),
+        "--values".as_ref(),
+        values.as_os_str(),
+    ]));
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("leaderElection.enabled=false"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Each rule of the chart's ClusterRole and Role as (apiGroup, resource[/name]) -> verbs.
+fn rules(role: &Value) -> BTreeMap<(String, String), BTreeSet<String>> {
+    let mut rules: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for rule in role["rules"].as_array().expect("rules") {
+        let names = strings(&rule["resourceNames"]);
+        for group in strings(&rule["apiGroups"]) {
+            for resource in strings(&rule["resources"]) {
+                let keys: Vec<String> = if names.is_empty() {
+                    vec![resource.clone()]
+                } else {
+                    names.iter().map(|n| format!("{resource}/{n}")).collect()
+                };
+                for key in keys {
+                    rules
+                        .entry((group.clone(), key))
+                        .or_default()
+                        .extend(strings(&rule["verbs"]));
+                }
+            }
+        }
+    }
+    rules
+}
+
+#[test]
+fn rbac_grants_only_what_the_controller_uses() {
+    let scratch = Scratch::new("rbac");
+    let values = scratch.values("minimal", MINIMAL);
+    let objects = scratch.template("pf", "ops", &values);
+    for kind in ["ClusterRole", "Role"] {
+        let role = object(&objects, kind);
+        for rule in role["rules"].as_array().expect("rules") {
+            for field in ["apiGroups", "resources", "verbs", "resourceNames"] {
+                assert!(
+                    !strings(&rule[field]).iter().any(|s| s.contains('*')),
+                    "{kind}: wildcard in {field}: {rule}"
+                );
+            }
+            assert!(rule.get("nonResourceURLs").is_none(), "{kind}: {rule}");
+            assert!(
+                !strings(&rule["resources"])
+                    .iter()
+                    .any(|r| r.starts_with("secrets") || r.starts_with("configmaps")),
+                "{kind}: {rule}"
+            );
+        }
+    }
+
+    let set =
+        |verbs: &[&str]| -> BTreeSet<String> { verbs.iter().map(|v| v.to_string()).collect() };
+    let mut expected = BTreeMap::new();
+    for kind in KINDS {
+        let group = "patchfleet.io".to_owned();
+        expected.insert(
+            (group.clone(), kind.to_owned()),
+            set(&["get", "list", "watch", "patch"]),
+        );
+        expected.insert(
+            (group.clone(), format!("{kind}/status")),
+            set(&["get", "patch"]),
+        );
+        expected.insert((group, format!("{kind}/finalizers")), set(&["update"]));
+    }
+    expected.insert(
+        (String::new(), "namespaces".to_owned()),
+        set(&["get", "list", "watch"]),
+    );
+    expected.insert(
+        ("events.k8s.io".to_owned(), "events".to_owned()),
+        set(&["create", "patch"]),
+    );
+    assert_eq!(rules(object(&objects, "ClusterRole")), expected);
+
+    let mut expected = BTreeMap::new();
+    expected.insert(
+        ("coordination.k8s.io".to_owned(), "leases".to_owned()),
+        set(&["create"]),
+    );
+    expected.insert(
+        (
+            "coordination.k8s.io".to_owned(),
+            "leases/pf-patchfleet".to_owned(),
+        ),
+        set(&["get", "update"]),
+    );
+    assert_eq!(rules(object(&objects, "Role")), expected);
+}
+
+/// Values the schema must reject, and the field its error must name.
+const WRONG_VALUES: [(&str, &str, &str); 10] = [
+    (
+        "replicas-string",
+        "clusterId: x\nreplicaCount: two\n",
+        "/replicaCount",
+    ),
+    (
+        "concurrency-negative",
+        "clusterId: x\ncontroller: {concurrency: -1}\n",
+        "/controller/concurrency",
+    ),
+    ("log-format", "clusterId: x\nlogFormat: xml\n", "/logFormat"),
+    ("cluster-id-missing", "replicaCount: 1\n", "/clusterId"),
+    ("cluster-id-empty", "clusterId: \"\"\n", "/clusterId"),
+    ("cluster-id-charset", "clusterId: \"a#b\"\n", "/clusterId"),
+    (
+        "duration",
+        "clusterId: x\ncontroller: {resync: 5 minutes}\n",
+        "/controller/resync",
+    ),
+    (
+        "lease-duration",
+        "clusterId: x\nleaderElection: {leaseDuration: 1.5s}\n",
+        "/leaderElection/leaseDuration",
+    ),
+    (
+        "unknown-key",
+        "clusterId: x\ncontroller: {concurency: 4}\n",
+        "concurency",
+    ),
+    (
+        "leader-election-type",
+        "clusterId: x\nleaderElection: {enabled: \"yes\"}\n",
+        "/leaderElection/enabled",
+    ),
+];
+
+#[test]
+fn the_schema_rejects_wrong_values_naming_the_field() {
+    let scratch = Scratch::new("schema");
+    let mut failures = Vec::new();
+    for (name, values, field) in WRONG_VALUES {
+        let values = scratch.values(name, values);
+        for command in ["template", "lint"] {
+            let mut args: Vec<&std::ffi::OsStr> = vec![command.as_ref()];
+            if command == "template" {
+                args.push("pf".as_ref());
+            }
+            let chart = chart_dir();
+            args.extend([chart.as_os_str(), "--values".as_ref(), values.as_os_str()]);
+            let output = run(&mut scratch.helm(&args));
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            if output.status.success() {
+                failures.push(format!("{name}: helm {command} accepted it"));
+            } else if !text.contains(field) {
+                failures.push(format!(
+                    "{name}: helm {command}'s error does not name {field}:\n{text}"
+                ));
+            } else if command == "template" && !text.contains("schema") {
+                failures.push(format!("{name}: not a schema error:\n{text}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn the_chart_ships_the_generated_crds_byte_for_byte() {
+    let list = |dir: &Path| -> BTreeMap<String, Vec<u8>> {
+        std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+            .map(|entry| {
+                let path = entry.expect("a readable entry").path();
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let bytes = std::fs::read(&path)
+                    .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+                (name, bytes)
+            })
+            .collect()
+    };
+    let crds = list(&repo_root().join("crds"));
+    let chart = list(&chart_dir().join("crds"));
+    assert_eq!(
+        crds.keys().collect::<Vec<_>>(),
+        chart.keys().collect::<Vec<_>>(),
+        "charts/patchfleet/crds/ must hold exactly crds/: run `cargo run -p patchfleet -- crdgen`"
+    );
+    assert_eq!(crds.len(), 4);
+    for (name, bytes) in &crds {
+        assert!(
+            chart.get(name) == Some(bytes),
+            "charts/patchfleet/crds/{name} differs from crds/{name}: run `cargo run -p patchfleet -- crdgen`"
+        );
+    }
+}
+
+/// The chart rendered for `release` in `namespace` with `values` (YAML), written to a file
+/// for kubectl.
+fn render_to_file(scratch: &Scratch, release: &str, namespace: &str, values: &str) -> PathBuf {
+    let values = scratch.values("render", values);
+    let rendered = scratch.render(release, namespace, &values, &[]);
+    let path = scratch.path("rendered.yaml");
+    std::fs::write(&path, rendered).expect("writing the rendered chart");
+    path
+}
+
+/// `kubectl apply --server-side --dry-run=server -f FILE`: (stdout, stderr); fails the
+/// test unless the API server accepts every object.
+fn server_dry_run(plane: &ControlPlane, file: &Path) -> (String, String) {
+    let mut command = plane.kubectl_command([
+        "apply".as_ref(),
+        "--server-side".as_ref(),
+        "--dry-run=server".as_ref(),
+        "--field-manager=patchfleet-tests".as_ref(),
+        "-f".as_ref(),
+        file.as_os_str(),
+    ]);
+    let output = run(&mut command);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        output.status.success(),
+        "the API server refused the rendered chart:\n{stdout}{stderr}"
+    );
+    (stdout, stderr)
+}
+
+#[tokio::test]
+async fn the_rendered_chart_passes_a_server_side_dry_run_and_the_restricted_pod_security() {
+    let plane = control_plane::shared().expect("control plane");
+    let client = plane.client().await.expect("client");
+    let namespace = TestNamespace::create(&client, "chart-dry-run")
+        .await
+        .expect("namespace");
+    // PodSecurity admission warns about a Deployment's pod template that the namespace's
+    // `warn` level would refuse (enforcement applies to pods, and no pods exist here).
+    plane
+        .kubectl([
+            "label",
+            "namespace",
+            &namespace.name,
+            "pod-security.kubernetes.io/warn=restricted",
+            "pod-security.kubernetes.io/enforce=restricted",
+        ])
+        .expect("labels the namespace");
+    let scratch = Scratch::new("dry-run");
+    let rendered = render_to_file(&scratch, "dry", &namespace.name, MINIMAL);
+    let (out, warnings) = server_dry_run(plane, &rendered);
+    for kind in [
+        "serviceaccount/dry-patchfleet",
+        "clusterrole.rbac.authorization.k8s.io/dry-patchfleet",
+        "clusterrolebinding.rbac.authorization.k8s.io/dry-patchfleet",
+        "role.rbac.authorization.k8s.io/dry-patchfleet-leader-election",
+        "rolebinding.rbac.authorization.k8s.io/dry-patchfleet-leader-election",
+        "service/dry-patchfleet",
+        "deployment.apps/dry-patchfleet",
+        "poddisruptionbudget.policy/dry-patchfleet",
+    ] {
+        assert!(
+            out.contains(&format!("{kind} serverside-applied (server dry run)")),
+            "{kind}: {out}"
+        );
+    }
+    assert!(
+        !warnings.contains("PodSecurity"),
+        "the pod template violates the restricted Pod Security Standard:\n{warnings}"
+    );
+    // The check above is not vacuous: a weakened security context is reported.
+    let weakened = render_to_file(
+        &scratch,
+        "dry",
+        &namespace.name,
+        "clusterId: x\nsecurityContext: {allowPrivilegeEscalation: true}\n",
+    );
+    let (_, warnings) = server_dry_run(plane, &weakened);
+    assert!(
+        warnings.contains("would violate PodSecurity \"restricted:latest\"")
+            && warnings.contains("allowPrivilegeEscalation"),
+        "{warnings}"
+    );
+    // A dry run creates nothing.
+    let left = plane
+        .kubectl([
+            "get",
+            "deployments,serviceaccounts",
+            "-n",
+            &namespace.name,
+            "-o",
+            "name",
+        ])
+        .expect("kubectl get");
+    assert!(!left.contains("dry-patchfleet"), "{left}");
+    namespace.delete().await;
+}
+
+#[tokio::test]
+async fn helm_install_creates_every_object() {
+    let plane = control_plane::shared().expect("control plane");
+    let client = plane.client().await.expect("client");
+    let namespace = TestNamespace::create(&client, "chart-install")
+        .await
+        .expect("namespace");
+    let scratch = Scratch::new("install");
+    let values = scratch.values("minimal", MINIMAL);
+    let release = "inst";
+    let out = scratch.helm_ok([
+        "install".as_ref(),
+        release.as_ref(),
+        chart_dir().as_os_str(),
+        "--kubeconfig".as_ref(),
+        plane.kubeconfig.as_os_str(),
+        "--namespace".as_ref(),
+        namespace.name.as_ref(),
+        "--values".as_ref(),
+        values.as_os_str(),
+        "--timeout".as_ref(),
+        "60s".as_ref(),
+    ]);
+    assert!(out.contains("STATUS: deployed"), "{out}");
+    // NOTES.txt is shown.
+    assert!(
+        out.contains("kubectl apply --server-side -f charts/patchfleet/crds/"),
+        "{out}"
+    );
+    let name = format!("{release}-patchfleet");
+    let ns = namespace.name.as_str();
+    for (resource, object, namespaced) in [
+        ("serviceaccount", name.clone(), true),
+        ("service", name.clone(), true),
+        ("deployment.apps", name.clone(), true),
+        ("poddisruptionbudget.policy", name.clone(), true),
+        (
+            "role.rbac.authorization.k8s.io",
+            format!("{name}-leader-election"),
+            true,
+        ),
+        (
+            "rolebinding.rbac.authorization.k8s.io",
+            format!("{name}-leader-election"),
+            true,
+        ),
+        ("clusterrole.rbac.authorization.k8s.io", name.clone(), false),
+        (
+            "clusterrolebinding.rbac.authorization.k8s.io",
+            name.clone(),
+            false,
+        ),
+    ] {
+        let mut args = vec!["get", resource, &object, "-o", "json"];
+        if namespaced {
+            args.extend(["-n", ns]);
+        }
+        let json = plane
+            .kubectl(&args)
+            .unwrap_or_else(|e| panic!("{resource}/{object} after helm install: {e:#}"));
+        let live: Value = serde_json::from_str(&json).expect("kubectl prints JSON");
+        assert_eq!(
+            live["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "Helm"
+        );
+        assert_eq!(
+            live["metadata"]["annotations"]["meta.helm.sh/release-name"],
+            release
+        );
+    }
+    let deployment: Value = serde_json::from_str(
+        &plane
+            .kubectl(["get", "deployment", &name, "-n", ns, "-o", "json"])
+            .expect("deployment"),
+    )
+    .expect("JSON");
+    // The API server kept the security context as rendered (no defaulting changed it).
+    let security = &deployment["spec"]["template"]["spec"]["containers"][0]["securityContext"];
+    assert_eq!(security["readOnlyRootFilesystem"], true);
+    assert_eq!(security["capabilities"]["drop"], json!(["ALL"]));
+    // The CRDs were already installed by the fixture: helm skipped them, they are intact.
+    for kind in KINDS {
+        plane
+            .kubectl(["get", "crd", &format!("{kind}.patchfleet.io"), "-o", "name"])
+            .expect("CRD still there");
+    }
+    let status = scratch.helm_ok([
+        "status".as_ref(),
+        release.as_ref(),
+        "--kubeconfig".as_ref(),
+        plane.kubeconfig.as_os_str(),
+        "--namespace".as_ref(),
+        ns.as_ref(),
+    ]);
+    assert!(status.contains("STATUS: deployed"), "{status}");
+
+    // Uninstall removes the cluster-scoped objects too (no garbage collector runs here, so
+    // this is helm deleting them itself).
+    scratch.helm_ok([
+        "uninstall".as_ref(),
+        release.as_ref(),
+        "--kubeconfig".as_ref(),
+        plane.kubeconfig.as_os_str(),
+        "--namespace".as_ref(),
+        ns.as_ref(),
+    ]);
+    let left = plane
+        .kubectl(["get", "clusterroles,clusterrolebindings", "-o", "name"])
+        .expect("kubectl get");
+    assert!(!left.contains(&format!("/{name}\n")), "{left}");
+    namespace.delete().await;
+}
+
+/// `kubectl auth can-i` as `user`: true for yes, false for no.
+fn can_i(plane: &ControlPlane, user: &str, args: &[&str]) -> bool {
+    let mut command = plane.kubectl_command(["auth", "can-i"]);
+    command.args(args).arg(format!("--as={user}"));
+    let output = run(&mut command);
+    let answer = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    match answer.as_str() {
+        "yes" => true,
+        "no" => false,
+        _ => panic!(
+            "kubectl auth can-i {args:?}: {answer} {}",
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    }
+}
+
+#[tokio::test]
+async fn the_service_account_can_do_its_job_and_nothing_else() {
+    let plane = control_plane::shared().expect("control plane");
+    let client = plane.client().await.expect("client");
+    let namespace = TestNamespace::create(&client, "chart-rbac")
+        .await
+        .expect("namespace");
+    let other = TestNamespace::create(&client, "chart-rbac-other")
+        .await
+        .expect("namespace");
+    let scratch = Scratch::new("can-i");
+    let release = "rbac";
+    let rendered = render_to_file(&scratch, release, &namespace.name, MINIMAL);
+    plane
+        .kubectl([
+            "apply".as_ref(),
+            "--server-side".as_ref(),
+            "--field-manager=patchfleet-tests".as_ref(),
+            "-f".as_ref(),
+            rendered.as_os_str(),
+        ])
+        .expect("the rendered chart applies");
+    let ns = namespace.name.as_str();
+    let elsewhere = other.name.as_str();
+    let lease = format!("{release}-patchfleet");
+    let user = format!("system:serviceaccount:{ns}:{release}-patchfleet");
+
+    let mut allowed: Vec<Vec<String>> = Vec::new();
+    let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+    for kind in KINDS {
+        let resource = format!("{kind}.patchfleet.io");
+        for verb in ["get", "list", "watch", "patch"] {
+            allowed.push(own(&[verb, &resource, "-A"]));
+            allowed.push(own(&[verb, &resource, "-n", elsewhere]));
+        }
+        for verb in ["get", "patch"] {
+            allowed.push(own(&[
+                verb,
+                &resource,
+                "--subresource=status",
+                "-n",
+                elsewhere,
+            ]));
+        }
+        allowed.push(own(&[
+            "update",
+            &resource,
+            "--subresource=finalizers",
+            "-n",
+            elsewhere,
+        ]));
+    }
+    for verb in ["get", "list", "watch"] {
+        allowed.push(own(&[verb, "namespaces"]));
+    }
+    for verb in ["create", "patch"] {
+        allowed.push(own(&[verb, "events.events.k8s.io", "-n", elsewhere]));
+    }
+    allowed.push(own(&["create", "leases.coordination.k8s.io", "-n", ns]));
+    for verb in ["get", "update"] {
+        allowed.push(own(&[
+            verb,
+            &format!("leases.coordination.k8s.io/{lease}"),
+            "-n",
+            ns,
+        ]));
+    }
+
+    let mut denied: Vec<Vec<String>> = vec![
+        own(&["get", "secrets", "-n", ns]),
+        own(&["list", "secrets", "-A"]),
+        own(&["watch", "secrets", "-n", elsewhere]),
+        own(&["get", "configmaps", "-n", ns]),
+        own(&["create", "deployments.apps", "-n", ns]),
+        own(&["update", "deployments.apps", "-n", ns]),
+        own(&["list", "pods", "-A"]),
+        own(&["create", "serviceaccounts", "--subresource=token", "-n", ns]),
+        own(&["impersonate", "serviceaccounts", "-A"]),
+        own(&["escalate", "clusterroles.rbac.authorization.k8s.io"]),
+        own(&["bind", "clusterroles.rbac.authorization.k8s.io"]),
+        own(&["create", "customresourcedefinitions.apiextensions.k8s.io"]),
+        own(&["update", "namespaces"]),
+        own(&["create", "events", "-n", ns]),
+        own(&["delete", "events.events.k8s.io", "-n", ns]),
+        own(&["list", "leases.coordination.k8s.io", "-n", ns]),
+        own(&[
+            "delete",
+            &format!("leases.coordination.k8s.io/{lease}"),
+            "-n",
+            ns,
+        ]),
+        own(&["get", "leases.coordination.k8s.io/someone-else", "-n", ns]),
+        own(&[
+            "update",
+            "leases.coordination.k8s.io/someone-else",
+            "-n",
+            ns,
+        ]),
+        own(&["create", "leases.coordination.k8s.io", "-n", elsewhere]),
+        own(&[
+            "get",
+            &format!("leases.coordination.k8s.io/{lease}"),
+            "-n",
+            elsewhere,
+        ]),
+        own(&["*", "*"]),
+    ];
+    for kind in KINDS {
+        let resource = format!("{kind}.patchfleet.io");
+        for verb in ["create", "update", "delete", "deletecollection"] {
+            denied.push(own(&[verb, &resource, "-n", elsewhere]));
+        }
+        denied.push(own(&[
+            "update",
+            &resource,
+            "--subresource=status",
+            "-n",
+            elsewhere,
+        ]));
+    }
+
+    let mut failures = Vec::new();
+    for args in &allowed {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        if !can_i(plane, &user, &args) {
+            failures.push(format!("denied, but the controller needs it: {args:?}"));
+        }
+    }
+    for args in &denied {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        if can_i(plane, &user, &args) {
+            failures.push(format!(
+                "allowed, but the controller never does it: {args:?}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Without the bindings nothing is allowed: the grants above come from the chart.
+    let stranger = format!("system:serviceaccount:{ns}:not-patchfleet");
+    assert!(!can_i(
+        plane,
+        &stranger,
+        &["list", "systemaccounts.patchfleet.io"]
+    ));
+
+    let _ = plane.kubectl([
+        "delete".as_ref(),
+        "--wait=false".as_ref(),
+        "-f".as_ref(),
+        rendered.as_os_str(),
+    ]);
+    namespace.delete().await;
+    other.delete().await;
+}
+
+// The `defaults` value: files/defaults/*.yaml rendered as written, and examples/defaults/.
+
+/// The eight operating systems of the defaults, as the CRD's enum spells them.
+const DEFAULT_SYSTEMS: [&str; 8] = [
+    "WINDOWS",
+    "AMAZON_LINUX",
+    "AMAZON_LINUX_2",
+    "REDHAT_ENTERPRISE_LINUX",
+    "ORACLE_LINUX",
+    "CENTOS",
+    "UBUNTU",
+    "DEBIAN",
+];
+const AGES: [&str; 3] = ["early", "on-time", "late"];
+const DEFAULTS_ON: &str = "clusterId: chart-test\ndefaults: {enabled: true}\n";
+
+/// The `*.yaml` files directly in `dir`: name -> bytes.
+fn yaml_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|entry| entry.expect("a readable entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "yaml"))
+        .map(|path| {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let bytes =
+                std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+            (name, bytes)
+        })
+        .collect()
+}
+
+/// The objects of examples/defaults/ by (kind, name).
+fn example_defaults() -> BTreeMap<(String, String), Value> {
+    patchfleet_tests::examples::load_dir(&repo_root().join("examples/defaults"))
+        .expect("examples/defaults loads")
+        .into_iter()
+        .map(|m| ((m.kind().to_owned(), m.name().to_owned()), m.value))
+        .collect()
+}
+
+/// The default objects among `objects` by (kind, name), after checking that each carries
+/// the chart's labels for `release` and removing them.
+fn rendered_defaults(objects: &[Value], release: &str) -> BTreeMap<(String, String), Value> {
+    let mut found = BTreeMap::new();
+    for object in objects {
+        let kind = object["kind"].as_str().unwrap_or_default();
+        if !["Namespace", "PatchPolicy", "PatchGroup"].contains(&kind) {
+            continue;
+        }
+        let mut object = object.clone();
+        let labels = &object["metadata"]["labels"];
+        assert_eq!(
+            labels["app.kubernetes.io/component"], "defaults",
+            "{object}"
+        );
+        assert_eq!(labels["app.kubernetes.io/instance"], release, "{object}");
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "Helm", "{object}");
+        if let Some(labels) = object["metadata"]["labels"].as_object_mut() {
+            labels
+                .retain(|k, _| !k.starts_with("app.kubernetes.io/") && !k.starts_with("helm.sh/"));
+            if labels.is_empty()
+                && let Some(metadata) = object["metadata"].as_object_mut()
+            {
+                metadata.remove("labels");
+            }
+        }
+        let name = object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            found.insert((kind.to_owned(), name), object).is_none(),
+            "rendered twice: {kind}"
+        );
+    }
+    found
+}
+
+#[test]
+fn defaults_are_not_rendered_unless_enabled() {
+    let scratch = Scratch::new("defaults-off");
+    let values = scratch.values("minimal", MINIMAL);
+    let objects = scratch.template("pf", "ops", &values);
+    assert!(rendered_defaults(&objects, "pf").is_empty());
+    let values = scratch.values("off", "clusterId: x\ndefaults: {enabled: false}\n");
+    let objects = scratch.template("pf", "ops", &values);
+    let kinds = kinds(&objects);
+    for absent in ["Namespace", "PatchPolicy", "PatchGroup"] {
+        assert!(!kinds.contains(absent), "{absent} rendered: {kinds:?}");
+    }
+}
+
+#[test]
+fn the_chart_ships_examples_defaults_byte_for_byte() {
+    let chart = yaml_files(&chart_dir().join("files/defaults"));
+    let examples = yaml_files(&repo_root().join("examples/defaults"));
+    assert_eq!(
+        chart.keys().collect::<Vec<_>>(),
+        examples.keys().collect::<Vec<_>>(),
+        "examples/defaults/ must hold exactly charts/patchfleet/files/defaults/*.yaml: \
+         cp charts/patchfleet/files/defaults/*.yaml examples/defaults/"
+    );
+    assert_eq!(chart.len(), 4, "{:?}", chart.keys());
+    for (name, bytes) in &chart {
+        assert!(
+            examples.get(name) == Some(bytes),
+            "examples/defaults/{name} differs from charts/patchfleet/files/defaults/{name}: \
+             edit the chart's file, then cp charts/patchfleet/files/defaults/*.yaml examples/defaults/"
+        );
+    }
+}
+
+#[test]
+fn enabled_defaults_render_exactly_the_objects_of_examples_defaults() {
+    let scratch = Scratch::new("defaults-on");
+    let values = scratch.values("defaults", DEFAULTS_ON);
+    let out = scratch.helm_ok([
+        "lint".as_ref(),
+        "--strict".as_ref(),
+        chart_dir().as_os_str(),
+        "--values".as_ref(),
+        values.as_os_str(),
+    ]);
+    assert!(out.contains("0 chart(s) failed"), "{out}");
+
+    let objects = scratch.template("pf", "patchfleet-system", &values);
+    let rendered = rendered_defaults(&objects, "pf");
+    let examples = example_defaults();
+    assert_eq!(
+        rendered.keys().collect::<Vec<_>>(),
+        examples.keys().collect::<Vec<_>>()
+    );
+    for (key, example) in &examples {
+        assert_eq!(
+            &rendered[key], example,
+            "{key:?} differs from examples/defaults"
+        );
+    }
+
+    // 3 policies x 8 operating systems, and 3 groups, one per policy.
+    let namespace = &rendered[&("Namespace".to_owned(), "patchfleet-defaults".to_owned())];
+    assert_eq!(
+        namespace["metadata"]["labels"]["patchfleet.io/defaults"],
+        "true"
+    );
+    let expected: BTreeSet<String> = DEFAULT_SYSTEMS.map(str::to_owned).into();
+    for age in AGES {
+        let policy = &rendered[&("PatchPolicy".to_owned(), age.to_owned())];
+        assert_eq!(policy["metadata"]["namespace"], "patchfleet-defaults");
+        let baselines = policy["spec"]["baselines"].as_array().expect("baselines");
+        assert_eq!(baselines.len(), 8, "{age}");
+        let systems: BTreeSet<String> = baselines
+            .iter()
+            .filter_map(|b| b["operatingSystem"].as_str().map(str::to_owned))
+            .collect();
+        assert_eq!(systems, expected, "{age}");
+        let group = &rendered[&("PatchGroup".to_owned(), age.to_owned())];
+        assert_eq!(group["spec"]["policyRef"]["name"], age);
+        assert_eq!(group["spec"]["accountSelector"], json!({}));
+    }
+    assert_eq!(rendered.len(), 7);
+}
+
+#[test]
+fn defaults_values_move_the_namespace_and_replace_the_account_selector() {
+    let scratch = Scratch::new("defaults-values");
+    let values = scratch.values(
+        "moved",
+        "clusterId: x\ndefaults:\n  enabled: true\n  namespace: team-a\n  createNamespace: false\n  \
+         accountSelector: {matchLabels: {tier: prod}}\n",
+    );
+    let objects = scratch.template("pf", "ops", &values);
+    let rendered = rendered_defaults(&objects, "pf");
+    assert_eq!(rendered.len(), 6, "no Namespace: {:?}", rendered.keys());
+    for ((kind, name), object) in &rendered {
+        assert_eq!(object["metadata"]["namespace"], "team-a", "{kind} {name}");
+        if kind == "PatchGroup" {
+            assert_eq!(
+                object["spec"]["accountSelector"],
+                json!({"matchLabels": {"tier": "prod"}})
+            );
+        }
+    }
+    // The rules are the examples' whatever the namespace.
+    let examples = example_defaults();
+    let key = ("PatchPolicy".to_owned(), "late".to_owned());
+    assert_eq!(rendered[&key]["spec"], examples[&key]["spec"]);
+
+    // Creating the release namespace would clash with the namespace helm installs into.
+    let values = scratch.values(
+        "release-namespace",
+        "clusterId: x\ndefaults: {enabled: true, namespace: ops}\n",
+    );
+    let output = run(&mut scratch.helm([
+        "template".as_ref(),
+        "pf".as_ref(),
+        chart_dir().as_os_str(),
+        "--namespace".as_ref(),
+        "ops".as_ref(),
+        "--values".as_ref(),
+        values.as_os_str(),
+    ]));
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("defaults.createNamespace=false"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_schema_rejects_wrong_defaults_values() {
+    let scratch = Scratch::new("defaults-schema");
+    let mut failures = Vec::new();
+    for (name, values, field) in [
+        (
+            "enabled-string",
+            "clusterId: x\ndefaults: {enabled: \"yes\"}\n",
+            "/defaults/enabled",
+        ),
+        (
+            "namespace-upper",
+            "clusterId: x\ndefaults: {namespace: Defaults}\n",
+            "/defaults/namespace",
+        ),
+        (
+            "selector-key",
+            "clusterId: x\ndefaults: {accountSelector: {matchLabel: {a: b}}}\n",
+            "/defaults/accountSelector",
+        ),
+        (
+            "selector-operator",
+            "clusterId: x\ndefaults: {accountSelector: {matchExpressions: [{key: a, operator: Is}]}}\n",
+            "/defaults/accountSelector",
+        ),
+        (
+            "unknown-key",
+            "clusterId: x\ndefaults: {enable: true}\n",
+            "enable",
+        ),
+    ] {
+        let values = scratch.values(name, values);
+        let output = run(&mut scratch.helm([
+            "template".as_ref(),
+            "pf".as_ref(),
+            chart_dir().as_os_str(),
+            "--values".as_ref(),
+            values.as_os_str(),
+        ]));
+        let text = String::from_utf8_lossy(&output.stderr);
+        if output.status.success() {
+            failures.push(format!("{name}: accepted"));
+        } else if !text.contains(field) || !text.contains("schema") {
+            failures.push(format!("{name}: the error does not name {field}:\n{text}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test]
+async fn the_rendered_defaults_pass_a_server_side_dry_run() {
+    let plane = control_plane::shared().expect("control plane");
+    let client = plane.client().await.expect("client");
+    // The defaults' namespace, existing (a dry run creates nothing for the objects in it
+    // to land in): the Namespace object is then a dry-run update of it.
+    let namespace = TestNamespace::create(&client, "chart-defaults")
+        .await
+        .expect("namespace");
+    let release = TestNamespace::create(&client, "chart-defaults-release")
+        .await
+        .expect("namespace");
+    let scratch = Scratch::new("defaults-dry-run");
+    let values = format!(
+        "clusterId: x\ndefaults: {{enabled: true, namespace: {}}}\n",
+        namespace.name
+    );
+    let rendered = render_to_file(&scratch, "dry", &release.name, &values);
+    let (out, _) = server_dry_run(plane, &rendered);
+    let mut expected = vec![format!("namespace/{}", namespace.name)];
+    for age in AGES {
+        expected.push(format!("patchpolicy.patchfleet.io/{age}"));
+        expected.push(format!("patchgroup.patchfleet.io/{age}"));
+    }
+    for object in expected {
+        assert!(
+            out.contains(&format!("{object} serverside-applied (server dry run)")),
+            "{object}: {out}"
+        );
+    }
+    let left = plane
+        .kubectl(["get", "ppol,pgrp", "-n", &namespace.name, "-o", "name"])
+        .expect("kubectl get");
+    assert!(left.trim().is_empty(), "a dry run created {left}");
+    namespace.delete().await;
+    release.delete().await;
+}
+
+#[tokio::test]
+async fn helm_install_with_defaults_creates_them_and_says_how_accounts_get_them() {
+    let plane = control_plane::shared().expect("control plane");
+    let client = plane.client().await.expect("client");
+    let namespace = TestNamespace::create(&client, "chart-defaults-install")
+        .await
+        .expect("namespace");
+    // The defaults' namespace is created by the chart: a name no other test uses.
+    let defaults = format!("{}-defaults", namespace.name);
+    let scratch = Scratch::new("defaults-install");
+    let values = scratch.values(
+        "defaults",
+        &format!("clusterId: x\ndefaults: {{enabled: true, namespace: {defaults}}}\n"),
+    );
+    let out = scratch.helm_ok([
+        "install".as_ref(),
+        "withdefaults".as_ref(),
+        chart_dir().as_os_str(),
+        "--kubeconfig".as_ref(),
+        plane.kubeconfig.as_os_str(),
+        "--namespace".as_ref(),
+        namespace.name.as_ref(),
+        "--values".as_ref(),
+        values.as_os_str(),
+        "--timeout".as_ref(),
+        "60s".as_ref(),
+    ]);
+    assert!(out.contains("STATUS: deployed"), "{out}");
+    assert!(
+        out.contains(&format!("in namespace\n{defaults}."))
+            && out.contains("namespaceSelector: {matchLabels: {patchfleet.io/defaults: \"true\"}}")
+            && out.contains(&format!("kubectl get ppol,pgrp -n {defaults}")),
+        "{out}"
+    );
+    let names = plane
+        .kubectl(["get", "ppol,pgrp", "-n", &defaults, "-o", "name"])
+        .expect("kubectl get");
+    let names: BTreeSet<&str> = names.lines().collect();
+    let expected: BTreeSet<String> = AGES
+        .iter()
+        .flat_map(|age| {
+            [
+                format!("patchpolicy.patchfleet.io/{age}"),
+                format!("patchgroup.patchfleet.io/{age}"),
+            ]
+        })
+        .collect();
+    assert_eq!(names, expected.iter().map(String::as_str).collect());
+    let label = plane
+        .kubectl([
+            "get",
+            "namespace",
+            &defaults,
+            "-o",
+            "jsonpath={.metadata.labels.patchfleet\\.io/defaults}",
+        ])
+        .expect("kubectl get");
+    assert_eq!(label, "true");
+    // The API server kept the rules as rendered (defaulting adds only what was absent).
+    let late: Value = serde_json::from_str(
+        &plane
+            .kubectl(["get", "ppol", "late", "-n", &defaults, "-o", "json"])
+            .expect("kubectl get"),
+    )
+    .expect("JSON");
+    let windows = &late["spec"]["baselines"][0];
+    assert_eq!(windows["operatingSystem"], "WINDOWS");
+    assert_eq!(windows["approvalRules"][0]["approveAfterDays"], 14);
+
+    scratch.helm_ok([
+        "uninstall".as_ref(),
+        "withdefaults".as_ref(),
+        "--kubeconfig".as_ref(),
+        plane.kubeconfig.as_os_str(),
+        "--namespace".as_ref(),
+        namespace.name.as_ref(),
+    ]);
+    namespace.delete().await;
+}
