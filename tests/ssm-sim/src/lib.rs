@@ -87,6 +87,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .with_state(sim)
 }
 
+#[derive(Clone, Copy)]
 enum Protocol {
     Json,
     Query,
@@ -176,6 +177,11 @@ async fn call<T>(
             "The request processing has failed because of an unknown error, exception or failure.",
         )
         .with_status(500)),
+        // An unreachable account answers no one acting in it, sessions issued before the
+        // fault included (as when the role's trust or permissions are withdrawn).
+        (None, _) if sim.faults.is_unreachable(&caller.account) && op != "AssumeRole" => {
+            Err(unreachable(&caller, protocol))
+        }
         (None, _) => run(&caller),
     };
     let outcome = match &result {
@@ -185,6 +191,17 @@ async fn call<T>(
     sim.counters
         .record(&caller.account, &caller.region, &caller.arn, op, outcome);
     result
+}
+
+fn unreachable(caller: &Caller, protocol: Protocol) -> ApiError {
+    let message = format!(
+        "User: {} is not authorized to perform this action (the account is unreachable)",
+        caller.arn
+    );
+    match protocol {
+        Protocol::Json => ApiError::new("AccessDeniedException", message),
+        Protocol::Query => ApiError::new("AccessDenied", message).with_status(403),
+    }
 }
 
 /// A running simulator; stops when dropped or on [`Server::shutdown`].

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use futures::future::join_all;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use patchfleet_api::v1alpha1::SystemAccount;
@@ -18,7 +18,7 @@ use patchfleet_ssm::{AccountAccess, EdgeError, Fingerprints, SsmClient};
 use thiserror::Error;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use super::{Context, FINALIZER, events, inventory, status};
+use super::{Context, FINALIZER, events, finalizer, inventory, status};
 use crate::fleet::{Counts, PassError, RegionOutcome};
 
 #[derive(Debug, Error)]
@@ -626,14 +626,12 @@ fn name_namespace(name: &str, inventory: &Inventory) -> Option<String> {
         .policies
         .iter()
         .find(|p| {
-            let prefix = patchfleet_planner::naming::baseline_name(
-                p.metadata.namespace.as_deref().unwrap_or_default(),
-                p.metadata.name.as_deref().unwrap_or_default(),
-                patchfleet_api::v1alpha1::OperatingSystem::Windows,
-            );
-            // Names differ only in the operating system suffix.
-            let stem = prefix.trim_end_matches("windows");
-            name.starts_with(stem)
+            let namespace = p.metadata.namespace.as_deref().unwrap_or_default();
+            let policy = p.metadata.name.as_deref().unwrap_or_default();
+            p.spec.baselines.iter().any(|b| {
+                patchfleet_planner::naming::baseline_name(namespace, policy, b.operating_system)
+                    == name
+            })
         })
         .and_then(|p| p.metadata.namespace.clone())
 }
@@ -671,42 +669,22 @@ fn wake_owners_of(ctx: &Context, regions: &[AccountRegion]) {
 
 async fn add_finalizer(ctx: &Context, name: &str) -> Result<(), AccountError> {
     let api: Api<SystemAccount> = Api::all(ctx.client.clone());
-    let patch = serde_json::json!({"metadata": {"finalizers": [FINALIZER]}});
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+    finalizer::add(&api, name)
         .await
         .map_err(|source| AccountError::Finalizer {
             name: name.to_owned(),
             source,
-        })?;
-    Ok(())
+        })
 }
 
 async fn remove_finalizer(ctx: &Context, name: &str) -> Result<(), AccountError> {
     let api: Api<SystemAccount> = Api::all(ctx.client.clone());
-    let Some(current) = api
-        .get_opt(name)
+    finalizer::remove(&api, name)
         .await
         .map_err(|source| AccountError::Finalizer {
             name: name.to_owned(),
             source,
-        })?
-    else {
-        return Ok(());
-    };
-    let remaining: Vec<String> = current
-        .finalizers()
-        .iter()
-        .filter(|f| *f != FINALIZER)
-        .cloned()
-        .collect();
-    let patch = serde_json::json!({"metadata": {"finalizers": remaining, "resourceVersion": current.resource_version()}});
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map_err(|source| AccountError::Finalizer {
-            name: name.to_owned(),
-            source,
-        })?;
-    Ok(())
+        })
 }
 
 impl RegionOutcome {

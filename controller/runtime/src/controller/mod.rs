@@ -6,6 +6,7 @@
 mod account;
 mod context;
 mod events;
+mod finalizer;
 mod inventory;
 mod owner;
 mod pending;

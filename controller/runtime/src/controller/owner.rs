@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::core::NamespaceResourceScope;
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
@@ -22,7 +22,7 @@ use thiserror::Error;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::context::Revision;
-use super::{Context, FINALIZER, events, inventory, status};
+use super::{Context, FINALIZER, events, finalizer, inventory, status};
 use crate::rollup::{RollupInput, rollup};
 
 #[derive(Debug, Error)]
@@ -183,8 +183,7 @@ async fn reconcile_owner<K: OwnerResource>(
     }
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &owner.namespace);
     if !deleting && !has_finalizer {
-        let patch = serde_json::json!({"metadata": {"finalizers": [FINALIZER]}});
-        api.patch(&owner.name, &PatchParams::default(), &Patch::Merge(&patch))
+        finalizer::add(&api, &owner.name)
             .await
             .map_err(|source| OwnerError::Finalizer {
                 owner: owner.clone(),
@@ -320,14 +319,7 @@ async fn finish_deletion<K: OwnerResource>(
             .cloned(),
     );
     if waiting.is_empty() {
-        let remaining: Vec<String> = object
-            .finalizers()
-            .iter()
-            .filter(|f| *f != FINALIZER)
-            .cloned()
-            .collect();
-        let patch = serde_json::json!({"metadata": {"finalizers": remaining, "resourceVersion": object.resource_version()}});
-        api.patch(&owner.name, &PatchParams::default(), &Patch::Merge(&patch))
+        finalizer::remove(api, &owner.name)
             .await
             .map_err(|source| OwnerError::Finalizer {
                 owner: owner.clone(),
