@@ -177,6 +177,11 @@ fn helm_template_renders_every_object_with_the_restrictive_defaults() {
     let deployment = object(&objects, "Deployment");
     assert_eq!(deployment["metadata"]["name"], "pf-patchfleet");
     assert_eq!(deployment["spec"]["replicas"], 2);
+    assert_eq!(
+        deployment["spec"]["strategy"]["rollingUpdate"],
+        json!({"maxUnavailable": 0, "maxSurge": 1}),
+        "with leader election the new pod stands by beside the old leader"
+    );
     let pod = &deployment["spec"]["template"]["spec"];
     assert_eq!(pod["serviceAccountName"], "pf-patchfleet");
     assert_eq!(pod["automountServiceAccountToken"], true);
@@ -359,9 +364,16 @@ fn one_replica_without_leader_election_renders_no_lease_role_and_no_budget() {
     for absent in ["Role", "RoleBinding", "PodDisruptionBudget"] {
         assert!(!kinds.contains(absent), "{absent} rendered: {kinds:?}");
     }
-    let env = env_of(object(&objects, "Deployment"));
+    let deployment = object(&objects, "Deployment");
+    let env = env_of(deployment);
     assert_eq!(env["PATCHFLEET_LEADER_ELECTION"], "false");
     assert!(!env.contains_key("PATCHFLEET_LEASE_NAME"), "{env:?}");
+    // No surge pod reconciling beside the old one during an upgrade.
+    assert_eq!(
+        deployment["spec"]["strategy"],
+        json!({"type": "Recreate"}),
+        "without leader election an upgrade stops the old pod first"
+    );
 
     // Two replicas without a leader would both write to SSM: refused.
     let values = scratch.values("two", "clusterId: two\nleaderElection: {enabled: false}\n");

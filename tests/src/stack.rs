@@ -58,6 +58,8 @@ struct Replica {
 
 /// The Lease timing of test controllers: short, so that handovers take seconds.
 pub const LEASE_DURATION: Duration = Duration::from_secs(6);
+/// How often test controllers renew and retry the Lease.
+pub const LEASE_RETRY_PERIOD: Duration = Duration::from_secs(1);
 const LEASE_FLAGS: [&str; 6] = [
     "--lease-duration",
     "6s",

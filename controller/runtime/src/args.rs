@@ -135,6 +135,10 @@ impl RunArgs {
                 lease.duration
             );
             anyhow::ensure!(
+                lease.retry_period >= Duration::from_secs(1),
+                "--lease-retry-period must be at least 1s (it paces every Lease read)"
+            );
+            anyhow::ensure!(
                 lease.retry_period < lease.renew_deadline,
                 "--lease-retry-period ({:?}) must be shorter than --lease-renew-deadline ({:?})",
                 lease.retry_period,

@@ -8,9 +8,10 @@
 //! for the renew deadline, and every write is a replace carrying the resourceVersion read,
 //! so two candidates can never both win (the API server answers the second with 409).
 //!
-//! Expiry is judged from the Lease's renewTime (its age when first seen, so one poll late
-//! costs nothing) and the candidate's own clock; a holder whose clock runs behind by less
-//! than leaseDuration - renewDeadline has stepped down before anyone takes over.
+//! Expiry is judged by the candidate's own clock from the moment it saw the last renewal
+//! (client-go's rule; only a record seen for the first time, at start-up, is aged by its
+//! renewTime). The holder's renew deadline is counted from before its last good renewal's
+//! request, so it steps down leaseDuration - renewDeadline before anyone may take over.
 
 use std::time::Duration;
 
@@ -20,6 +21,22 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ObjectMeta, PostParams};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
+
+/// Why a round failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    #[error("the API server: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("another process renews the Lease as {0}: every replica needs its own --identity")]
+    IdentityTaken(String),
+}
+
+impl LeaseError {
+    /// Whether holding on is unsafe (the process must stop) rather than worth a retry.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, LeaseError::IdentityTaken(_))
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct LeaseSettings {
@@ -56,6 +73,18 @@ fn decide(spec: &LeaseSpec, identity: &str, remaining: Duration) -> Decision {
     }
 }
 
+/// The outcome of one round.
+#[derive(Debug)]
+enum Round {
+    /// This replica holds the Lease, renewed at the instant given (taken before the read,
+    /// so that the leader's own deadline never runs later than the Lease it wrote).
+    Held(Instant),
+    /// Another replica holds it for this much longer.
+    HeldElsewhere(Duration),
+    /// Someone wrote the Lease between our read and our write: read again.
+    Conflict,
+}
+
 /// A record as first seen: the holder and renewTime, when, and how old it was then.
 #[derive(Clone, Debug)]
 struct Seen {
@@ -69,6 +98,9 @@ pub struct Elector {
     api: Api<Lease>,
     settings: LeaseSettings,
     seen: Option<Seen>,
+    /// The resourceVersion of our own last write: a Lease that names us but changed since
+    /// was written by another process with our identity.
+    written: Option<String>,
 }
 
 impl Elector {
@@ -77,11 +109,12 @@ impl Elector {
             api: Api::namespaced(client, &settings.namespace),
             settings,
             seen: None,
+            written: None,
         }
     }
 
-    /// Returns once this replica holds the Lease.
-    pub async fn acquire(&mut self) {
+    /// Returns once this replica holds the Lease: the instant of the winning attempt.
+    pub async fn acquire(&mut self) -> Instant {
         info!(
             lease = %self.settings.name,
             namespace = %self.settings.namespace,
@@ -90,11 +123,14 @@ impl Elector {
         );
         loop {
             match self.try_acquire_or_renew().await {
-                Ok(None) => {
+                Ok(Round::Held(at)) => {
                     info!(identity = %self.settings.identity, "became the leader");
-                    return;
+                    return at;
                 }
-                Ok(Some(wait)) => tokio::time::sleep(wait.min(self.settings.retry_period)).await,
+                Ok(Round::HeldElsewhere(wait)) => {
+                    tokio::time::sleep(wait.min(self.settings.retry_period)).await;
+                }
+                Ok(Round::Conflict) => tokio::time::sleep(self.settings.retry_period).await,
                 Err(error) => {
                     warn!(%error, "reading or writing the leader Lease");
                     tokio::time::sleep(self.settings.retry_period).await;
@@ -103,27 +139,30 @@ impl Elector {
         }
     }
 
-    /// Renews the Lease every retry period; returns (with why) when leadership is lost:
-    /// another replica holds it, or renewing failed for the renew deadline.
-    pub async fn hold(&mut self) -> String {
-        let mut renewed = Instant::now();
+    /// Renews the Lease every retry period from `renewed` (the last successful renewal);
+    /// returns (with why) when leadership is lost: another replica holds the Lease, or no
+    /// renewal succeeded within the renew deadline. The deadline is fixed before each
+    /// attempt, so a slow or failing API server never stretches it.
+    pub async fn hold(&mut self, mut renewed: Instant) -> String {
         loop {
-            tokio::time::sleep(self.settings.retry_period).await;
-            let left = self
-                .settings
-                .renew_deadline
-                .saturating_sub(renewed.elapsed());
-            match tokio::time::timeout(left, self.try_acquire_or_renew()).await {
-                Ok(Ok(None)) => renewed = Instant::now(),
-                Ok(Ok(Some(_))) => return "another replica holds the Lease".to_owned(),
-                Ok(Err(error)) => warn!(%error, "renewing the leader Lease"),
-                Err(_elapsed) => warn!("renewing the leader Lease timed out"),
-            }
-            if renewed.elapsed() >= self.settings.renew_deadline {
+            let deadline = renewed + self.settings.renew_deadline;
+            let next = (Instant::now() + self.settings.retry_period).min(deadline);
+            tokio::time::sleep_until(next).await;
+            if Instant::now() >= deadline {
                 return format!(
                     "the Lease could not be renewed for {:?} (renew deadline)",
                     self.settings.renew_deadline
                 );
+            }
+            match tokio::time::timeout_at(deadline, self.try_acquire_or_renew()).await {
+                Ok(Ok(Round::Held(at))) => renewed = at,
+                Ok(Ok(Round::HeldElsewhere(_))) => {
+                    return "another replica holds the Lease".to_owned();
+                }
+                Ok(Ok(Round::Conflict)) => debug!("the Lease changed under a renewal; again"),
+                Ok(Err(error)) if error.is_fatal() => return error.to_string(),
+                Ok(Err(error)) => warn!(%error, "renewing the leader Lease"),
+                Err(_elapsed) => warn!("renewing the leader Lease timed out"),
             }
         }
     }
@@ -153,9 +192,9 @@ impl Elector {
         }
     }
 
-    /// One round: Ok(None) when this replica holds the Lease afterwards, Ok(Some(wait))
-    /// when another does for `wait` more.
-    async fn try_acquire_or_renew(&mut self) -> Result<Option<Duration>, kube::Error> {
+    /// One round: read the Lease, and take or renew it when this replica may.
+    async fn try_acquire_or_renew(&mut self) -> Result<Round, LeaseError> {
+        let started = Instant::now();
         let now = Timestamp::now();
         let Some(mut lease) = self.api.get_opt(&self.settings.name).await? else {
             let lease = Lease {
@@ -167,11 +206,12 @@ impl Elector {
                 spec: Some(self.claim(None, now)),
             };
             return match self.api.create(&PostParams::default(), &lease).await {
-                Ok(_) => Ok(None),
-                Err(kube::Error::Api(status)) if status.code == 409 => {
-                    Ok(Some(self.settings.retry_period))
+                Ok(created) => {
+                    self.written = created.metadata.resource_version;
+                    Ok(Round::Held(started))
                 }
-                Err(error) => Err(error),
+                Err(kube::Error::Api(status)) if status.code == 409 => Ok(Round::Conflict),
+                Err(error) => Err(error.into()),
             };
         };
         let spec = lease.spec.clone().unwrap_or_default();
@@ -179,7 +219,12 @@ impl Elector {
         match decide(&spec, &self.settings.identity, remaining) {
             Decision::Wait(wait) => {
                 debug!(holder = ?spec.holder_identity, ?wait, "the Lease is held");
-                return Ok(Some(wait));
+                return Ok(Round::HeldElsewhere(wait));
+            }
+            Decision::Renew
+                if self.written.is_some() && self.written != lease.metadata.resource_version =>
+            {
+                return Err(LeaseError::IdentityTaken(self.settings.identity.clone()));
             }
             Decision::Take | Decision::Renew => {}
         }
@@ -189,12 +234,12 @@ impl Elector {
             .replace(&self.settings.name, &PostParams::default(), &lease)
             .await
         {
-            Ok(_) => Ok(None),
-            // Someone else wrote first: read again next round.
-            Err(kube::Error::Api(status)) if status.code == 409 => {
-                Ok(Some(self.settings.retry_period))
+            Ok(replaced) => {
+                self.written = replaced.metadata.resource_version;
+                Ok(Round::Held(started))
             }
-            Err(error) => Err(error),
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(Round::Conflict),
+            Err(error) => Err(error.into()),
         }
     }
 
@@ -228,13 +273,19 @@ impl Elector {
             seen.holder != spec.holder_identity || seen.renew_time != spec.renew_time
         });
         if changed {
-            // Age by the wall clocks, never negative (a holder clock ahead of ours counts
-            // as fresh) nor above the duration.
-            let age = spec
-                .renew_time
-                .as_ref()
-                .and_then(|renewed| Duration::try_from(now.duration_since(renewed.0)).ok())
-                .unwrap_or_default();
+            // The first record seen (at start-up) is aged by the wall clocks, never
+            // negatively (a holder clock ahead of ours counts as fresh), so that a Lease
+            // left by a dead leader is not waited for twice. Every later change is a renewal
+            // observed now: its age is zero whatever the clocks say (client-go's rule), so
+            // clock skew never shortens a live leader's term.
+            let age = match &self.seen {
+                Some(_) => Duration::ZERO,
+                None => spec
+                    .renew_time
+                    .as_ref()
+                    .and_then(|renewed| Duration::try_from(now.duration_since(renewed.0)).ok())
+                    .unwrap_or_default(),
+            };
             self.seen = Some(Seen {
                 holder: spec.holder_identity.clone(),
                 renew_time: spec.renew_time.clone(),

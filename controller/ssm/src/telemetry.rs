@@ -19,7 +19,8 @@ pub trait CallObserver: Send + Sync + fmt::Debug {
     /// `throttled` when AWS answered it with a throttling error.
     fn attempt(&self, operation: &str, retry: bool, throttled: bool);
     /// One call ended after all its attempts: `outcome` is "success" or the AWS error code
-    /// of the last answer ("NetworkError" or "Timeout" when there was none).
+    /// of the last answer (`HTTP<status>` when it carried none; "NetworkError", "Timeout"
+    /// or "ClientError", e.g. no credentials, when there was no answer).
     fn call(&self, operation: &str, outcome: &str);
 }
 
@@ -55,14 +56,16 @@ impl Intercept for Telemetry {
     ) -> Result<(), BoxError> {
         let outcome = match context.output_or_error() {
             Some(Ok(_)) => "success".to_owned(),
-            Some(Err(error)) => context.response().and_then(error_code).unwrap_or_else(|| {
-                if error.is_timeout_error() {
-                    "Timeout".to_owned()
-                } else {
-                    "NetworkError".to_owned()
-                }
-            }),
-            None => "NetworkError".to_owned(),
+            Some(Err(error)) => match context.response() {
+                // An answer: AWS's error code, else its HTTP status (a proxy's page).
+                Some(response) => error_code(response)
+                    .unwrap_or_else(|| format!("HTTP{}", response.status().as_u16())),
+                None if error.is_timeout_error() => "Timeout".to_owned(),
+                None if error.is_connector_error() => "NetworkError".to_owned(),
+                // Failed before sending: credentials (an AssumeRole refused), signing.
+                None => "ClientError".to_owned(),
+            },
+            None => "ClientError".to_owned(),
         };
         self.0.call(operation(cfg), &outcome);
         Ok(())

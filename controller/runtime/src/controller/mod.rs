@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use futures::channel::mpsc;
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
@@ -58,6 +58,9 @@ pub struct RunConfig {
 }
 
 pub async fn run(config: RunConfig) -> anyhow::Result<()> {
+    // One listener for the whole process, installed first: a signal that arrives while
+    // standing by or while the controllers start is never lost.
+    let shutdown = shutdown_signal().boxed().shared();
     let metrics = Arc::new(Metrics::default());
     let probes = Arc::new(Probes::default());
     http::serve(config.http_address, metrics.clone(), probes.clone()).await?;
@@ -69,22 +72,31 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
 
     let Some(lease) = config.lease.clone() else {
         metrics.set_leader(true);
-        return reconcile_all(client, config, metrics, probes).await;
+        return reconcile_all(client, config, metrics, probes, shutdown).await;
     };
     probes.set_ready(true);
     let mut elector = Elector::new(client.clone(), lease);
-    tokio::select! {
-        () = elector.acquire() => {}
-        () = shutdown_signal() => {
+    let renewed = tokio::select! {
+        renewed = elector.acquire() => renewed,
+        () = shutdown.clone() => {
             info!("stopped while standing by");
             return Ok(());
         }
-    }
+    };
     metrics.set_leader(true);
     probes.set_ready(false);
+    // After a shutdown signal, reconciles in flight get this long to finish; then the Lease
+    // is released anyway, well within the pod's termination grace period.
+    let drain = shutdown
+        .clone()
+        .then(|()| tokio::time::sleep(SHUTDOWN_DRAIN));
     let result = tokio::select! {
-        result = reconcile_all(client, config, metrics.clone(), probes) => result,
-        why = elector.hold() => {
+        result = reconcile_all(client, config, metrics.clone(), probes, shutdown) => result,
+        () = drain => {
+            warn!(limit = ?SHUTDOWN_DRAIN, "reconciles still running at shutdown: stopping them");
+            Ok(())
+        }
+        why = elector.hold(renewed) => {
             metrics.set_leader(false);
             // Exiting is the only safe way out: reconciles in flight stop with the process,
             // and the restarted replica stands by until the Lease is free again.
@@ -94,6 +106,13 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
     elector.release().await;
     result
 }
+
+/// How long reconciles in flight may finish after SIGTERM (the chart's grace period is
+/// 30 s: this leaves time to release the Lease).
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(20);
+
+/// The process-wide shutdown signal, awaitable from many places.
+type Shutdown = futures::future::Shared<futures::future::BoxFuture<'static, ()>>;
 
 /// SIGTERM (Kubernetes stopping the pod) or Ctrl-C.
 async fn shutdown_signal() {
@@ -120,6 +139,7 @@ async fn reconcile_all(
     config: RunConfig,
     metrics: Arc<Metrics>,
     probes: Arc<Probes>,
+    shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let edge = SsmEdge::from_env(config.edge)
         .await
@@ -202,7 +222,7 @@ async fn reconcile_all(
     info!("patchfleet controller starting");
     let accounts = accounts
         .reconcile_on(account_rx)
-        .shutdown_on_signal()
+        .graceful_shutdown_on(shutdown.clone())
         .run(
             |account, ctx| measured(account, ctx, account::reconcile),
             account::error_policy,
@@ -211,7 +231,7 @@ async fn reconcile_all(
         .for_each(|_| async {});
     let policies = policies
         .reconcile_on(policy_rx)
-        .shutdown_on_signal()
+        .graceful_shutdown_on(shutdown.clone())
         .run(
             |object, ctx| measured(object, ctx, owner::reconcile::<PatchPolicy>),
             owner::error_policy::<PatchPolicy>,
@@ -220,7 +240,7 @@ async fn reconcile_all(
         .for_each(|_| async {});
     let groups = groups
         .reconcile_on(group_rx)
-        .shutdown_on_signal()
+        .graceful_shutdown_on(shutdown.clone())
         .run(
             |object, ctx| measured(object, ctx, owner::reconcile::<PatchGroup>),
             owner::error_policy::<PatchGroup>,
@@ -229,7 +249,7 @@ async fn reconcile_all(
         .for_each(|_| async {});
     let windows = windows
         .reconcile_on(window_rx)
-        .shutdown_on_signal()
+        .graceful_shutdown_on(shutdown.clone())
         .run(
             |object, ctx| measured(object, ctx, owner::reconcile::<MaintenanceWindow>),
             owner::error_policy::<MaintenanceWindow>,
