@@ -95,12 +95,16 @@ impl Fleet {
         self.read().keys().map(|r| r.account.clone()).collect()
     }
 
-    /// How many accounts and account-regions are ready, failing or pending, for the gauges.
-    pub fn health(&self) -> Health {
+    /// How many accounts and account-regions are ready, failing or pending, for the gauges;
+    /// `suspended` accounts are left out (their last outcome no longer says anything).
+    pub fn health(&self, suspended: &BTreeSet<String>) -> Health {
         let mut health = Health::default();
         let mut accounts: BTreeMap<&str, State> = BTreeMap::new();
         let regions = self.read();
-        for (region, outcome) in regions.iter() {
+        for (region, outcome) in regions
+            .iter()
+            .filter(|(region, _)| !suspended.contains(&region.account))
+        {
             let state = State::of(outcome);
             health.regions.add(state);
             let account = accounts.entry(region.account.as_str()).or_insert(state);
@@ -198,7 +202,7 @@ mod tests {
         fleet.record(region("b", "eu-west-1"), ready);
         fleet.record(region("b", "us-east-1"), failing);
         fleet.record(region("c", "eu-west-1"), RegionOutcome::default());
-        let health = fleet.health();
+        let health = fleet.health(&BTreeSet::new());
         assert_eq!(
             health.regions,
             StateCounts {
@@ -215,5 +219,16 @@ mod tests {
                 pending: 1
             }
         );
+        let without_b = fleet.health(&BTreeSet::from(["b".to_owned()]));
+        assert_eq!(
+            without_b.accounts,
+            StateCounts {
+                ready: 1,
+                failing: 0,
+                pending: 1
+            },
+            "a suspended account's last outcome counts nowhere"
+        );
+        assert_eq!(without_b.regions.failing, 0);
     }
 }

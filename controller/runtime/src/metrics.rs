@@ -56,6 +56,7 @@ pub struct Metrics {
 
 /// States of an account or account-region in the gauges.
 const STATES: [&str; 3] = ["ready", "failing", "pending"];
+// (Accounts also have "suspended"; an account-region of a suspended account counts nowhere.)
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -103,7 +104,7 @@ impl Default for Metrics {
         let accounts = Family::<StateLabels, Gauge>::default();
         registry.register(
             "accounts",
-            "SystemAccounts by state: ready (every region ready), failing (one region or more failing), pending",
+            "SystemAccounts by state: ready (every region ready), failing (one region or more failing), pending, suspended (spec.suspend)",
             accounts.clone(),
         );
         let queue_depth = Family::<KindLabels, Gauge>::default();
@@ -122,6 +123,9 @@ impl Default for Metrics {
             accounts.get_or_create(&StateLabels { state }).set(0);
             account_regions.get_or_create(&StateLabels { state }).set(0);
         }
+        accounts
+            .get_or_create(&StateLabels { state: "suspended" })
+            .set(0);
         Metrics {
             registry,
             reconciles,
@@ -165,7 +169,10 @@ impl Metrics {
         self.leader.set(i64::from(leading));
     }
 
-    pub fn set_health(&self, health: &Health) {
+    pub fn set_health(&self, health: &Health, suspended_accounts: usize) {
+        self.accounts
+            .get_or_create(&StateLabels { state: "suspended" })
+            .set(i64::try_from(suspended_accounts).unwrap_or(i64::MAX));
         let pairs = [
             ("ready", health.accounts.ready, health.regions.ready),
             ("failing", health.accounts.failing, health.regions.failing),
@@ -218,18 +225,21 @@ mod tests {
         metrics.reconciled("SystemAccount", false, Duration::from_millis(30));
         metrics.call("DescribePatchBaselines", "success");
         metrics.attempt("DescribePatchBaselines", true, true);
-        metrics.set_health(&Health {
-            accounts: StateCounts {
-                ready: 2,
-                failing: 1,
-                pending: 0,
+        metrics.set_health(
+            &Health {
+                accounts: StateCounts {
+                    ready: 2,
+                    failing: 1,
+                    pending: 0,
+                },
+                regions: StateCounts {
+                    ready: 3,
+                    failing: 1,
+                    pending: 2,
+                },
             },
-            regions: StateCounts {
-                ready: 3,
-                failing: 1,
-                pending: 2,
-            },
-        });
+            1,
+        );
         metrics.set_leader(true);
         let text = metrics.encode().expect("encodes");
         for line in [
@@ -240,6 +250,7 @@ mod tests {
             r#"patchfleet_ssm_throttles_total{operation="DescribePatchBaselines"} 1"#,
             r#"patchfleet_ssm_retries_total{operation="DescribePatchBaselines"} 1"#,
             r#"patchfleet_accounts{state="failing"} 1"#,
+            r#"patchfleet_accounts{state="suspended"} 1"#,
             r#"patchfleet_account_regions{state="pending"} 2"#,
             "patchfleet_leader 1",
         ] {

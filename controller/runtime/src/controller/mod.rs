@@ -337,17 +337,20 @@ async fn refresh_gauges(ctx: &Context) {
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     loop {
         tick.tick().await;
-        let mut health = ctx.fleet.health();
+        let accounts = ctx.stores.accounts.state();
+        let suspended: std::collections::BTreeSet<String> = accounts
+            .iter()
+            .filter(|a| a.spec.suspend)
+            .map(|a| a.name_any())
+            .collect();
+        let mut health = ctx.fleet.health(&suspended);
         // Accounts not yet passed over are pending.
         let known = ctx.fleet.accounts();
-        health.accounts.pending += ctx
-            .stores
-            .accounts
-            .state()
+        health.accounts.pending += accounts
             .iter()
-            .filter(|a| !known.contains(&a.name_any()))
+            .filter(|a| !a.spec.suspend && !known.contains(&a.name_any()))
             .count();
-        ctx.metrics.set_health(&health);
+        ctx.metrics.set_health(&health, suspended.len());
         let stores = &ctx.stores;
         let exists = |kind: &'static str, key: &str| -> bool {
             let (namespace, name) = match key.split_once('/') {
