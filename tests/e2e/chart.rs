@@ -449,15 +449,11 @@ fn rbac_grants_only_what_the_controller_uses() {
             (group.clone(), kind.to_owned()),
             set(&["get", "list", "watch", "patch"]),
         );
-        expected.insert(
-            (group.clone(), format!("{kind}/status")),
-            set(&["get", "patch"]),
-        );
-        expected.insert((group, format!("{kind}/finalizers")), set(&["update"]));
+        expected.insert((group, format!("{kind}/status")), set(&["patch"]));
     }
     expected.insert(
         (String::new(), "namespaces".to_owned()),
-        set(&["get", "list", "watch"]),
+        set(&["list", "watch"]),
     );
     expected.insert(
         ("events.k8s.io".to_owned(), "events".to_owned()),
@@ -847,24 +843,15 @@ async fn the_service_account_can_do_its_job_and_nothing_else() {
             allowed.push(own(&[verb, &resource, "-A"]));
             allowed.push(own(&[verb, &resource, "-n", elsewhere]));
         }
-        for verb in ["get", "patch"] {
-            allowed.push(own(&[
-                verb,
-                &resource,
-                "--subresource=status",
-                "-n",
-                elsewhere,
-            ]));
-        }
         allowed.push(own(&[
-            "update",
+            "patch",
             &resource,
-            "--subresource=finalizers",
+            "--subresource=status",
             "-n",
             elsewhere,
         ]));
     }
-    for verb in ["get", "list", "watch"] {
+    for verb in ["list", "watch"] {
         allowed.push(own(&[verb, "namespaces"]));
     }
     for verb in ["create", "patch"] {
@@ -924,14 +911,15 @@ async fn the_service_account_can_do_its_job_and_nothing_else() {
         for verb in ["create", "update", "delete", "deletecollection"] {
             denied.push(own(&[verb, &resource, "-n", elsewhere]));
         }
-        denied.push(own(&[
-            "update",
-            &resource,
-            "--subresource=status",
-            "-n",
-            elsewhere,
-        ]));
+        for (verb, subresource) in [
+            ("update", "--subresource=status"),
+            ("get", "--subresource=status"),
+            ("update", "--subresource=finalizers"),
+        ] {
+            denied.push(own(&[verb, &resource, subresource, "-n", elsewhere]));
+        }
     }
+    denied.push(own(&["get", "namespaces"]));
 
     let mut failures = Vec::new();
     for args in &allowed {
