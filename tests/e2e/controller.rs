@@ -6,15 +6,7 @@ use std::time::{Duration, Instant};
 
 use patchfleet_planner::model::tags;
 use patchfleet_tests::inspect::{self, Snapshot};
-use patchfleet_tests::stack::{Stack, ssm_client};
-
-const ALL_KINDS: [&str; 4] = [
-    "systemaccounts",
-    "patchpolicies",
-    "patchgroups",
-    "maintenancewindows",
-];
-const CONVERGE: Duration = Duration::from_secs(180);
+use patchfleet_tests::stack::{ALL_KINDS, CONVERGE, Stack, ssm_client};
 
 /// (account id, external id, region): the account-regions examples/ selects.
 const CUSTOMER_A_EU: (&str, &str, &str) = ("111111111111", "customer-a-7f3c", "eu-west-1");

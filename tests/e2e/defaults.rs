@@ -10,7 +10,7 @@ use patchfleet_planner::model::tags;
 use patchfleet_tests::examples::{self, Manifest};
 use patchfleet_tests::inspect;
 use patchfleet_tests::repo_root;
-use patchfleet_tests::stack::{Stack, ssm_client};
+use patchfleet_tests::stack::{CONVERGE, Stack, ssm_client};
 use serde_json::Value;
 
 const NAMESPACE: &str = "patchfleet-defaults";
@@ -28,7 +28,6 @@ const SYSTEMS: [&str; 8] = [
     "UBUNTU",
     "DEBIAN",
 ];
-const CONVERGE: Duration = Duration::from_secs(180);
 
 /// (account id, external id, region): the simulator's two example accounts, customer-a in
 /// two regions.

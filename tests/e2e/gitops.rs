@@ -15,16 +15,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use patchfleet_tests::repo_root;
-use patchfleet_tests::stack::Stack;
+use patchfleet_tests::stack::{ALL_KINDS, CONVERGE, Stack};
 
-const ALL_KINDS: [&str; 4] = [
-    "systemaccounts",
-    "patchpolicies",
-    "patchgroups",
-    "maintenancewindows",
-];
 const EVERY_OBJECT: &str = "systemaccounts,patchpolicies,patchgroups,maintenancewindows";
-const CONVERGE: Duration = Duration::from_secs(180);
 
 /// The directory holding the `kstatus` and `argohealth` commands.
 fn bin_dir() -> &'static PathBuf {

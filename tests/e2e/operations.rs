@@ -5,15 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use patchfleet_tests::stack::{LEASE_DURATION, LEASE_RETRY_PERIOD, Stack};
-
-const ALL_KINDS: [&str; 4] = [
-    "systemaccounts",
-    "patchpolicies",
-    "patchgroups",
-    "maintenancewindows",
-];
-const CONVERGE: Duration = Duration::from_secs(180);
+use patchfleet_tests::stack::{ALL_KINDS, CONVERGE, LEASE_DURATION, LEASE_RETRY_PERIOD, Stack};
 
 /// The holder of the leader Lease (`default/patchfleet`), if any.
 fn lease_holder(stack: &Stack) -> Option<String> {

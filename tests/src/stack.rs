@@ -56,6 +56,16 @@ struct Replica {
     log: PathBuf,
 }
 
+/// The four kinds, as `kubectl` names them (for `wait_ready`).
+pub const ALL_KINDS: [&str; 4] = [
+    "systemaccounts",
+    "patchpolicies",
+    "patchgroups",
+    "maintenancewindows",
+];
+/// How long the examples may take to converge (a loaded 2-core machine takes far less).
+pub const CONVERGE: Duration = Duration::from_secs(180);
+
 /// The Lease timing of test controllers: short, so that handovers take seconds.
 pub const LEASE_DURATION: Duration = Duration::from_secs(6);
 /// How often test controllers renew and retry the Lease.
