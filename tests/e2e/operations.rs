@@ -144,6 +144,18 @@ async fn of_two_replicas_only_the_leader_reconciles_and_a_standby_takes_over() {
         takeover < LEASE_DURATION,
         "a released Lease is taken at once: {takeover:?}"
     );
+    let transitions = stack
+        .kubectl([
+            "get",
+            "lease",
+            "patchfleet",
+            "-n",
+            "default",
+            "-o",
+            "jsonpath={.spec.leaseTransitions}",
+        ])
+        .expect("lease");
+    assert_eq!(transitions.trim(), "2", "a -> b, then (released) -> c");
 }
 
 /// The samples of an OpenMetrics exposition: (name, labels, value).

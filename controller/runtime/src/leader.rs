@@ -257,10 +257,10 @@ impl Elector {
                 _ => Some(MicroTime(now)),
             },
             renew_time: Some(MicroTime(now)),
+            // Every change of holder counts, a released Lease taken over included
+            // (client-go's leaderTransitions).
             lease_transitions: Some(match current {
-                Some(c) if !ours && c.holder_identity.as_deref().is_some_and(|h| !h.is_empty()) => {
-                    transitions.saturating_add(1)
-                }
+                Some(_) if !ours => transitions.saturating_add(1),
                 _ => transitions,
             }),
             ..LeaseSpec::default()

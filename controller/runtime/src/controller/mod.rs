@@ -60,7 +60,7 @@ pub struct RunConfig {
 pub async fn run(config: RunConfig) -> anyhow::Result<()> {
     // One listener for the whole process, installed first: a signal that arrives while
     // standing by or while the controllers start is never lost.
-    let shutdown = shutdown_signal().boxed().shared();
+    let shutdown = shutdown_signal();
     let metrics = Arc::new(Metrics::default());
     let probes = Arc::new(Probes::default());
     http::serve(config.http_address, metrics.clone(), probes.clone()).await?;
@@ -114,23 +114,30 @@ const SHUTDOWN_DRAIN: Duration = Duration::from_secs(20);
 /// The process-wide shutdown signal, awaitable from many places.
 type Shutdown = futures::future::Shared<futures::future::BoxFuture<'static, ()>>;
 
-/// SIGTERM (Kubernetes stopping the pod) or Ctrl-C.
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+/// SIGTERM (Kubernetes stopping the pod) or Ctrl-C. The SIGTERM listener is registered
+/// here, before the future is first awaited, so a SIGTERM that comes at any later point is
+/// seen.
+fn shutdown_signal() -> Shutdown {
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    async move {
+        let terminate = async {
+            match terminate {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(error) => {
+                    warn!(%error, "cannot listen for SIGTERM");
+                    futures::future::pending::<()>().await;
+                }
             }
-            Err(error) => {
-                warn!(%error, "cannot listen for SIGTERM");
-                futures::future::pending::<()>().await;
-            }
+        };
+        tokio::select! {
+            () = terminate => {}
+            _ = tokio::signal::ctrl_c() => {}
         }
-    };
-    tokio::select! {
-        () = terminate => {}
-        _ = tokio::signal::ctrl_c() => {}
     }
+    .boxed()
+    .shared()
 }
 
 /// The controllers, until a shutdown signal.
