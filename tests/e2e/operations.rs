@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use patchfleet_tests::stack::{ALL_KINDS, CONVERGE, LEASE_DURATION, LEASE_RETRY_PERIOD, Stack};
 
-/// The holder of the leader Lease (`default/patchfleet`), if any.
-fn lease_holder(stack: &Stack) -> Option<String> {
+/// A field of the leader Lease (`default/patchfleet`) by JSONPath, if set.
+fn lease_field(stack: &Stack, path: &str) -> Option<String> {
     stack
         .kubectl([
             "get",
@@ -17,11 +17,16 @@ fn lease_holder(stack: &Stack) -> Option<String> {
             "-n",
             "default",
             "-o",
-            "jsonpath={.spec.holderIdentity}",
+            &format!("jsonpath={{{path}}}"),
         ])
         .ok()
-        .map(|holder| holder.trim().to_owned())
-        .filter(|holder| !holder.is_empty())
+        .map(|value| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
+}
+
+/// The holder of the leader Lease, if any.
+fn lease_holder(stack: &Stack) -> Option<String> {
+    lease_field(stack, ".spec.holderIdentity")
 }
 
 fn wait_for_holder(stack: &Stack, expected: &str, timeout: Duration) -> Duration {
@@ -144,18 +149,11 @@ async fn of_two_replicas_only_the_leader_reconciles_and_a_standby_takes_over() {
         takeover < LEASE_DURATION,
         "a released Lease is taken at once: {takeover:?}"
     );
-    let transitions = stack
-        .kubectl([
-            "get",
-            "lease",
-            "patchfleet",
-            "-n",
-            "default",
-            "-o",
-            "jsonpath={.spec.leaseTransitions}",
-        ])
-        .expect("lease");
-    assert_eq!(transitions.trim(), "2", "a -> b, then (released) -> c");
+    assert_eq!(
+        lease_field(&stack, ".spec.leaseTransitions").as_deref(),
+        Some("2"),
+        "a -> b, then (released) -> c"
+    );
 }
 
 /// The samples of an OpenMetrics exposition: (name, labels, value).

@@ -162,7 +162,7 @@ impl Metrics {
     pub fn set_queue_depth(&self, kind: &'static str, depth: usize) {
         self.queue_depth
             .get_or_create(&KindLabels { kind })
-            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+            .set(gauge_value(depth));
     }
 
     pub fn set_leader(&self, leading: bool) {
@@ -172,22 +172,26 @@ impl Metrics {
     pub fn set_health(&self, health: &Health, suspended_accounts: usize) {
         self.accounts
             .get_or_create(&StateLabels { state: "suspended" })
-            .set(i64::try_from(suspended_accounts).unwrap_or(i64::MAX));
+            .set(gauge_value(suspended_accounts));
         let pairs = [
             ("ready", health.accounts.ready, health.regions.ready),
             ("failing", health.accounts.failing, health.regions.failing),
             ("pending", health.accounts.pending, health.regions.pending),
         ];
         for (state, accounts, regions) in pairs {
-            let to_gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
             self.accounts
                 .get_or_create(&StateLabels { state })
-                .set(to_gauge(accounts));
+                .set(gauge_value(accounts));
             self.account_regions
                 .get_or_create(&StateLabels { state })
-                .set(to_gauge(regions));
+                .set(gauge_value(regions));
         }
     }
+}
+
+/// A count as a gauge value (gauges are i64).
+fn gauge_value(count: usize) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
 }
 
 impl CallObserver for Metrics {

@@ -156,14 +156,14 @@ async fn reconcile_all(
 
     // Every watch event marks its object pending for the queue-depth gauge.
     let pending = Arc::new(Pending::default());
-    let accounts = watched::<SystemAccount>(&client, &watch, &pending, "SystemAccount")
-        .with_config(controller_config.clone());
-    let policies = watched::<PatchPolicy>(&client, &watch, &pending, "PatchPolicy")
-        .with_config(controller_config.clone());
-    let groups = watched::<PatchGroup>(&client, &watch, &pending, "PatchGroup")
-        .with_config(controller_config.clone());
-    let windows = watched::<MaintenanceWindow>(&client, &watch, &pending, "MaintenanceWindow")
-        .with_config(controller_config);
+    let accounts =
+        watched::<SystemAccount>(&client, &watch, &pending).with_config(controller_config.clone());
+    let policies =
+        watched::<PatchPolicy>(&client, &watch, &pending).with_config(controller_config.clone());
+    let groups =
+        watched::<PatchGroup>(&client, &watch, &pending).with_config(controller_config.clone());
+    let windows =
+        watched::<MaintenanceWindow>(&client, &watch, &pending).with_config(controller_config);
 
     // Namespace labels decide which accounts admit a namespace: a change wakes every account.
     let (namespaces, namespaces_writer) = reflector::store::<Namespace>();
@@ -274,12 +274,7 @@ async fn reconcile_all(
 }
 
 /// A Controller over its own reflector, whose applied objects are marked pending.
-fn watched<K>(
-    client: &Client,
-    watch: &watcher::Config,
-    pending: &Arc<Pending>,
-    kind: &'static str,
-) -> Controller<K>
+fn watched<K>(client: &Client, watch: &watcher::Config, pending: &Arc<Pending>) -> Controller<K>
 where
     K: kube::Resource<DynamicType = ()>
         + Clone
@@ -291,6 +286,7 @@ where
 {
     let (reader, writer) = reflector::store::<K>();
     let pending = pending.clone();
+    let kind = kind_name::<K>();
     let events = reflector::reflector(
         writer,
         watcher(Api::<K>::all(client.clone()), watch.clone()),
@@ -359,28 +355,27 @@ async fn refresh_gauges(ctx: &Context) {
             .count();
         ctx.metrics.set_health(&health, suspended.len());
         let stores = &ctx.stores;
-        let exists = |kind: &'static str, key: &str| -> bool {
-            let (namespace, name) = match key.split_once('/') {
-                Some((namespace, name)) => (Some(namespace), name),
-                None => (None, key),
-            };
-            match kind {
-                "SystemAccount" => stores.accounts.get(&ObjectRef::new(name)).is_some(),
-                "PatchPolicy" => has(&stores.policies, namespace, name),
-                "PatchGroup" => has(&stores.groups, namespace, name),
-                _ => has(&stores.windows, namespace, name),
-            }
-        };
-        for kind in [
-            "SystemAccount",
-            "PatchPolicy",
-            "PatchGroup",
-            "MaintenanceWindow",
-        ] {
-            let depth = ctx.pending().depth(kind, |key| exists(kind, key));
-            ctx.metrics.set_queue_depth(kind, depth);
-        }
+        queue_depth(ctx, &stores.accounts);
+        queue_depth(ctx, &stores.policies);
+        queue_depth(ctx, &stores.groups);
+        queue_depth(ctx, &stores.windows);
     }
+}
+
+/// Sets the queue-depth gauge of one kind, forgetting requests for objects gone.
+fn queue_depth<K>(ctx: &Context, store: &reflector::Store<K>)
+where
+    K: kube::Resource<DynamicType = ()> + Clone,
+{
+    let kind = kind_name::<K>();
+    let depth = ctx.pending().depth(kind, |key| {
+        let (namespace, name) = match key.split_once('/') {
+            Some((namespace, name)) => (Some(namespace), name),
+            None => (None, key),
+        };
+        has(store, namespace, name)
+    });
+    ctx.metrics.set_queue_depth(kind, depth);
 }
 
 fn has<K>(store: &reflector::Store<K>, namespace: Option<&str>, name: &str) -> bool
