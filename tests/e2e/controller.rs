@@ -103,7 +103,7 @@ async fn the_examples_converge_exactly_and_then_cost_no_writes() {
     assert_eq!(
         names.len(),
         3,
-        "monthly, emergency and frozen-scan: {names:?}"
+        "monthly, opportunistic and frozen-scan: {names:?}"
     );
     let monthly = eu
         .window_named("patchfleet-patching-monthly")
@@ -401,7 +401,7 @@ async fn deleting_resources_removes_their_ssm_state_and_orphan_leaves_it() {
         .kubectl([
             "delete",
             "mw",
-            "emergency",
+            "opportunistic",
             "frozen-scan",
             "-n",
             "patching",
@@ -418,7 +418,8 @@ async fn deleting_resources_removes_their_ssm_state_and_orphan_leaves_it() {
     for region in ALL_REGIONS {
         let now = look(&stack, region).await;
         assert!(
-            now.window_named("patchfleet-patching-emergency").is_none(),
+            now.window_named("patchfleet-patching-opportunistic")
+                .is_none(),
             "{region:?}"
         );
         assert!(
@@ -453,7 +454,7 @@ async fn an_unreachable_account_keeps_the_finalizer_and_says_why_until_reachable
     assert!(
         look(&stack, CUSTOMER_B_EU)
             .await
-            .window_named("patchfleet-patching-emergency")
+            .window_named("patchfleet-patching-opportunistic")
             .is_some()
     );
     let mut faults = stack.sim.sim().faults.spec();
@@ -464,7 +465,7 @@ async fn an_unreachable_account_keeps_the_finalizer_and_says_why_until_reachable
         .kubectl([
             "delete",
             "mw",
-            "emergency",
+            "opportunistic",
             "-n",
             "patching",
             "--wait=false",
@@ -477,11 +478,11 @@ async fn an_unreachable_account_keeps_the_finalizer_and_says_why_until_reachable
         || async {
             look(&stack, CUSTOMER_A_EU)
                 .await
-                .window_named("patchfleet-patching-emergency")
+                .window_named("patchfleet-patching-opportunistic")
                 .is_none()
                 && look(&stack, CUSTOMER_A_US)
                     .await
-                    .window_named("patchfleet-patching-emergency")
+                    .window_named("patchfleet-patching-opportunistic")
                     .is_none()
         },
     )
@@ -495,7 +496,7 @@ async fn an_unreachable_account_keeps_the_finalizer_and_says_why_until_reachable
                 .kubectl([
                     "get",
                     "mw",
-                    "emergency",
+                    "opportunistic",
                     "-n",
                     "patching",
                     "-o",
@@ -510,7 +511,7 @@ async fn an_unreachable_account_keeps_the_finalizer_and_says_why_until_reachable
         .kubectl([
             "get",
             "mw",
-            "emergency",
+            "opportunistic",
             "-n",
             "patching",
             "-o",
@@ -527,7 +528,7 @@ async fn an_unreachable_account_keeps_the_finalizer_and_says_why_until_reachable
         CONVERGE,
         || async {
             stack
-                .kubectl(["get", "mw", "emergency", "-n", "patching"])
+                .kubectl(["get", "mw", "opportunistic", "-n", "patching"])
                 .is_err()
         },
     )
@@ -535,7 +536,7 @@ async fn an_unreachable_account_keeps_the_finalizer_and_says_why_until_reachable
     assert!(
         look(&stack, CUSTOMER_B_EU)
             .await
-            .window_named("patchfleet-patching-emergency")
+            .window_named("patchfleet-patching-opportunistic")
             .is_none()
     );
 }

@@ -176,15 +176,16 @@ pub fn mk_window(
     MaintenanceWindow {
         metadata: meta(Some(namespace), name),
         spec: MaintenanceWindowSpec {
-            schedule: "cron(0 2 ? * SUN#2 *)".to_owned(),
+            schedule: Some("cron(0 2 ? * SUN#2 *)".to_owned()),
             schedule_timezone: Some("Europe/Paris".to_owned()),
             schedule_offset: None,
             start_date: None,
             end_date: None,
-            duration: 4,
-            cutoff: 1,
+            duration: Some(4),
+            cutoff: Some(1),
             enabled: true,
             strategy: Strategy::Scheduled,
+            run_token: None,
             description: None,
             targets: WindowTargets {
                 patch_groups: strings(groups),
@@ -207,7 +208,31 @@ pub fn mk_task(name: &str, operation: PatchOperation) -> WindowTask {
         max_errors: "1".to_owned(),
         priority: 1,
         snapshot_before_patch: false,
+        service_role_name: None,
     }
+}
+
+/// An Emergency window on the named PatchGroups: one Install task, sent once per token.
+pub fn mk_emergency_window(
+    namespace: &str,
+    name: &str,
+    groups: &[&str],
+    run_token: &str,
+) -> MaintenanceWindow {
+    let mut window = mk_window(
+        namespace,
+        name,
+        groups,
+        vec![mk_task("install-now", PatchOperation::Install)],
+    );
+    let spec = &mut window.spec;
+    spec.strategy = Strategy::Emergency;
+    spec.run_token = Some(run_token.to_owned());
+    spec.schedule = None;
+    spec.schedule_timezone = None;
+    spec.duration = None;
+    spec.cutoff = None;
+    window
 }
 
 /// An inventory of these resources, with every namespace they use present (labelled

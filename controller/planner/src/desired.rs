@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use patchfleet_api::v1alpha1::{
     BaselineSpec, MaintenanceWindow, OperatingSystem, PatchGroup, PatchOperation, PatchPolicy,
-    Platform, PolicyMode, Strategy, SystemAccount, WindowTask,
+    PolicyMode, Strategy, SystemAccount, WindowTask,
 };
 
 use crate::inventory::{
@@ -15,7 +15,7 @@ use crate::inventory::{
     window_owner,
 };
 use crate::model::{
-    AccountRegion, Desired, DesiredBaseline, DesiredWindow, Owner, OwnerKind, Problem,
+    AccountRegion, Desired, DesiredBaseline, DesiredRun, DesiredWindow, Owner, OwnerKind, Problem,
     TargetDefinition, TaskAction, TaskDefinition, WindowDefinition, reasons, sort_problems,
 };
 use crate::naming::{baseline_name, target_name, task_name, window_name};
@@ -23,20 +23,31 @@ use crate::normalize::normalize_baseline;
 use crate::selection::{Reach, reach, validate_selector};
 
 /// The Automation runbook a task with `snapshotBeforePatch` runs: it snapshots the
-/// instance's volumes, patches, and rolls back on failure
+/// instance's root volume, installs missing patches (AWS-RunPatchBaseline), and restores
+/// the snapshot when the instance is not compliant afterwards
 /// (<https://docs.aws.amazon.com/systems-manager-automation-runbooks/latest/userguide/automation-aws-patchinstancewithrollback.html>).
-/// A first mapping, refined later (reboot option, report bucket, assume role).
+/// Its parameters: InstanceId (required), AutomationAssumeRole, LambdaAssumeRole,
+/// ReportS3Bucket; it has no RebootOption (the API refuses NoReboot with it).
 pub const SNAPSHOT_RUNBOOK: &str = "AWS-PatchInstanceWithRollback";
+
+/// The maintenance-window pseudo parameter that becomes each target instance's id
+/// (<https://docs.aws.amazon.com/systems-manager/latest/userguide/maintenance-window-tasks-pseudo-parameters.html>).
+pub const RESOURCE_ID: &str = "{{RESOURCE_ID}}";
+
+/// The most values one Run Command target takes
+/// (<https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_Target.html>).
+pub const MAX_TARGET_VALUES: usize = 50;
 
 /// The desired state of `account_region`, and what kept parts of it from being planned.
 /// Empty when the account is unknown, suspended or being deleted, or the region is not
 /// one of its regions. Output is deterministic: maps are ordered and problems sorted.
 pub fn desired(
     inventory: &Inventory,
-    _settings: &Settings,
+    settings: &Settings,
     account_region: &AccountRegion,
 ) -> (Desired, Vec<Problem>) {
     let mut planner = Planner {
+        settings,
         account_region,
         desired: Desired::default(),
         problems: Vec::new(),
@@ -73,6 +84,7 @@ struct PlannedGroup<'a> {
 }
 
 struct Planner<'a> {
+    settings: &'a Settings,
     account_region: &'a AccountRegion,
     desired: Desired,
     problems: Vec<Problem>,
@@ -273,6 +285,17 @@ impl<'a> Planner<'a> {
             if targets.is_empty() {
                 continue;
             }
+            if window.spec.strategy == Strategy::Emergency {
+                self.add_run(window, owner, &targets);
+                continue;
+            }
+            let Some(definition) = window_definition(window) else {
+                let message = "spec.schedule, spec.duration and spec.cutoff are required: \
+                               only an Emergency window runs without a schedule"
+                    .to_owned();
+                self.problem(&owner, reasons::INVALID_SPEC, message);
+                continue;
+            };
             let name = window_name(&owner.namespace, &owner.name);
             if let Some(taken) = self.desired.windows.get(&name) {
                 let message = format!(
@@ -284,32 +307,27 @@ impl<'a> Planner<'a> {
                 continue;
             }
             let target_names: BTreeSet<String> = targets.keys().cloned().collect();
-            let (refused, allowed): (Vec<&WindowTask>, Vec<&WindowTask>) = window
-                .spec
-                .tasks
-                .iter()
-                .partition(|task| installs_while_frozen(window, task));
-            // The CRD's CEL rule refuses these at admission; a window stored before the
-            // rule existed, or written around it, still never installs.
-            for task in refused {
-                let message = format!(
-                    "spec.tasks[{}].operation: a Frozen window only scans, so its Install task \
-                     is not registered; use operation Scan or another strategy",
-                    task.name
-                );
-                self.problem(&owner, reasons::INSTALL_IN_FROZEN_WINDOW, message);
+            // The CRD's CEL rules refuse these at admission; a window stored before the
+            // rules existed, or written around them, still never runs them.
+            let mut allowed = Vec::new();
+            for task in &window.spec.tasks {
+                match refusal(window, task, account) {
+                    Some((reason, message)) => self.problem(&owner, reason, message),
+                    None => allowed.push(task),
+                }
             }
             let tasks = allowed
                 .into_iter()
                 .map(|task| {
-                    let definition = task_definition(task, account.spec.platform, &target_names);
+                    let definition =
+                        task_definition(task, account, self.account_region, &target_names);
                     (task_name(&task.name), definition)
                 })
                 .collect();
             let desired_window = DesiredWindow {
                 name: name.clone(),
                 owner,
-                definition: window_definition(window),
+                definition,
                 targets,
                 tasks,
             };
@@ -318,9 +336,118 @@ impl<'a> Planner<'a> {
     }
 }
 
-/// An Install task in a Frozen window: refused.
-fn installs_while_frozen(window: &MaintenanceWindow, task: &WindowTask) -> bool {
-    window.spec.strategy == Strategy::Frozen && task.operation == PatchOperation::Install
+impl Planner<'_> {
+    /// An Emergency window's run here: its one task, sent with Run Command to the
+    /// instances of its target groups. A disabled window sends nothing.
+    fn add_run(
+        &mut self,
+        window: &MaintenanceWindow,
+        owner: Owner,
+        targets: &BTreeMap<String, TargetDefinition>,
+    ) {
+        let spec = &window.spec;
+        let (Some(run_token), [task]) = (&spec.run_token, spec.tasks.as_slice()) else {
+            let message = "spec.runToken and exactly one task are required for an Emergency \
+                           window"
+                .to_owned();
+            self.problem(&owner, reasons::INVALID_SPEC, message);
+            return;
+        };
+        let patch_groups: BTreeSet<String> =
+            targets.values().map(|t| t.patch_group.clone()).collect();
+        if patch_groups.len() > MAX_TARGET_VALUES {
+            let message = format!(
+                "spec.targets.patchGroups: an Emergency run targets at most \
+                 {MAX_TARGET_VALUES} patch groups (one Run Command target); it has {}",
+                patch_groups.len()
+            );
+            self.problem(&owner, reasons::INVALID_SPEC, message);
+            return;
+        }
+        if !spec.enabled {
+            return;
+        }
+        let marker = DesiredRun::marker(&self.settings.cluster_id, &owner, run_token);
+        let comment = truncate(
+            &format!(
+                "{marker}: {}/{} token {run_token}",
+                owner.namespace, owner.name
+            ),
+            MAX_COMMENT,
+        );
+        let run = DesiredRun {
+            owner: owner.clone(),
+            run_token: run_token.clone(),
+            comment,
+            operation: task.operation,
+            reboot_option: task.reboot_option,
+            max_concurrency: task.max_concurrency.clone(),
+            max_errors: task.max_errors.clone(),
+            patch_groups,
+        };
+        self.desired.runs.insert(owner, run);
+    }
+}
+
+/// SendCommand's Comment holds at most 100 characters
+/// (<https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_SendCommand.html>).
+const MAX_COMMENT: usize = 100;
+
+/// The first `max` characters of `text`.
+fn truncate(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
+}
+
+/// The IAM partition of a region, for the ARNs patchfleet builds
+/// (<https://docs.aws.amazon.com/IAM/latest/UserGuide/reference-arns.html>).
+pub fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else if region.starts_with("us-isob-") {
+        "aws-iso-b"
+    } else if region.starts_with("us-iso-") {
+        "aws-iso"
+    } else {
+        "aws"
+    }
+}
+
+/// The ARN of the role named `name` (with its path) in the account.
+pub fn role_arn(account_region: &AccountRegion, name: &str) -> String {
+    format!(
+        "arn:{}:iam::{}:role/{name}",
+        partition(&account_region.region),
+        account_region.account_id
+    )
+}
+
+/// Why a task is not registered: an Install task in a Frozen window, or a snapshot that
+/// has no role to run as.
+fn refusal(
+    window: &MaintenanceWindow,
+    task: &WindowTask,
+    account: &SystemAccount,
+) -> Option<(&'static str, String)> {
+    if window.spec.strategy == Strategy::Frozen && task.operation == PatchOperation::Install {
+        let message = format!(
+            "spec.tasks[{}].operation: a Frozen window only scans, so its Install task is not \
+             registered; use operation Scan or another strategy",
+            task.name
+        );
+        return Some((reasons::INSTALL_IN_FROZEN_WINDOW, message));
+    }
+    let snapshots = task.snapshot_before_patch && account.spec.platform.supports_snapshots();
+    if snapshots && task.service_role_name.is_none() {
+        let message = format!(
+            "spec.tasks[{}].serviceRoleName is required with snapshotBeforePatch: the \
+             snapshot runbook assumes that role; the task is not registered",
+            task.name
+        );
+        return Some((reasons::INVALID_SPEC, message));
+    }
+    None
 }
 
 /// The policy a group follows, if it exists and is not being deleted.
@@ -401,37 +528,45 @@ pub fn baseline_definition(policy: &Owner, mode: PolicyMode, spec: &BaselineSpec
     definition
 }
 
-/// The window's definition, copied from its spec.
-pub fn window_definition(window: &MaintenanceWindow) -> WindowDefinition {
+/// The window's definition, copied from its spec; None without a schedule (the API
+/// requires one for every strategy but Emergency).
+pub fn window_definition(window: &MaintenanceWindow) -> Option<WindowDefinition> {
     let spec = &window.spec;
-    WindowDefinition {
+    Some(WindowDefinition {
         description: spec.description.clone(),
-        schedule: spec.schedule.clone(),
+        schedule: spec.schedule.clone()?,
         schedule_timezone: spec.schedule_timezone.clone(),
         schedule_offset: spec.schedule_offset,
         start_date: spec.start_date.clone(),
         end_date: spec.end_date.clone(),
-        duration: spec.duration,
-        cutoff: spec.cutoff,
+        duration: spec.duration?,
+        cutoff: spec.cutoff?,
         enabled: spec.enabled,
-    }
+    })
 }
 
 /// A task, run on every target of the window. `snapshotBeforePatch` becomes the
-/// snapshot-and-rollback runbook where snapshots exist (instances on AWS); elsewhere the
-/// instances are hybrid nodes without EBS volumes and are patched directly.
+/// snapshot-and-rollback runbook where snapshots exist (instances on AWS), run once per
+/// target instance and assuming the task's service role; elsewhere the instances are
+/// hybrid nodes without EBS volumes and are patched directly (the status says so).
 pub fn task_definition(
     task: &WindowTask,
-    platform: Platform,
+    account: &SystemAccount,
+    account_region: &AccountRegion,
     targets: &BTreeSet<String>,
 ) -> TaskDefinition {
-    let action = if task.snapshot_before_patch && platform.supports_snapshots() {
+    let service_role_arn = task
+        .service_role_name
+        .as_deref()
+        .map(|name| role_arn(account_region, name));
+    let snapshots = task.snapshot_before_patch && account.spec.platform.supports_snapshots();
+    let action = if let (true, Some(role)) = (snapshots, &service_role_arn) {
         TaskAction::Automation {
             document: SNAPSHOT_RUNBOOK.to_owned(),
-            parameters: BTreeMap::from([(
-                "InstanceId".to_owned(),
-                vec!["{{RESOURCE_ID}}".to_owned()],
-            )]),
+            parameters: BTreeMap::from([
+                ("InstanceId".to_owned(), vec![RESOURCE_ID.to_owned()]),
+                ("AutomationAssumeRole".to_owned(), vec![role.clone()]),
+            ]),
         }
     } else {
         TaskAction::RunPatchBaseline {
@@ -442,6 +577,7 @@ pub fn task_definition(
     TaskDefinition {
         description: task.description.clone(),
         action,
+        service_role_arn,
         max_concurrency: task.max_concurrency.clone(),
         max_errors: task.max_errors.clone(),
         priority: task.priority,

@@ -119,14 +119,19 @@ fn task_value(task: &TaskDefinition) -> Value {
             json!({ "automation": { "document": document, "parameters": parameters } })
         }
     };
-    json!({
+    let mut value = json!({
         "description": task.description,
         "action": action,
         "maxConcurrency": task.max_concurrency,
         "maxErrors": task.max_errors,
         "priority": task.priority,
         "targets": task.targets,
-    })
+    });
+    // Only when set, so that tasks without a role keep the fingerprints they had.
+    if let (Some(role), Some(object)) = (&task.service_role_arn, value.as_object_mut()) {
+        object.insert("serviceRoleArn".to_owned(), json!(role));
+    }
+    value
 }
 
 fn operation_str(operation: PatchOperation) -> &'static str {

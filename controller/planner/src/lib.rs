@@ -17,7 +17,9 @@ pub mod normalize;
 pub mod ownership;
 pub mod plan;
 pub mod quota;
+pub mod runs;
 pub mod selection;
+pub mod snapshots;
 
 pub use desired::{desired, reference_problems};
 pub use diff::{Diff, Orphaned, diff};

@@ -142,6 +142,8 @@ pub enum TaskAction {
 pub struct TaskDefinition {
     pub description: Option<String>,
     pub action: TaskAction,
+    /// The role the task runs as (`ServiceRoleArn`); None: SSM's service-linked role.
+    pub service_role_arn: Option<String>,
     pub max_concurrency: String,
     pub max_errors: String,
     pub priority: i32,
@@ -177,11 +179,57 @@ pub struct DesiredWindow {
     pub tasks: BTreeMap<String, TaskDefinition>,
 }
 
+/// An Emergency run that should have happened in this account-region: AWS-RunPatchBaseline
+/// sent once with Run Command (SendCommand) to the instances of the target patch groups.
+/// Commands carry no tags and SendCommand no idempotency token, so the command is known
+/// by its Comment, which starts with [`DesiredRun::marker`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredRun {
+    pub owner: Owner,
+    pub run_token: String,
+    /// The SendCommand Comment (at most 100 characters), starting with the marker.
+    pub comment: String,
+    pub operation: PatchOperation,
+    pub reboot_option: RebootOption,
+    pub max_concurrency: String,
+    pub max_errors: String,
+    /// `Patch Group` tag values: the command targets `tag:Patch Group` with these.
+    pub patch_groups: BTreeSet<String>,
+}
+
+impl DesiredRun {
+    /// What identifies this run's command in SSM: the cluster, the owner and the token
+    /// hashed, so that no other cluster, window or token matches.
+    pub fn marker(cluster_id: &str, owner: &Owner, run_token: &str) -> String {
+        let text = format!("{cluster_id}\n{owner}\n{run_token}");
+        format!(
+            "patchfleet run {:016x}",
+            crate::fingerprint::fnv1a64(text.as_bytes())
+        )
+    }
+}
+
+/// A Run Command command as ListCommands or SendCommand report it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedCommand {
+    pub command_id: String,
+    pub comment: Option<String>,
+    pub status: String,
+    pub status_details: Option<String>,
+    pub target_count: i32,
+    pub completed_count: i32,
+    pub error_count: i32,
+    /// RFC 3339.
+    pub requested_at: Option<String>,
+}
+
 /// Everything patchfleet should own in one account-region, keyed by SSM name.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Desired {
     pub baselines: BTreeMap<String, DesiredBaseline>,
     pub windows: BTreeMap<String, DesiredWindow>,
+    /// Emergency runs by their MaintenanceWindow: sent once per run token.
+    pub runs: BTreeMap<Owner, DesiredRun>,
     /// Owners whose part of this account-region was refused (such as a MaintenanceWindow
     /// naming a PatchGroup that does not exist): they have nothing in `baselines` or
     /// `windows`, yet what they already own here is left exactly as it is, neither
@@ -357,6 +405,9 @@ pub mod reasons {
     /// A Frozen MaintenanceWindow has an Install task: the task is not registered (the
     /// window and its Scan tasks are).
     pub const INSTALL_IN_FROZEN_WINDOW: &str = "InstallInFrozenWindow";
+    /// A field the schema requires is missing (an object stored before the rule
+    /// existed, or written around it): the part it concerns is not planned.
+    pub const INVALID_SPEC: &str = "InvalidSpec";
 }
 
 /// Why (part of) an account-region cannot be planned. Reported on the owner as a Stalled

@@ -10,8 +10,8 @@ use patchfleet_api::v1alpha1::{
 use patchfleet_planner::builders::*;
 use patchfleet_planner::desired::SNAPSHOT_RUNBOOK;
 use patchfleet_planner::model::{
-    AccountRegion, Desired, DesiredWindow, Owner, OwnerKind, Problem, TargetDefinition, TaskAction,
-    TaskDefinition, WindowDefinition, reasons,
+    AccountRegion, Desired, DesiredRun, DesiredWindow, Owner, OwnerKind, Problem, TargetDefinition,
+    TaskAction, TaskDefinition, WindowDefinition, reasons,
 };
 use patchfleet_planner::{Inventory, desired, reference_problems};
 
@@ -78,6 +78,7 @@ fn the_window_targets_each_reaching_group_and_runs_every_task_on_all_targets() {
         max_errors: "1".into(),
         priority: 1,
         targets: targets.clone(),
+        service_role_arn: None,
     };
     let want = DesiredWindow {
         name: MONTHLY.into(),
@@ -117,8 +118,8 @@ fn the_window_definition_copies_the_spec() {
     spec.schedule_offset = Some(2);
     spec.start_date = Some("2026-01-01T00:00:00Z".into());
     spec.end_date = Some("2027-01-01T00:00:00Z".into());
-    spec.duration = 6;
-    spec.cutoff = 2;
+    spec.duration = Some(6);
+    spec.cutoff = Some(2);
     spec.enabled = false;
     spec.schedule_timezone = None;
     let (desired, _) = plan_desired(&inventory);
@@ -447,23 +448,44 @@ fn a_frozen_window_keeps_its_scan_and_refuses_its_install_task() {
     }
 }
 
+/// AWS-PatchInstanceWithRollback takes InstanceId (required) and AutomationAssumeRole
+/// (<https://docs.aws.amazon.com/systems-manager-automation-runbooks/latest/userguide/automation-aws-patchinstancewithrollback.html>);
+/// {{RESOURCE_ID}} is each target instance in a maintenance window
+/// (<https://docs.aws.amazon.com/systems-manager/latest/userguide/maintenance-window-tasks-pseudo-parameters.html>).
 #[test]
-fn snapshot_before_patch_runs_the_rollback_runbook_where_snapshots_exist() {
+fn snapshot_before_patch_runs_the_rollback_runbook_as_the_service_role_where_snapshots_exist() {
+    let role = "arn:aws:iam::111111111111:role/service-role/patching";
     let automation = TaskAction::Automation {
         document: SNAPSHOT_RUNBOOK.into(),
-        parameters: BTreeMap::from([("InstanceId".into(), strings(&["{{RESOURCE_ID}}"]))]),
+        parameters: BTreeMap::from([
+            ("AutomationAssumeRole".into(), strings(&[role])),
+            ("InstanceId".into(), strings(&["{{RESOURCE_ID}}"])),
+        ]),
     };
     let direct = TaskAction::RunPatchBaseline {
         operation: PatchOperation::Install,
         reboot_option: RebootOption::RebootIfNeeded,
     };
-    for (platform, want) in [(Platform::Aws, automation), (Platform::Vmware, direct)] {
+    for (platform, want) in [
+        (Platform::Aws, automation),
+        (Platform::Vmware, direct.clone()),
+        (Platform::Onprem, direct),
+    ] {
         let mut inventory = world();
         inventory.accounts[0].spec.platform = platform;
-        inventory.windows[0].spec.tasks[1].snapshot_before_patch = true;
-        let (desired, _) = plan_desired(&inventory);
+        let task = &mut inventory.windows[0].spec.tasks[1];
+        task.snapshot_before_patch = true;
+        task.service_role_name = Some("service-role/patching".into());
+        let (desired, problems) = plan_desired(&inventory);
+        assert_eq!(problems, [], "{platform:?}");
         let window = &desired.windows[MONTHLY];
-        assert_eq!(window.tasks["install"].action, want, "{platform:?}");
+        let install = &window.tasks["install"];
+        assert_eq!(install.action, want, "{platform:?}");
+        assert_eq!(
+            install.service_role_arn.as_deref(),
+            Some(role),
+            "{platform:?}: the task runs as the role"
+        );
         assert!(
             matches!(
                 window.tasks["scan"].action,
@@ -471,7 +493,129 @@ fn snapshot_before_patch_runs_the_rollback_runbook_where_snapshots_exist() {
             ),
             "{platform:?}: other tasks unchanged"
         );
+        assert_eq!(window.tasks["scan"].service_role_arn, None);
     }
+}
+
+#[test]
+fn role_arns_are_in_the_partition_of_the_region() {
+    for (region, want) in [
+        ("eu-west-1", "arn:aws:iam::111111111111:role/patching"),
+        ("cn-north-1", "arn:aws-cn:iam::111111111111:role/patching"),
+        (
+            "us-gov-west-1",
+            "arn:aws-us-gov:iam::111111111111:role/patching",
+        ),
+    ] {
+        let account_region = AccountRegion {
+            region: region.into(),
+            ..ar()
+        };
+        assert_eq!(
+            patchfleet_planner::desired::role_arn(&account_region, "patching"),
+            want
+        );
+    }
+}
+
+#[test]
+fn a_snapshot_without_a_role_is_refused_not_run_unprotected() {
+    let mut inventory = world();
+    inventory.windows[0].spec.tasks[1].snapshot_before_patch = true;
+    let (desired, problems) = plan_desired(&inventory);
+    assert_eq!(
+        desired.windows[MONTHLY].tasks.keys().collect::<Vec<_>>(),
+        ["scan"]
+    );
+    assert_eq!(
+        problems,
+        [problem(
+            OwnerKind::MaintenanceWindow,
+            "monthly",
+            reasons::INVALID_SPEC,
+            "spec.tasks[install].serviceRoleName is required with snapshotBeforePatch: the \
+             snapshot runbook assumes that role; the task is not registered",
+        )]
+    );
+}
+
+#[test]
+fn an_emergency_window_is_a_run_not_a_window() {
+    let mut inventory = world();
+    inventory.windows = vec![mk_emergency_window(NS, "urgent", &["early"], "CHG-1")];
+    let (desired, problems) = plan_desired(&inventory);
+    assert_eq!(problems, []);
+    assert!(desired.windows.is_empty(), "no SSM maintenance window");
+    let owner = owner(OwnerKind::MaintenanceWindow, "urgent");
+    let marker = DesiredRun::marker(&mk_settings().cluster_id, &owner, "CHG-1");
+    let want = DesiredRun {
+        owner: owner.clone(),
+        run_token: "CHG-1".into(),
+        comment: format!("{marker}: patching/urgent token CHG-1"),
+        operation: PatchOperation::Install,
+        reboot_option: RebootOption::RebootIfNeeded,
+        max_concurrency: "10%".into(),
+        max_errors: "1".into(),
+        patch_groups: BTreeSet::from(["early".to_owned()]),
+    };
+    assert_eq!(desired.runs.values().collect::<Vec<_>>(), [&want]);
+    assert!(want.comment.len() <= 100);
+
+    // Disabled: nothing is sent.
+    inventory.windows[0].spec.enabled = false;
+    assert!(plan_desired(&inventory).0.runs.is_empty());
+    // A target group missing: held, not sent to the groups that exist.
+    inventory.windows[0].spec.enabled = true;
+    inventory.windows[0]
+        .spec
+        .targets
+        .patch_groups
+        .push("missing".into());
+    let (desired, problems) = plan_desired(&inventory);
+    assert!(desired.runs.is_empty());
+    assert!(desired.held.contains(&owner));
+    assert_eq!(problems[0].reason, reasons::PATCH_GROUP_NOT_FOUND);
+}
+
+#[test]
+fn run_markers_differ_by_cluster_window_and_token_and_comments_stay_short() {
+    let a = Owner::new(OwnerKind::MaintenanceWindow, NS, "urgent");
+    let b = Owner::new(OwnerKind::MaintenanceWindow, NS, "urgent-2");
+    let base = DesiredRun::marker("cluster-1", &a, "T1");
+    assert_eq!(base, DesiredRun::marker("cluster-1", &a, "T1"), "stable");
+    for other in [
+        DesiredRun::marker("cluster-2", &a, "T1"),
+        DesiredRun::marker("cluster-1", &b, "T1"),
+        DesiredRun::marker("cluster-1", &a, "T2"),
+    ] {
+        assert_ne!(base, other);
+    }
+    let mut inventory = world();
+    let long = "a".repeat(253);
+    inventory.windows = vec![mk_emergency_window(NS, &long, &["early"], &"9".repeat(64))];
+    let (desired, _) = plan_desired(&inventory);
+    let run = desired.runs.values().next().expect("a run");
+    assert_eq!(
+        run.comment.chars().count(),
+        100,
+        "SendCommand Comment limit"
+    );
+    assert!(run.comment.starts_with(&DesiredRun::marker(
+        &mk_settings().cluster_id,
+        &run.owner,
+        &run.run_token
+    )));
+}
+
+#[test]
+fn a_window_without_a_schedule_is_refused_unless_emergency() {
+    let mut inventory = world();
+    inventory.windows[0].spec.schedule = None;
+    let (desired, problems) = plan_desired(&inventory);
+    assert!(desired.windows.is_empty());
+    assert_eq!(problems.len(), 1);
+    assert_eq!(problems[0].reason, reasons::INVALID_SPEC);
+    assert!(problems[0].message.starts_with("spec.schedule"));
 }
 
 #[test]

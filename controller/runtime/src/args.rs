@@ -65,6 +65,9 @@ pub struct RunArgs {
     /// Retry after a failure a person must fix (access denied, quota).
     #[arg(long, env = "PATCHFLEET_RETRY_ATTENTION", default_value = "2m", value_parser = parse_duration)]
     pub retry_attention: Duration,
+    /// While an Emergency run's command is not finished, its status is read this often.
+    #[arg(long, env = "PATCHFLEET_RUN_POLL_INTERVAL", default_value = "15s", value_parser = parse_duration)]
+    pub run_poll_interval: Duration,
     /// SSM quotas per account and region (AWS's defaults; raise them with AWS first).
     #[arg(long, env = "PATCHFLEET_QUOTA_BASELINES", default_value_t = Quotas::default().baselines)]
     pub quota_baselines: usize,
@@ -155,6 +158,7 @@ impl RunArgs {
                 deep_interval: self.deep_interval,
                 retry_transient: self.retry,
                 retry_attention: self.retry_attention,
+                run_poll: self.run_poll_interval,
             },
             settings: Settings {
                 cluster_id: self.cluster_id,

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::RwLock;
 
+use patchfleet_api::v1alpha1::EmergencyRun;
 use patchfleet_planner::model::{AccountRegion, Owner, Problem};
 
 /// A failed pass: why, for status and events.
@@ -40,6 +41,15 @@ pub struct RegionOutcome {
     pub wrote: bool,
     /// How many objects of each sort patchfleet owns there now.
     pub counts: Counts,
+    /// Emergency runs by MaintenanceWindow: the command of the current run token.
+    pub runs: BTreeMap<Owner, EmergencyRun>,
+}
+
+impl RegionOutcome {
+    /// Whether an Emergency run here still has a command in progress.
+    pub fn runs_in_progress(&self) -> bool {
+        self.runs.values().any(|run| !run.is_finished())
+    }
 }
 
 /// Owned objects in one account-region.

@@ -452,6 +452,7 @@ impl Run<'_> {
                         .priority(task.priority)
                         .name(name)
                         .set_description(task.description.clone())
+                        .set_service_role_arn(task.service_role_arn.clone())
                         .replace(true)
                         .send(),
                 )
@@ -495,6 +496,7 @@ impl Run<'_> {
                     .priority(task.priority)
                     .name(name)
                     .set_description(task.description.clone())
+                    .set_service_role_arn(task.service_role_arn.clone())
                     .send(),
             )
             .await?;

@@ -346,6 +346,24 @@ fn reboot_option_str(option: RebootOption) -> &'static str {
     }
 }
 
+/// AWS-RunPatchBaseline's parameters for an operation and reboot option
+/// (<https://docs.aws.amazon.com/systems-manager/latest/userguide/patch-manager-aws-runpatchbaseline.html>).
+pub fn run_patch_baseline_parameters(
+    operation: PatchOperation,
+    reboot_option: RebootOption,
+) -> HashMap<String, Vec<String>> {
+    HashMap::from([
+        (
+            "Operation".to_owned(),
+            vec![patch_operation_str(operation).to_owned()],
+        ),
+        (
+            "RebootOption".to_owned(),
+            vec![reboot_option_str(reboot_option).to_owned()],
+        ),
+    ])
+}
+
 /// What RegisterTaskWithMaintenanceWindow needs to run an action.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SdkTask {
@@ -360,16 +378,7 @@ pub fn task_to_sdk(action: &TaskAction) -> SdkTask {
             operation,
             reboot_option,
         } => {
-            let parameters = HashMap::from([
-                (
-                    "Operation".to_owned(),
-                    vec![patch_operation_str(*operation).to_owned()],
-                ),
-                (
-                    "RebootOption".to_owned(),
-                    vec![reboot_option_str(*reboot_option).to_owned()],
-                ),
-            ]);
+            let parameters = run_patch_baseline_parameters(*operation, *reboot_option);
             SdkTask {
                 task_type: sdk::MaintenanceWindowTaskType::RunCommand,
                 task_arn: RUN_PATCH_BASELINE.to_owned(),

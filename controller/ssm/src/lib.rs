@@ -18,6 +18,7 @@ mod edge;
 mod error;
 mod observe;
 mod ratelimit;
+pub mod runs;
 mod settings;
 mod summary;
 mod telemetry;

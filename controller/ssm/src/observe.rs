@@ -370,6 +370,7 @@ async fn list_tasks(
             definition: TaskDefinition {
                 description: t.description().map(str::to_owned),
                 action,
+                service_role_arn: t.service_role_arn().map(str::to_owned),
                 max_concurrency: t.max_concurrency().unwrap_or_default().to_owned(),
                 max_errors: t.max_errors().unwrap_or_default().to_owned(),
                 priority: t.priority(),

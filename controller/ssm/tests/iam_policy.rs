@@ -617,6 +617,44 @@ fn sts_actions_match() -> Result<()> {
     }
 }
 
+/// A task registered with a ServiceRoleArn passes that role to Systems Manager, which
+/// needs iam:PassRole
+/// (<https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_passrole.html>).
+#[test]
+fn passing_a_task_role_is_documented_with_pass_role_toward_ssm_only() {
+    check(pass_role_documented());
+}
+
+fn pass_role_documented() -> Result<()> {
+    if !sources_containing("set_service_role_arn")? {
+        return Ok(());
+    }
+    let (_, policies) = documented_policies()?;
+    let policy = permission_policy(&policies, "iam:")?;
+    let ok = policy.actions() == BTreeSet::from(["iam:PassRole".to_owned()])
+        && policy.statements.iter().all(|s| {
+            s.get("Condition")
+                .and_then(|c| c.get("StringEquals"))
+                .and_then(|c| c.get("iam:PassedToService"))
+                .and_then(json::Value::as_str)
+                == Some("ssm.amazonaws.com")
+        })
+        && policy
+            .resources()
+            .iter()
+            .all(|r| r.contains(":role/") && !r.ends_with('*'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "docs/iam.md line {}: the code passes task roles (ServiceRoleArn), so the page \
+             must show a policy granting only iam:PassRole on named roles with \
+             iam:PassedToService ssm.amazonaws.com",
+            policy.line
+        ))
+    }
+}
+
 #[test]
 fn system_account_trust_policy_requires_the_external_id() {
     check(trust_policy_has_external_id());

@@ -147,8 +147,18 @@ def test_window_targets_tasks(sim):
         ssm.get_maintenance_window(WindowId=mw)
 
 
+def put_fleet(sim, instances, account="123456789012", region="us-east-1"):
+    body = {"accountId": account, "region": region, "instances": instances}
+    return control(sim, "PUT", "/_sim/instances", body)
+
+
+def fleet(sim, account="123456789012", region="us-east-1"):
+    return control(sim, "GET", f"/_sim/instances?accountId={account}&region={region}")
+
+
 def test_tags(sim):
     ssm = client(sim)
+    put_fleet(sim, [{"instanceId": "mi-0123456789abcdef0"}])
     bid = ssm.create_patch_baseline(Name="tagged")["BaselineId"]
     ssm.add_tags_to_resource(ResourceType="PatchBaseline", ResourceId=bid, Tags=[{"Key": "a", "Value": "1"}])
     ssm.add_tags_to_resource(
@@ -186,6 +196,7 @@ def test_throttling_fault_reaches_boto3(sim):
 
 def test_send_and_list_commands(sim):
     ssm = client(sim)
+    put_fleet(sim, [{"instanceId": "i-0123456789abcdef0"}, {"instanceId": "i-0123456789abcdef1"}])
     cmd = ssm.send_command(
         DocumentName="AWS-RunPatchBaseline",
         InstanceIds=["i-0123456789abcdef0", "i-0123456789abcdef1"],
@@ -196,6 +207,43 @@ def test_send_and_list_commands(sim):
     assert listed[0]["CommandId"] == cmd["CommandId"]
     invocations = ssm.list_command_invocations(CommandId=cmd["CommandId"])["CommandInvocations"]
     assert sorted(i["InstanceId"] for i in invocations) == ["i-0123456789abcdef0", "i-0123456789abcdef1"]
+
+
+def test_fleet_install_through_boto3(sim):
+    control(sim, "PUT", "/_sim/settings", {"command_seconds": 0})
+    put_fleet(
+        sim,
+        [
+            {"instanceId": "i-0123456789abcdef0", "tags": {"Patch Group": "early", "env": "prod"}, "missingPatches": 3},
+            {"instanceId": "i-0123456789abcdef1", "tags": {"Patch Group": "early"}, "failsInstall": True},
+        ],
+    )
+    ssm = client(sim)
+    cmd = ssm.send_command(
+        DocumentName="AWS-RunPatchBaseline",
+        Targets=[{"Key": "tag:Patch Group", "Values": ["early"]}],
+        Parameters={"Operation": ["Install"]},
+        MaxErrors="1",
+    )["Command"]
+    assert cmd["TargetCount"] == 0 and cmd["Status"] == "Pending"
+    listed = ssm.list_commands(CommandId=cmd["CommandId"])["Commands"][0]
+    assert (listed["Status"], listed["StatusDetails"], listed["ErrorCount"]) == ("Failed", "Failed", 1)
+    statuses = {
+        i["InstanceId"]: i["Status"]
+        for i in ssm.list_command_invocations(CommandId=cmd["CommandId"])["CommandInvocations"]
+    }
+    assert statuses == {"i-0123456789abcdef0": "Success", "i-0123456789abcdef1": "Failed"}
+    state = {i["instanceId"]: i for i in fleet(sim)["instances"]}
+    patched = state["i-0123456789abcdef0"]
+    assert (patched["installedPatches"], patched["reboots"], patched["missingPatches"]) == (3, 1, 0)
+    assert patched["runs"][0]["rebooted"] is True
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ssm.send_command(
+            DocumentName="AWS-RunPatchBaseline",
+            InstanceIds=["i-0000000000000000f"],
+            Parameters={"Operation": ["Scan"]},
+        )
+    assert error_code(e) == "InvalidInstanceId"
 
 
 def test_aws_cli(sim):

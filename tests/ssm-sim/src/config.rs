@@ -10,6 +10,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::faults::FaultSpec;
+use crate::settings::Settings;
 
 pub const DEFAULT_ACCOUNT: &str = "123456789012";
 
@@ -24,6 +25,8 @@ pub struct Config {
     pub accounts: Vec<AccountConfig>,
     pub quotas: Quotas,
     pub faults: FaultSpec,
+    /// Runtime settings (`/_sim/settings`), such as how long commands run.
+    pub settings: Settings,
 }
 
 impl Default for Config {
@@ -34,6 +37,7 @@ impl Default for Config {
             accounts: Vec::new(),
             quotas: Quotas::default(),
             faults: FaultSpec::default(),
+            settings: Settings::default(),
         }
     }
 }
@@ -119,10 +123,12 @@ mod tests {
             { "id": "222222222222", "roles": [ { "name": "patchfleet", "external_id": "fleet-ext-1" } ] }
           ],
           "quotas": { "patch_baselines": 500 },
-          "faults": { "seed": 1, "throttle_rate": 0.1 }
+          "faults": { "seed": 1, "throttle_rate": 0.1 },
+          "settings": { "command_seconds": 5 }
         }"#;
         let config: Config = serde_json::from_str(text).expect("documented config parses");
         assert!(config.enforces_roles());
+        assert_eq!(config.settings.command_seconds, 5.0);
         assert_eq!(config.quotas.patch_baselines, 500);
         assert_eq!(
             config.quotas.maintenance_windows, 50,

@@ -1,4 +1,5 @@
-//! The control endpoint under `/_sim/`: faults, counters, metrics and reset.
+//! The control endpoint under `/_sim/`: faults, settings, the simulated fleet, counters,
+//! metrics and reset.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,6 +12,13 @@ use serde_json::json;
 
 use crate::Sim;
 use crate::faults::FaultSpec;
+use crate::fleet::{self, FleetSpec};
+use crate::settings::Settings;
+use crate::state;
+
+fn bad_request(what: &str, e: impl std::fmt::Display) -> Response {
+    (StatusCode::BAD_REQUEST, format!("invalid {what}: {e}\n")).into_response()
+}
 
 pub async fn get_faults(State(sim): State<Arc<Sim>>) -> Response {
     Json(sim.faults.spec()).into_response()
@@ -19,23 +27,64 @@ pub async fn get_faults(State(sim): State<Arc<Sim>>) -> Response {
 pub async fn put_faults(State(sim): State<Arc<Sim>>, body: axum::body::Bytes) -> Response {
     let spec: FaultSpec = match serde_json::from_slice(&body) {
         Ok(s) => s,
-        Err(e) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                format!("invalid fault spec: {e}\n"),
-            )
-                .into_response();
-        }
+        Err(e) => return bad_request("fault spec", e),
     };
     if let Err(e) = spec.validate() {
-        return (
-            StatusCode::BAD_REQUEST,
-            format!("invalid fault spec: {e}\n"),
-        )
-            .into_response();
+        return bad_request("fault spec", e);
     }
     sim.faults.set(spec.clone());
     Json(spec).into_response()
+}
+
+pub async fn get_settings(State(sim): State<Arc<Sim>>) -> Response {
+    Json(sim.settings.get()).into_response()
+}
+
+/// `PUT /_sim/settings` with `{"command_seconds": 0.5}`: replaces the settings.
+pub async fn put_settings(State(sim): State<Arc<Sim>>, body: axum::body::Bytes) -> Response {
+    let settings: Settings = match serde_json::from_slice(&body) {
+        Ok(s) => s,
+        Err(e) => return bad_request("settings", e),
+    };
+    if let Err(e) = settings.validate() {
+        return bad_request("settings", e);
+    }
+    sim.settings.set(settings);
+    Json(settings).into_response()
+}
+
+/// `PUT /_sim/instances`: replaces the managed nodes of one account-region and
+/// answers them as `GET` does.
+pub async fn put_instances(State(sim): State<Arc<Sim>>, body: axum::body::Bytes) -> Response {
+    let spec: FleetSpec = match serde_json::from_slice(&body) {
+        Ok(s) => s,
+        Err(e) => return bad_request("instances", e),
+    };
+    if let Err(e) = spec.validate(&sim.config.quotas) {
+        return bad_request("instances", e);
+    }
+    fleet::apply(&sim, &spec);
+    instances(&sim, &spec.account_id, &spec.region)
+}
+
+/// `GET /_sim/instances?accountId=..&region=..`: the managed nodes and their command runs.
+pub async fn get_instances(
+    State(sim): State<Arc<Sim>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let (Some(account), Some(region)) = (q.get("accountId"), q.get("region")) else {
+        return bad_request("query", "accountId and region are required");
+    };
+    if let Err(e) = fleet::check_scope(account, region) {
+        return bad_request("query", e);
+    }
+    instances(&sim, account, region)
+}
+
+fn instances(sim: &Sim, account: &str, region: &str) -> Response {
+    let shard = sim.store.region(account, region);
+    let st = state::lock(&shard);
+    Json(fleet::view(&st, account, region, crate::clock::now())).into_response()
 }
 
 /// `GET /_sim/counters[?account=..&region=..&caller=..&operation=..&outcome=..]`
@@ -71,7 +120,8 @@ pub async fn metrics(State(sim): State<Arc<Sim>>) -> Response {
         .into_response()
 }
 
-/// Forgets all stored objects and counts and restores the configured faults.
+/// Forgets all stored objects (the fleet included) and counts, and restores the
+/// configured faults and settings.
 pub async fn reset(State(sim): State<Arc<Sim>>) -> Response {
     sim.reset();
     StatusCode::NO_CONTENT.into_response()

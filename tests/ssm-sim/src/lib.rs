@@ -9,14 +9,17 @@ pub mod clock;
 pub mod config;
 mod control;
 pub mod counters;
+pub mod documents;
 pub mod error;
 pub mod faults;
+pub mod fleet;
 pub mod http1;
 pub mod ops;
 mod paging;
 mod predefined;
 pub mod protocol;
 pub mod schedule;
+pub mod settings;
 pub mod state;
 mod sts;
 pub mod validate;
@@ -36,12 +39,15 @@ use tokio::task::JoinHandle;
 
 pub use config::{Config, Quotas};
 pub use faults::FaultSpec;
+pub use fleet::{FleetSpec, InstanceSpec};
+pub use settings::Settings;
 
 use crate::auth::{Caller, Sessions};
 use crate::counters::Counters;
 use crate::error::ApiError;
 use crate::faults::{Faults, Injected};
 use crate::protocol::{json, query};
+use crate::settings::LiveSettings;
 use crate::state::Store;
 
 /// The simulator's shared state.
@@ -51,6 +57,8 @@ pub struct Sim {
     pub store: Store,
     pub sessions: Sessions,
     pub faults: Faults,
+    /// Runtime settings (`/_sim/settings`): how long commands run.
+    pub settings: LiveSettings,
     pub counters: Counters,
 }
 
@@ -58,6 +66,7 @@ impl Sim {
     pub fn new(config: Config) -> Self {
         Self {
             faults: Faults::new(config.faults.clone()),
+            settings: LiveSettings::new(config.settings),
             config,
             store: Store::default(),
             sessions: Sessions::default(),
@@ -69,6 +78,7 @@ impl Sim {
         self.store.reset();
         self.counters.reset();
         self.faults.set(self.config.faults.clone());
+        self.settings.set(self.config.settings);
     }
 }
 
@@ -78,6 +88,14 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route(
             "/_sim/faults",
             get(control::get_faults).put(control::put_faults),
+        )
+        .route(
+            "/_sim/settings",
+            get(control::get_settings).put(control::put_settings),
+        )
+        .route(
+            "/_sim/instances",
+            get(control::get_instances).put(control::put_instances),
         )
         .route("/_sim/counters", get(control::counters))
         .route("/_sim/metrics", get(control::metrics))

@@ -37,6 +37,9 @@ struct Args {
     /// Account whose AssumeRole is denied (repeatable).
     #[arg(long = "unreachable-account")]
     unreachable_accounts: Vec<String>,
+    /// Seconds Run Command invocations stay in progress (default 2).
+    #[arg(long)]
+    command_seconds: Option<f64>,
 }
 
 #[tokio::main]
@@ -81,6 +84,10 @@ async fn run() -> anyhow::Result<()> {
     }
     f.unreachable_accounts.extend(args.unreachable_accounts);
     f.validate().map_err(anyhow::Error::msg)?;
+    if let Some(s) = args.command_seconds {
+        config.settings.command_seconds = s;
+    }
+    config.settings.validate().map_err(anyhow::Error::msg)?;
 
     let server = Server::start(config, args.listen).await?;
     // Scripts read this line to learn the port.

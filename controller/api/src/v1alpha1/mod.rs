@@ -8,8 +8,8 @@ mod status;
 mod system_account;
 
 pub use maintenance_window::{
-    MaintenanceWindow, MaintenanceWindowSpec, PatchOperation, RebootOption, Strategy,
-    WindowTargets, WindowTask,
+    EmergencyRun, MaintenanceWindow, MaintenanceWindowSpec, MaintenanceWindowStatus,
+    PatchOperation, RebootOption, Strategy, WindowTargets, WindowTask,
 };
 pub use patch_group::{PatchGroup, PatchGroupSpec, PatchGroupStatus, PolicyReference};
 pub use patch_policy::{

@@ -221,6 +221,13 @@ pub mod limits {
     pub const MAX_CONCURRENCY_PATTERN: &str = r"^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$";
     /// MaxErrors of a maintenance window task: a count (0 allowed) or a percentage.
     pub const MAX_ERRORS_PATTERN: &str = r"^([1-9][0-9]*|[0]|[1-9][0-9]%|[0-9]%|100%)$";
+    /// An IAM role name with its optional path (`service-role/patching`): the part of a
+    /// role ARN after `role/`
+    /// (<https://docs.aws.amazon.com/IAM/latest/APIReference/API_Role.html>).
+    pub const ROLE_NAME_PATTERN: &str = r"^([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$";
+    /// An Emergency run token: letters, digits and `_.:-` (it ends up in a command
+    /// comment, which is limited to 100 characters).
+    pub const RUN_TOKEN_PATTERN: &str = r"^[A-Za-z0-9_.:-]+$";
     /// A Kubernetes object name (DNS-1123 subdomain).
     pub const OBJECT_NAME_PATTERN: &str =
         r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";

@@ -95,6 +95,18 @@ impl Platform {
     pub fn supports_snapshots(self) -> bool {
         self == Platform::Aws
     }
+
+    /// As spelled in the spec.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Aws => "aws",
+            Platform::Gcp => "gcp",
+            Platform::Azure => "azure",
+            Platform::Vmware => "vmware",
+            Platform::Onprem => "onprem",
+            Platform::Other => "other",
+        }
+    }
 }
 
 /// What patchfleet verified and applied in this account, written by the account reconciler.

@@ -18,7 +18,7 @@ use patchfleet_ssm::{AccountAccess, EdgeError, Fingerprints, SsmClient};
 use thiserror::Error;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use super::{Context, FINALIZER, events, finalizer, inventory, status};
+use super::{Context, FINALIZER, events, finalizer, inventory, runs, status};
 use crate::fleet::{Counts, PassError, RegionOutcome};
 
 #[derive(Debug, Error)]
@@ -175,6 +175,10 @@ async fn reconcile_account(
         // Something was written: look again soon, to confirm and to settle what the
         // writes leave for a second pass (a window's fingerprint).
         None if outcomes.iter().any(|o| o.wrote) => Action::requeue(ctx.options.settle),
+        // An Emergency command is still running: follow it.
+        None if outcomes.iter().any(RegionOutcome::runs_in_progress) => {
+            Action::requeue(ctx.options.run_poll)
+        }
         None => Action::requeue(ctx.options.resync),
     })
 }
@@ -233,6 +237,17 @@ async fn pass_region(
         deep,
         "pass"
     );
+    // Emergency runs go ahead whatever became of the plan: an urgent patch does not wait
+    // for a baseline that cannot be written.
+    let (runs, run_error) = runs::pass_runs(
+        ctx,
+        client,
+        region,
+        &plan.desired,
+        inventory,
+        &previous.runs,
+    )
+    .await;
     let planned_generations = planned_generations(snapshot, &plan.desired, &plan.problems);
     let present = owners_present(
         inventory,
@@ -250,7 +265,9 @@ async fn pass_region(
         {
             events::warning(ctx, &owner, error.reason(), format!("{region}: {error}")).await;
         }
-        let mut outcome = failed(ctx, region, previous, error);
+        // Memory keeps the runs: a command sent must not be sent again.
+        let remembered = RegionOutcome { runs, ..previous };
+        let mut outcome = failed(ctx, region, remembered, error);
         outcome.planned_generations = planned_generations;
         outcome.owners_present = present;
         outcome.observed = true;
@@ -270,17 +287,25 @@ async fn pass_region(
             message: p.message.clone(),
             needs_attention: true,
         });
+    let error = match run_error {
+        Some(error) => {
+            warn!(%error, "emergency run failed");
+            Some(pass_error(&error))
+        }
+        None => refused,
+    };
     let outcome = RegionOutcome {
         planned_generations,
         owners_present: present,
         observed: true,
         problems: plan.problems,
-        error: refused,
+        error,
         // Converged means this pass found nothing to change: writes are confirmed by the
         // next pass (settle), which also stamps what writes leave pending.
         converged: plan.operations.is_empty(),
         wrote: !plan.operations.is_empty(),
         counts,
+        runs,
     };
     ctx.fleet.record(region.clone(), outcome.clone());
     outcome
@@ -386,6 +411,8 @@ fn planned_generations(
     problems: &[patchfleet_planner::model::Problem],
 ) -> BTreeMap<Owner, i64> {
     let mut owners: BTreeSet<Owner> = desired_owners(inventory, desired);
+    // Emergency runs leave nothing to clean up, but they are planned here.
+    owners.extend(desired.runs.keys().cloned());
     owners.extend(problems.iter().map(|p| p.owner.clone()));
     owners
         .into_iter()

@@ -33,6 +33,8 @@ pub struct Options {
     pub retry_transient: Duration,
     /// Retry after a failure a person must fix (access denied, quota).
     pub retry_attention: Duration,
+    /// An unfinished Emergency run's command status is read again this often.
+    pub run_poll: Duration,
 }
 
 /// The reflector stores: every resource patchfleet reads, kept current by watches.

@@ -10,6 +10,7 @@ mod finalizer;
 mod inventory;
 mod owner;
 mod pending;
+mod runs;
 mod status;
 
 use std::net::SocketAddr;

@@ -3,26 +3,30 @@
 //! → on deletion, release the finalizer once no account-region holds anything of it.
 //! They never talk to SSM: the account reconciler does, and wakes them when it is done.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::sync::Arc;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
 use kube::core::NamespaceResourceScope;
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use patchfleet_api::conditions::{self, STALLED};
 use patchfleet_api::v1alpha1::{
-    FleetStatus, MaintenanceWindow, PatchGroup, PatchGroupStatus, PatchPolicy,
+    EmergencyRun, FleetStatus, MaintenanceWindow, MaintenanceWindowStatus, PatchGroup,
+    PatchGroupStatus, PatchPolicy, Strategy,
 };
 use patchfleet_planner::Inventory;
 use patchfleet_planner::model::{AccountRegion, Owner, OwnerKind, Problem};
+use patchfleet_planner::snapshots as window_snapshots;
 use serde::de::DeserializeOwned;
 use thiserror::Error;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::context::Revision;
 use super::{Context, FINALIZER, events, finalizer, inventory, status};
+use crate::fleet::RegionOutcome;
 use crate::rollup::{RollupInput, rollup};
 
 #[derive(Debug, Error)]
@@ -33,6 +37,16 @@ pub enum OwnerError {
     Finalizer { owner: Owner, source: kube::Error },
     #[error("writing the status of {owner}: {source}")]
     Status { owner: Owner, source: kube::Error },
+}
+
+/// What the owner reconciler saw, for the parts of a status beyond the rollup.
+pub struct Seen<'a> {
+    pub owner: &'a Owner,
+    pub inventory: &'a Inventory,
+    /// Account-regions the owner reaches now.
+    pub reached: &'a BTreeSet<AccountRegion>,
+    pub outcomes: &'a BTreeMap<AccountRegion, RegionOutcome>,
+    pub now: Time,
 }
 
 /// What distinguishes the three owner kinds.
@@ -48,8 +62,8 @@ pub trait OwnerResource:
 {
     const KIND: OwnerKind;
     fn fleet_status(&self) -> Option<&FleetStatus>;
-    /// The status to write, given the rollup.
-    fn status_with(&self, fleet: FleetStatus) -> serde_json::Value;
+    /// The status to write, given the rollup and what else the kind reports.
+    fn status_with(&self, fleet: FleetStatus, seen: &Seen<'_>) -> serde_json::Value;
     /// References the schema cannot check, as problems that stall the resource.
     fn reference_problems(&self, owner: &Owner, inventory: &Inventory) -> Vec<Problem>;
 }
@@ -59,7 +73,7 @@ impl OwnerResource for PatchPolicy {
     fn fleet_status(&self) -> Option<&FleetStatus> {
         self.status.as_ref()
     }
-    fn status_with(&self, fleet: FleetStatus) -> serde_json::Value {
+    fn status_with(&self, fleet: FleetStatus, _seen: &Seen<'_>) -> serde_json::Value {
         serde_json::to_value(fleet).unwrap_or_default()
     }
     fn reference_problems(&self, _owner: &Owner, _inventory: &Inventory) -> Vec<Problem> {
@@ -72,7 +86,7 @@ impl OwnerResource for PatchGroup {
     fn fleet_status(&self) -> Option<&FleetStatus> {
         self.status.as_ref().map(|s| &s.fleet)
     }
-    fn status_with(&self, fleet: FleetStatus) -> serde_json::Value {
+    fn status_with(&self, fleet: FleetStatus, _seen: &Seen<'_>) -> serde_json::Value {
         let status = PatchGroupStatus {
             fleet,
             group_name: Some(self.group_name().to_owned()),
@@ -104,10 +118,37 @@ impl OwnerResource for PatchGroup {
 impl OwnerResource for MaintenanceWindow {
     const KIND: OwnerKind = OwnerKind::MaintenanceWindow;
     fn fleet_status(&self) -> Option<&FleetStatus> {
-        self.status.as_ref()
+        self.status.as_ref().map(|s| &s.fleet)
     }
-    fn status_with(&self, fleet: FleetStatus) -> serde_json::Value {
-        serde_json::to_value(fleet).unwrap_or_default()
+    fn status_with(&self, mut fleet: FleetStatus, seen: &Seen<'_>) -> serde_json::Value {
+        let notice = window_snapshots::snapshot_notice(seen.inventory, self, seen.reached);
+        match notice {
+            Some(notice) => {
+                conditions::set(
+                    &mut fleet.conditions,
+                    conditions::Desired {
+                        type_: window_snapshots::CONDITION,
+                        status: if notice.applies {
+                            conditions::Status::True
+                        } else {
+                            conditions::Status::False
+                        },
+                        reason: notice.reason,
+                        message: notice.message,
+                    },
+                    self.metadata.generation,
+                    seen.now.clone(),
+                );
+            }
+            None => fleet
+                .conditions
+                .retain(|c| c.type_ != window_snapshots::CONDITION),
+        }
+        let status = MaintenanceWindowStatus {
+            fleet,
+            emergency_runs: self.emergency_runs(seen),
+        };
+        serde_json::to_value(status).unwrap_or_default()
     }
     fn reference_problems(&self, owner: &Owner, inventory: &Inventory) -> Vec<Problem> {
         let missing: Vec<&str> = self
@@ -137,6 +178,40 @@ impl OwnerResource for MaintenanceWindow {
                 owner.namespace
             ),
         }]
+    }
+}
+
+trait EmergencyRuns {
+    fn emergency_runs(&self, seen: &Seen<'_>) -> Vec<EmergencyRun>;
+}
+
+impl EmergencyRuns for MaintenanceWindow {
+    /// One entry per reached account-region: this process's last pass there, else what
+    /// the status already said (after a restart, before the first pass).
+    fn emergency_runs(&self, seen: &Seen<'_>) -> Vec<EmergencyRun> {
+        if self.spec.strategy != Strategy::Emergency {
+            return Vec::new();
+        }
+        let recorded = self
+            .status
+            .as_ref()
+            .map(|s| s.emergency_runs.as_slice())
+            .unwrap_or_default();
+        seen.reached
+            .iter()
+            .filter_map(|region| {
+                let remembered = seen
+                    .outcomes
+                    .get(region)
+                    .and_then(|o| o.runs.get(seen.owner));
+                remembered.cloned().or_else(|| {
+                    recorded
+                        .iter()
+                        .find(|r| r.account_id == region.account_id && r.region == region.region)
+                        .cloned()
+                })
+            })
+            .collect()
     }
 }
 
@@ -215,7 +290,7 @@ async fn reconcile_owner<K: OwnerResource>(
     }
 
     if deleting {
-        return finish_deletion(&*object, &api, &owner, &reached, &ctx).await;
+        return finish_deletion(&*object, &api, &owner, &reached, &inventory, &ctx).await;
     }
 
     let problems = object.reference_problems(&owner, &inventory);
@@ -224,6 +299,7 @@ async fn reconcile_owner<K: OwnerResource>(
         .filter_map(|region| ctx.fleet.get(region).map(|o| (region.clone(), o)))
         .collect();
     let previous = object.fleet_status();
+    let now = status::now();
     let fleet = rollup(RollupInput {
         owner: &owner,
         generation: object.meta().generation.unwrap_or_default(),
@@ -231,10 +307,17 @@ async fn reconcile_owner<K: OwnerResource>(
         outcomes: &outcomes,
         own_problems: &problems,
         previous,
-        now: status::now(),
+        now: now.clone(),
     });
     announce_stall(&ctx, &owner, previous, &fleet).await;
-    let next = object.status_with(fleet);
+    let seen = Seen {
+        owner: &owner,
+        inventory: &inventory,
+        reached: &reached,
+        outcomes: &outcomes,
+        now,
+    };
+    let next = object.status_with(fleet, &seen);
     let current = previous
         .map(|_| object_status_value(&*object))
         .unwrap_or(serde_json::Value::Null);
@@ -309,6 +392,7 @@ async fn finish_deletion<K: OwnerResource>(
     api: &Api<K>,
     owner: &Owner,
     reached: &BTreeSet<AccountRegion>,
+    inventory: &Inventory,
     ctx: &Context,
 ) -> Result<Action, OwnerError> {
     let mut waiting: BTreeSet<AccountRegion> = ctx.fleet.where_present(owner);
@@ -367,7 +451,18 @@ async fn finish_deletion<K: OwnerResource>(
         generation,
         now,
     );
-    let next = object.status_with(fleet);
+    let outcomes = reached
+        .iter()
+        .filter_map(|region| ctx.fleet.get(region).map(|o| (region.clone(), o)))
+        .collect();
+    let seen = Seen {
+        owner,
+        inventory,
+        reached,
+        outcomes: &outcomes,
+        now: status::now(),
+    };
+    let next = object.status_with(fleet, &seen);
     if next != object_status_value(object) {
         status::apply(api, object, &next)
             .await

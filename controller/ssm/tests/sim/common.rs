@@ -228,19 +228,24 @@ pub fn run_patch_baseline(
         max_errors: "1".into(),
         priority,
         targets: targets.iter().map(|t| (*t).to_owned()).collect(),
+        service_role_arn: None,
     }
 }
+
+/// The role the snapshot task runs as (and the runbook assumes).
+pub const SNAPSHOT_ROLE: &str = "arn:aws:iam::111111111111:role/patching";
 
 pub fn snapshot_then_patch(targets: &[&str], priority: i32) -> TaskDefinition {
     TaskDefinition {
         description: Some("snapshot, then install".into()),
         action: TaskAction::Automation {
-            document: "AWS-CreateSnapshotThenPatch".into(),
+            document: "AWS-PatchInstanceWithRollback".into(),
             parameters: BTreeMap::from([
-                ("Operation".into(), vec!["Install".into()]),
-                ("InstanceId".into(), vec!["{{TARGET_ID}}".into()]),
+                ("AutomationAssumeRole".into(), vec![SNAPSHOT_ROLE.into()]),
+                ("InstanceId".into(), vec!["{{RESOURCE_ID}}".into()]),
             ]),
         },
+        service_role_arn: Some(SNAPSHOT_ROLE.into()),
         max_concurrency: "10%".into(),
         max_errors: "5%".into(),
         priority,

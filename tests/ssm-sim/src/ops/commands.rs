@@ -1,20 +1,23 @@
-//! Run Command for AWS-RunPatchBaseline: SendCommand, ListCommands, ListCommandInvocations.
+//! Run Command of AWS-RunPatchBaseline on the simulated fleet: SendCommand,
+//! ListCommands, ListCommandInvocations.
 //! https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_SendCommand.html
 //!
-//! There is no simulated fleet yet: instance ids are taken as existing managed
-//! nodes, tag targets resolve against tags set on `mi-` managed instances, and
-//! every invocation completes at once with Success.
+//! Targets resolve against the account-region's managed nodes (`crate::fleet`). What
+//! each invocation does is decided when the command is sent, in target order, so runs
+//! are deterministic; their statuses then follow the clock: Pending/InProgress until
+//! `requested + command_seconds` (the `/_sim/settings` value), terminal after.
 
 use std::ops::Bound;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::targets::read_targets;
 use super::{Ctx, Obj, max_results};
 use crate::clock;
+use crate::documents::{self, DocumentType};
 use crate::error::{ApiError, ApiResult};
 use crate::paging;
-use crate::state::{Command, Json, RegionState};
+use crate::state::{Command, Instance, Invocation, Json, Outcome, RegionState};
 use crate::validate::{NEXT_TOKEN, Req, Str, as_object, nested_str};
 
 const INSTANCE_ID: Str = Str::pat(10, 124, r"(^i-(\w{8}|\w{17})$)|(^mi-\w{17}$)");
@@ -31,80 +34,343 @@ const FILTER_KEYS: &[&str] = &[
     "DocumentName",
 ];
 
-/// Documents the simulator can run, with their parameters' allowed values.
-/// https://docs.aws.amazon.com/systems-manager/latest/userguide/patch-manager-aws-runpatchbaseline.html
-fn check_document(name: &str, params: Option<&Map<String, Value>>) -> ApiResult<()> {
-    if name != "AWS-RunPatchBaseline" {
-        return Err(ApiError::new(
-            "InvalidDocument",
-            format!("Document with name {name} does not exist."),
-        ));
-    }
-    let empty = Map::new();
-    let params = params.unwrap_or(&empty);
-    let invalid = |m: String| ApiError::new("InvalidParameters", m);
-    let allowed: &[(&str, Option<&[&str]>)] = &[
-        ("Operation", Some(&["Scan", "Install"])),
-        ("SnapshotId", None),
-        ("InstallOverrideList", None),
-        ("AssociationId", None),
-        ("BaselineOverride", None),
-        ("RebootOption", Some(&["RebootIfNeeded", "NoReboot"])),
-    ];
-    for (key, value) in params {
-        let Some((_, choices)) = allowed.iter().find(|(k, _)| k == key) else {
-            return Err(invalid(format!(
-                "Parameter \"{key}\" is not defined in document {name}."
-            )));
-        };
-        let values: Vec<&str> = value
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        if let Some(choices) = choices
-            && values.iter().any(|v| !choices.contains(v))
-        {
-            return Err(invalid(format!(
-                "Parameter \"{key}\" has an invalid value. Allowed values: {}.",
-                choices.join(", ")
-            )));
-        }
-    }
-    if !params.contains_key("Operation") {
-        return Err(invalid("Parameter \"Operation\" is required.".into()));
-    }
-    Ok(())
+fn invalid_document(name: &str) -> ApiError {
+    ApiError::new(
+        "InvalidDocument",
+        format!("Document with name {name} does not exist."),
+    )
 }
 
-/// Instance ids a command reaches: listed ids plus managed instances matching tag targets.
-fn resolve(st: &RegionState, instance_ids: &[String], targets: Option<&Value>) -> Vec<String> {
-    let mut out: Vec<String> = instance_ids.to_vec();
-    for t in targets.and_then(Value::as_array).into_iter().flatten() {
+/// "Instances [[i-...]] not in a valid state for account ...": what SendCommand answers
+/// for ids that are not managed nodes of the account, given as InstanceIds or in a
+/// Targets `InstanceIds` key (seen answered by AWS, e.g.
+/// https://github.com/aws-samples/eks-security-compromised-cluster-remediation/issues/12).
+fn invalid_instances(account: &str, ids: &[&str]) -> ApiError {
+    ApiError::new(
+        "InvalidInstanceId",
+        format!(
+            "Instances [[{}]] not in a valid state for account {account}",
+            ids.join(", ")
+        ),
+    )
+}
+
+fn string_values(t: &Value) -> Vec<&str> {
+    t.get("Values")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// The managed nodes a command reaches, in target order.
+///
+/// `InstanceIds` must all be managed nodes. With `Targets`, each target is a criterion
+/// and a node must meet all of them; the values of one target are alternatives:
+/// "If you include more than one Key criteria, the system targets instances that meet
+/// all of the criteria" and `Key=tag:Department,Values=Sales,Finance` reaches both
+/// departments.
+/// https://docs.aws.amazon.com/systems-manager/latest/userguide/send-commands-multiple.html#send-commands-targeting
+/// Keys: `InstanceIds` (written `instanceids` in the guide's examples), `tag:<key>`
+/// (keys may contain spaces: `tag:Patch Group`) and `tag-key` (nodes carrying any of
+/// the listed tag keys).
+/// https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_Target.html
+fn resolve(
+    ctx: &Ctx<'_>,
+    st: &RegionState,
+    instance_ids: &[String],
+    targets: Option<&Value>,
+) -> ApiResult<Vec<String>> {
+    let check_known = |ids: &[&str]| {
+        let unknown: Vec<&str> = ids
+            .iter()
+            .copied()
+            .filter(|id| !st.instances.contains_key(*id))
+            .collect();
+        if unknown.is_empty() {
+            Ok(())
+        } else {
+            Err(invalid_instances(ctx.account, &unknown))
+        }
+    };
+    let mut out: Vec<String> = Vec::new();
+    let push = |id: &str, out: &mut Vec<String>| {
+        if !out.iter().any(|o| o == id) {
+            out.push(id.to_string());
+        }
+    };
+    if !instance_ids.is_empty() {
+        let ids: Vec<&str> = instance_ids.iter().map(String::as_str).collect();
+        check_known(&ids)?;
+        for id in ids {
+            push(id, &mut out);
+        }
+        return Ok(out);
+    }
+    let targets: Vec<&Value> = targets
+        .and_then(Value::as_array)
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    let mut listed: Option<Vec<&str>> = None;
+    for t in &targets {
         let key = t.get("Key").and_then(Value::as_str).unwrap_or_default();
-        let values: Vec<&str> = t
-            .get("Values")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        if key == "InstanceIds" {
-            out.extend(values.iter().map(|v| v.to_string()));
-        } else if let Some(tag) = key.strip_prefix("tag:") {
-            let mut matched: Vec<String> = st
-                .instance_tags
-                .iter()
-                .filter(|(_, tags)| tags.get(tag).is_some_and(|v| values.contains(&v.as_str())))
-                .map(|(id, _)| id.clone())
-                .collect();
-            matched.sort();
-            out.extend(matched);
+        if key.eq_ignore_ascii_case("InstanceIds") {
+            let ids = string_values(t);
+            check_known(&ids)?;
+            listed.get_or_insert(ids);
+        } else if key.starts_with("resource-groups:") {
+            return Err(ApiError::validation(format!(
+                "Target key {key} is not supported by the simulator (resource groups are not simulated)."
+            )));
+        } else if !key.starts_with("tag:") && key != "tag-key" {
+            // Assumption: the API reference does not name the error for an unknown key.
+            return Err(ApiError::validation(format!(
+                "Target key {key} is not valid for Run Command. Use InstanceIds, tag:<key> or tag-key."
+            )));
         }
     }
-    out.dedup();
+    let meets = |id: &str, node: &Instance| {
+        targets.iter().all(|t| {
+            let key = t.get("Key").and_then(Value::as_str).unwrap_or_default();
+            let values = string_values(t);
+            if key.eq_ignore_ascii_case("InstanceIds") {
+                values.contains(&id)
+            } else if let Some(tag) = key.strip_prefix("tag:") {
+                node.tags
+                    .get(tag)
+                    .is_some_and(|v| values.contains(&v.as_str()))
+            } else {
+                values.iter().any(|k| node.tags.contains_key(*k))
+            }
+        })
+    };
+    // Listed ids keep their order; otherwise nodes come in instance id order.
+    let candidates: Vec<&str> = match listed {
+        Some(ids) => ids,
+        None => st.instances.keys().map(String::as_str).collect(),
+    };
+    for id in candidates {
+        if st.instances.get(id).is_some_and(|node| meets(id, node)) {
+            push(id, &mut out);
+        }
+    }
+    Ok(out)
+}
+
+/// A MaxConcurrency or MaxErrors value as a number of targets: "10" or "10%" of `n`
+/// ("If you send a command to 50 instances and set max-errors to 10%, then the system
+/// stops sending the command to additional instances when the sixth error is
+/// received": 10% of 50 allows 5).
+/// https://docs.aws.amazon.com/systems-manager/latest/userguide/send-commands-multiple.html#send-commands-maxerrors
+fn rate(value: &str, n: usize) -> usize {
+    match value.strip_suffix('%') {
+        Some(pct) => pct.parse::<usize>().unwrap_or(0).saturating_mul(n) / 100,
+        None => value.parse().unwrap_or(0),
+    }
+}
+
+/// AWS-RunPatchBaseline on one node.
+/// https://docs.aws.amazon.com/systems-manager/latest/userguide/patch-manager-aws-runpatchbaseline.html
+/// Scan changes nothing. Install installs the missing patches, then with RebootIfNeeded
+/// reboots "if it installed any patches, or if any patches are detected with a status
+/// of InstalledPendingReboot"; with NoReboot installed patches are left
+/// InstalledPendingReboot.
+/// https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_InstancePatchState.html
+fn run_on(
+    node: &mut Instance,
+    instance_id: &str,
+    operation: &str,
+    reboot_option: &str,
+) -> Invocation {
+    let mut inv = Invocation {
+        instance_id: instance_id.to_string(),
+        outcome: Outcome::Success,
+        installed: 0,
+        rebooted: false,
+    };
+    if operation != "Install" {
+        return inv;
+    }
+    if node.fails_install {
+        inv.outcome = Outcome::Failed;
+        return inv;
+    }
+    inv.installed = node.missing_patches;
+    node.missing_patches = 0;
+    node.installed_patches = node.installed_patches.saturating_add(inv.installed);
+    if reboot_option == "RebootIfNeeded" && (inv.installed > 0 || node.pending_reboot) {
+        inv.rebooted = true;
+        node.reboots = node.reboots.saturating_add(1);
+        node.pending_reboot = false;
+    } else if inv.installed > 0 {
+        node.pending_reboot = true;
+    }
+    inv
+}
+
+/// Runs a command on its targets with AWS's rate controls, deterministically.
+///
+/// Concurrency: "The queueing system delivers the command to a single instance and
+/// waits until the initial invocation completes before sending the command to two more
+/// instances. The system exponentially sends commands to more instances until the value
+/// of max-concurrency is met": waves of 1, 2, 4, ... targets, at most MaxConcurrency.
+/// Errors: "If you specify 3, for example, the system stops sending the command when
+/// the fourth error is received"; invocations already running finish. Once the failures
+/// exceed MaxErrors, the targets of later waves are not sent the command (Terminated:
+/// "The parent command exceeded its max-errors limit and subsequent command
+/// invocations were canceled by the system").
+/// https://docs.aws.amazon.com/systems-manager/latest/userguide/send-commands-multiple.html#send-commands-velocity
+/// https://docs.aws.amazon.com/systems-manager/latest/userguide/monitor-commands.html
+fn execute(
+    st: &mut RegionState,
+    command_id: &str,
+    targets: &[String],
+    operation: &str,
+    reboot_option: &str,
+    max_concurrency: &str,
+    max_errors: &str,
+) -> Vec<Invocation> {
+    let n = targets.len();
+    let concurrency = rate(max_concurrency, n).max(1);
+    let allowed_errors = rate(max_errors, n);
+    let mut out = Vec::with_capacity(n);
+    let mut failed = 0;
+    let mut wave = 1usize;
+    let mut next = 0;
+    while next < n {
+        let size = wave.min(concurrency).min(n - next);
+        let stopped = failed > allowed_errors;
+        for id in &targets[next..next + size] {
+            let Some(node) = st.instances.get_mut(id) else {
+                continue;
+            };
+            node.runs.push(command_id.to_string());
+            let inv = if stopped {
+                Invocation {
+                    instance_id: id.clone(),
+                    outcome: Outcome::Terminated,
+                    installed: 0,
+                    rebooted: false,
+                }
+            } else {
+                run_on(node, id, operation, reboot_option)
+            };
+            if inv.outcome == Outcome::Failed {
+                failed += 1;
+            }
+            out.push(inv);
+        }
+        next += size;
+        wave = wave.saturating_mul(2);
+    }
     out
 }
 
-fn command_json(c: &Command) -> Value {
-    let n = c.instance_ids.len();
+/// An invocation's Status and StatusDetails at `now`.
+/// https://docs.aws.amazon.com/systems-manager/latest/userguide/monitor-commands.html
+/// Assumption: a Terminated invocation reports Status Cancelled (the Status enum has
+/// no Terminated; StatusDetails carries it).
+pub(crate) fn invocation_status(
+    c: &Command,
+    inv: &Invocation,
+    now: f64,
+) -> (&'static str, &'static str) {
+    if now < c.completes {
+        return match inv.outcome {
+            Outcome::Terminated => ("Pending", "Pending"),
+            _ => ("InProgress", "InProgress"),
+        };
+    }
+    match inv.outcome {
+        Outcome::Success => ("Success", "Success"),
+        Outcome::Failed => ("Failed", "Failed"),
+        Outcome::Terminated => ("Cancelled", "Terminated"),
+    }
+}
+
+/// A command's aggregate status and counts at `now`.
+struct Progress {
+    status: &'static str,
+    details: &'static str,
+    completed: usize,
+    errors: usize,
+    terminal: bool,
+}
+
+/// The aggregate status of a command, per "Understanding command statuses":
+/// Success when every invocation succeeded; Failed when "the value of max-errors or
+/// more command invocations shows a status of Failed"; Incomplete when "one or more
+/// of the invocations doesn't have a value of Success. However, not enough invocations
+/// failed for the status to be Failed"; No Instances In Tag when "the tag key-pair
+/// value or resource group targeted by the command doesn't match any managed nodes".
+/// https://docs.aws.amazon.com/systems-manager/latest/userguide/monitor-commands.html
+/// The API spells details without spaces: a command whose tags matched nothing ends
+/// Status Success, StatusDetails NoInstancesInTag, TargetCount 0 (observed, e.g. in
+/// https://github.com/stevemac007/aws-ssm-cli-invoke's README output).
+/// Assumptions: Incomplete reports Status Failed (the Status enum has no Incomplete),
+/// and a MaxErrors of 0 makes the first failure Failed.
+fn progress(c: &Command, now: f64) -> Progress {
+    let n = c.invocations.len();
+    if now < c.completes {
+        let (status, details) = if n == 0 {
+            ("Pending", "Pending")
+        } else {
+            ("InProgress", "InProgress")
+        };
+        return Progress {
+            status,
+            details,
+            completed: 0,
+            errors: 0,
+            terminal: false,
+        };
+    }
+    let errors = c
+        .invocations
+        .iter()
+        .filter(|i| i.outcome == Outcome::Failed)
+        .count();
+    let (status, details) = if n == 0 {
+        ("Success", "NoInstancesInTag")
+    } else if errors > 0 && errors >= rate(&c.max_errors, n) {
+        ("Failed", "Failed")
+    } else if c.invocations.iter().all(|i| i.outcome == Outcome::Success) {
+        ("Success", "Success")
+    } else {
+        ("Failed", "Incomplete")
+    };
+    Progress {
+        status,
+        details,
+        // "Terminal states include the following: Success, Failed, Execution Timed
+        // Out, Delivery Timed Out, Cancelled, Terminated, or Undeliverable."
+        completed: n,
+        // "The number of targets for which the status is Failed or Execution Timed Out."
+        errors,
+        terminal: true,
+    }
+}
+
+/// A command as listed at `now`, or as SendCommand answers it (`now` None): Pending,
+/// with a Targets command's nodes not yet counted (SendCommand answers TargetCount 0
+/// for Targets, as in the AWS CLI's send-command output).
+fn command_json(c: &Command, now: Option<f64>) -> Value {
+    let (p, target_count) = match now {
+        Some(now) => (progress(c, now), c.invocations.len()),
+        None => (
+            Progress {
+                status: "Pending",
+                details: "Pending",
+                completed: 0,
+                errors: 0,
+                terminal: false,
+            },
+            if c.instance_ids.is_empty() {
+                0
+            } else {
+                c.invocations.len()
+            },
+        ),
+    };
     Obj::new()
         .set("CommandId", c.id.as_str())
         .set("DocumentName", c.document_name.as_str())
@@ -126,16 +392,16 @@ fn command_json(c: &Command) -> Value {
             c.targets.as_ref().map_or_else(|| json!([]), Json::value),
         )
         .set("RequestedDateTime", c.requested)
-        .set("Status", c.status.as_str())
-        .set("StatusDetails", c.status.as_str())
+        .set("Status", p.status)
+        .set("StatusDetails", p.details)
         .opt("OutputS3Region", c.output_s3_region.clone())
         .opt("OutputS3BucketName", c.output_s3_bucket_name.clone())
         .opt("OutputS3KeyPrefix", c.output_s3_key_prefix.clone())
         .set("MaxConcurrency", c.max_concurrency.as_str())
         .set("MaxErrors", c.max_errors.as_str())
-        .set("TargetCount", n)
-        .set("CompletedCount", n)
-        .set("ErrorCount", 0)
+        .set("TargetCount", target_count)
+        .set("CompletedCount", p.completed)
+        .set("ErrorCount", p.errors)
         .set("DeliveryTimedOutCount", 0)
         .opt("ServiceRole", c.service_role_arn.clone())
         .opt(
@@ -177,22 +443,55 @@ pub fn send(ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResult<Valu
             "Specify either InstanceIds or Targets, but not both.",
         ));
     }
-    check_document(&document, parameters.as_ref())?;
-    let reached = resolve(st, &instance_ids, targets.as_ref());
+    // Only AWS-RunPatchBaseline is simulated; Automation runbooks are not Command documents.
+    let doc = documents::find(&document)
+        .filter(|d| d.kind == DocumentType::Command)
+        .ok_or_else(|| invalid_document(&document))?;
+    let params = match &parameters {
+        Some(p) => documents::string_lists(p)?,
+        None => Vec::new(),
+    };
+    doc.check(&params, false)
+        .map_err(|m| ApiError::new("InvalidParameters", m))?;
+    let operation = doc
+        .value(&params, "Operation")
+        .unwrap_or("Scan")
+        .to_string();
+    let reboot_option = doc
+        .value(&params, "RebootOption")
+        .unwrap_or("RebootIfNeeded")
+        .to_string();
+    let reached = resolve(ctx, st, &instance_ids, targets.as_ref())?;
+    // Defaults from the API reference: MaxConcurrency 50, MaxErrors 0.
+    let max_concurrency = max_concurrency.unwrap_or_else(|| "50".into());
+    let max_errors = max_errors.unwrap_or_else(|| "0".into());
+    let id = clock::uuid();
+    let mut invocations = execute(
+        st,
+        &id,
+        &reached,
+        &operation,
+        &reboot_option,
+        &max_concurrency,
+        &max_errors,
+    );
+    invocations.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
     let command = Command {
-        id: clock::uuid(),
+        id,
         document_name: document,
         document_version: version,
         comment,
         parameters: parameters.map(|p| Json::from(Value::Object(p))),
-        instance_ids: reached,
+        operation,
+        reboot_option,
+        instance_ids,
         targets: targets.map(Json::from),
+        invocations,
         requested: ctx.now,
+        completes: ctx.now + ctx.command_seconds,
         expires_after: ctx.now + timeout.unwrap_or(3600) as f64,
-        status: "Success".into(),
-        // Defaults from the API reference: MaxConcurrency 50, MaxErrors 0.
-        max_concurrency: max_concurrency.unwrap_or_else(|| "50".into()),
-        max_errors: max_errors.unwrap_or_else(|| "0".into()),
+        max_concurrency,
+        max_errors,
         timeout_seconds: timeout,
         service_role_arn: role,
         output_s3_bucket_name: s3_bucket,
@@ -201,7 +500,7 @@ pub fn send(ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResult<Valu
         notification_config: notification.map(Json::from),
         cloud_watch_output_config: cloudwatch.map(Json::from),
     };
-    let out = command_json(&command);
+    let out = command_json(&command, None);
     st.add_command(command);
     Ok(json!({"Command": out}))
 }
@@ -227,13 +526,42 @@ fn read_command_filters(req: &mut Req) -> ApiResult<Vec<(String, String)>> {
     Ok(out)
 }
 
-fn matches(c: &Command, filters: &[(String, String)]) -> bool {
+fn stage(v: &str, terminal: bool) -> bool {
+    match v {
+        "Executing" => !terminal,
+        "Complete" => terminal,
+        _ => false,
+    }
+}
+
+/// Whether a command passes the filters. `Status` and `ExecutionStage` apply to the
+/// command in ListCommands and to each invocation in ListCommandInvocations.
+fn matches(c: &Command, filters: &[(String, String)], now: f64, per_invocation: bool) -> bool {
     filters.iter().all(|(k, v)| match k.as_str() {
         "DocumentName" => c.document_name == *v,
-        "Status" | "ExecutionStage" => v.eq_ignore_ascii_case(&c.status) || v == "Complete",
+        "Status" | "ExecutionStage" if per_invocation => true,
+        "Status" => {
+            let p = progress(c, now);
+            *v == p.status || *v == p.details
+        }
+        "ExecutionStage" => stage(v, progress(c, now).terminal),
         // Timestamps compare as ISO 8601 strings, like the filter values.
         "InvokedAfter" => clock::iso8601(c.requested).as_str() >= v.as_str(),
         "InvokedBefore" => clock::iso8601(c.requested).as_str() <= v.as_str(),
+        _ => true,
+    })
+}
+
+fn invocation_matches(
+    c: &Command,
+    inv: &Invocation,
+    filters: &[(String, String)],
+    now: f64,
+) -> bool {
+    let (status, details) = invocation_status(c, inv, now);
+    filters.iter().all(|(k, v)| match k.as_str() {
+        "Status" => v == status || v == details,
+        "ExecutionStage" => stage(v, now >= c.completes),
         _ => true,
     })
 }
@@ -269,6 +597,8 @@ fn list_args(req: &mut Req) -> ApiResult<ListArgs> {
 fn selected<'a>(
     st: &'a RegionState,
     args: &'a ListArgs,
+    now: f64,
+    per_invocation: bool,
 ) -> ApiResult<impl Iterator<Item = (&'a String, &'a Box<Command>)> + 'a> {
     if let Some(id) = &args.command_id
         && !st.command_keys.contains_key(id)
@@ -289,33 +619,57 @@ fn selected<'a>(
         .filter(move |(_, c)| {
             args.instance_id
                 .as_ref()
-                .is_none_or(|i| c.instance_ids.contains(i))
+                .is_none_or(|i| c.invocations.iter().any(|inv| inv.instance_id == *i))
         })
-        .filter(move |(_, c)| matches(c, &args.filters)))
+        .filter(move |(_, c)| matches(c, &args.filters, now, per_invocation)))
 }
 
-pub fn list(_ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResult<Value> {
+pub fn list(ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResult<Value> {
     let args = list_args(&mut req)?;
     req.finish()?;
-    let items = selected(st, &args)?.map(|(k, c)| (k.clone(), c));
+    let items = selected(st, &args, ctx.now, false)?.map(|(k, c)| (k.clone(), c));
     let (page, next) = paging::page(items, args.max);
-    let commands: Vec<Value> = page.into_iter().map(|c| command_json(c)).collect();
+    let commands: Vec<Value> = page
+        .into_iter()
+        .map(|c| command_json(c, Some(ctx.now)))
+        .collect();
     Ok(Obj::new()
         .set("Commands", commands)
         .opt("NextToken", next)
         .build())
 }
 
-pub fn list_invocations(_ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResult<Value> {
+/// What the PatchLinux plugin reports for an invocation.
+fn plugin_output(c: &Command, inv: &Invocation) -> String {
+    match inv.outcome {
+        Outcome::Terminated => String::new(),
+        Outcome::Failed => format!("{} failed: patches could not be installed.", c.operation),
+        Outcome::Success if c.operation == "Install" => format!(
+            "Installed {} patches{}.",
+            inv.installed,
+            if inv.rebooted { "; rebooted" } else { "" }
+        ),
+        Outcome::Success => "Scan completed.".to_string(),
+    }
+}
+
+pub fn list_invocations(ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResult<Value> {
     let args = list_args(&mut req)?;
     let details = req.opt_bool("Details")?.unwrap_or(false);
     req.finish()?;
-    // One entry per (command, instance); the key orders commands newest first.
-    let items = selected(st, &args)?.flat_map(|(k, c)| {
-        c.instance_ids
+    let now = ctx.now;
+    // One entry per (command, instance); the key orders commands newest first, then
+    // instance ids (invocations are stored in instance id order).
+    let items = selected(st, &args, now, true)?.flat_map(|(k, c)| {
+        c.invocations
             .iter()
-            .filter(|i| args.instance_id.as_ref().is_none_or(|want| want == *i))
-            .map(move |i| (format!("{k} {i}"), (c, i)))
+            .filter(|inv| {
+                args.instance_id
+                    .as_ref()
+                    .is_none_or(|want| *want == inv.instance_id)
+            })
+            .filter(|inv| invocation_matches(c, inv, &args.filters, now))
+            .map(move |inv| (format!("{k} {}", inv.instance_id), (c, inv)))
     });
     let items = items.filter(|(key, _)| {
         args.after
@@ -325,10 +679,11 @@ pub fn list_invocations(_ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> A
     let (page, next) = paging::page(items, args.max);
     let invocations: Vec<Value> = page
         .into_iter()
-        .map(|(c, instance)| {
+        .map(|(c, inv)| {
+            let (status, status_details) = invocation_status(c, inv, now);
             let mut o = Obj::new()
                 .set("CommandId", c.id.as_str())
-                .set("InstanceId", instance.as_str())
+                .set("InstanceId", inv.instance_id.as_str())
                 .set("InstanceName", "")
                 .opt("Comment", c.comment.clone())
                 .set("DocumentName", c.document_name.as_str())
@@ -339,8 +694,8 @@ pub fn list_invocations(_ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> A
                         .unwrap_or_else(|| "$DEFAULT".into()),
                 )
                 .set("RequestedDateTime", c.requested)
-                .set("Status", c.status.as_str())
-                .set("StatusDetails", c.status.as_str())
+                .set("Status", status)
+                .set("StatusDetails", status_details)
                 .set("TraceOutput", "")
                 .set("StandardOutputUrl", "")
                 .set("StandardErrorUrl", "")
@@ -354,19 +709,33 @@ pub fn list_invocations(_ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> A
                     c.cloud_watch_output_config.as_ref().map(Json::value),
                 );
             if details {
-                o = o.set(
-                    "CommandPlugins",
-                    json!([{
-                        // The platform is not simulated; Linux nodes run the PatchLinux plugin.
-                        "Name": "PatchLinux",
-                        "Status": c.status,
-                        "StatusDetails": c.status,
-                        "ResponseCode": 0,
-                        "ResponseStartDateTime": c.requested,
-                        "ResponseFinishDateTime": c.requested,
-                        "Output": "",
-                    }]),
-                );
+                let terminal = now >= c.completes;
+                let code = match (terminal, inv.outcome) {
+                    (true, Outcome::Success) => 0,
+                    (true, Outcome::Failed) => 1,
+                    _ => -1,
+                };
+                let mut plugin = Obj::new()
+                    // The platform is not simulated; Linux nodes run the PatchLinux plugin.
+                    .set("Name", "PatchLinux")
+                    .set("Status", status)
+                    .set("StatusDetails", status_details)
+                    .set("ResponseCode", code)
+                    .set(
+                        "Output",
+                        if terminal {
+                            plugin_output(c, inv)
+                        } else {
+                            String::new()
+                        },
+                    );
+                if inv.outcome != Outcome::Terminated {
+                    plugin = plugin.set("ResponseStartDateTime", c.requested);
+                    if terminal {
+                        plugin = plugin.set("ResponseFinishDateTime", c.completes);
+                    }
+                }
+                o = o.set("CommandPlugins", json!([plugin.build()]));
             }
             o.build()
         })

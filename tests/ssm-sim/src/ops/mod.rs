@@ -2,7 +2,7 @@
 //! account-region's state under that state's lock.
 
 mod baselines;
-mod commands;
+pub(crate) mod commands;
 mod patch_groups;
 mod tags;
 mod targets;
@@ -23,6 +23,8 @@ pub struct Ctx<'a> {
     pub region: &'a str,
     pub quotas: Quotas,
     pub now: f64,
+    /// How long commands sent now run (the `command_seconds` setting).
+    pub command_seconds: f64,
 }
 
 type Handler = fn(&Ctx<'_>, &mut RegionState, Req) -> ApiResult<Value>;
@@ -91,6 +93,7 @@ pub fn dispatch(sim: &Sim, account: &str, region: &str, op: &str, body: &[u8]) -
         region,
         quotas: sim.config.quotas,
         now: crate::clock::now(),
+        command_seconds: sim.settings.get().command_seconds,
     };
     let shard = sim.store.region(account, region);
     let mut st = state::lock(&shard);

@@ -50,11 +50,13 @@ fn tags_mut<'a>(st: &'a mut RegionState, kind: &str, id: &str) -> ApiResult<&'a 
             .map(|w| &mut w.tags)
             .ok_or_else(|| invalid_id(id)),
         // "The ManagedInstance type for this API operation is only for on-premises
-        // managed nodes ... in the format mi-ID_number". Without a simulated fleet
-        // any well-formed mi- id is accepted.
-        "ManagedInstance" if crate::validate::matches(r"^mi-[0-9a-f]{17}$", id) => {
-            Ok(st.instance_tags.entry(id.to_string()).or_default())
-        }
+        // managed nodes ... in the format mi-ID_number": the hybrid nodes of the
+        // simulated fleet (`/_sim/instances`), whose tags Run Command targets match.
+        "ManagedInstance" if id.starts_with("mi-") => st
+            .instances
+            .get_mut(id)
+            .map(|i| &mut i.tags)
+            .ok_or_else(|| invalid_id(id)),
         "ManagedInstance" => Err(invalid_id(id)),
         other => Err(ApiError::new(
             "InvalidResourceType",

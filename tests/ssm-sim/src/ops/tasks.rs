@@ -9,6 +9,7 @@ use super::targets::{read_targets, referenced_target_ids};
 use super::windows::window_mut;
 use super::{Ctx, Obj, max_results, read_filters};
 use crate::clock;
+use crate::documents::{self, DocumentType};
 use crate::error::{ApiError, ApiResult};
 use crate::paging;
 use crate::state::{Json, RegionState, Window, WindowTask};
@@ -124,6 +125,63 @@ fn read_members(req: &mut Req, task_arn_required: bool) -> ApiResult<Members> {
     })
 }
 
+/// The parameters of the documents patchfleet registers (RUN_COMMAND
+/// AWS-RunPatchBaseline, AUTOMATION AWS-PatchInstanceWithRollback), checked against
+/// the definitions SendCommand uses, from TaskInvocationParameters and the legacy
+/// TaskParameters (`{"Name": {"Values": [...]}}`). Values may be maintenance window
+/// pseudo parameters such as `{{RESOURCE_ID}}`, which are replaced when the task runs.
+/// https://docs.aws.amazon.com/systems-manager/latest/userguide/maintenance-window-tasks-pseudo-parameters.html
+///
+/// Stricter than AWS as far as we can tell: the API reference documents no
+/// parameter error for RegisterTaskWithMaintenanceWindow, and users report that
+/// invalid RebootOption values are accepted at registration and fail when the window
+/// runs (https://github.com/hashicorp/terraform-provider-aws/issues/37473). The
+/// simulator rejects them at once, with the code it uses for other semantic
+/// problems, ValidationException, so that a bad registration shows in tests.
+/// Other documents are stored unchecked.
+fn check_document_parameters(task: &WindowTask) -> ApiResult<()> {
+    let (member, kind) = match task.task_type.as_str() {
+        "RUN_COMMAND" => ("RunCommand", DocumentType::Command),
+        "AUTOMATION" => ("Automation", DocumentType::Automation),
+        _ => return Ok(()),
+    };
+    let Some(doc) = documents::find(&task.task_arn).filter(|d| d.kind == kind) else {
+        return Ok(());
+    };
+    let mut params = Vec::new();
+    let invocation = task.task_invocation_parameters.as_ref().map(Json::value);
+    if let Some(p) = invocation
+        .as_ref()
+        .and_then(|i| i.get(member))
+        .and_then(|m| m.get("Parameters"))
+        .filter(|p| !p.is_null())
+    {
+        let map = p
+            .as_object()
+            .ok_or_else(|| ApiError::serialization("Parameters must be a map"))?;
+        params.extend(documents::string_lists(map)?);
+    }
+    let legacy = task.task_parameters.as_ref().map(Json::value);
+    for (name, expr) in legacy.iter().filter_map(Value::as_object).flatten() {
+        let values = expr
+            .get("Values")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .map(|v| {
+                        v.as_str().map(str::to_string).ok_or_else(|| {
+                            ApiError::serialization("TaskParameters values must be strings")
+                        })
+                    })
+                    .collect::<ApiResult<Vec<String>>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+        params.push((name.clone(), values));
+    }
+    doc.check(&params, true).map_err(ApiError::validation)
+}
+
 /// Rules across members and against the window's registered targets.
 fn check_task(w: &Window, task: &WindowTask) -> ApiResult<()> {
     let params = task.task_invocation_parameters.as_ref().map(Json::value);
@@ -172,7 +230,7 @@ fn check_task(w: &Window, task: &WindowTask) -> ApiResult<()> {
             }
         }
     }
-    Ok(())
+    check_document_parameters(task)
 }
 
 fn task_json(window: &str, t: &WindowTask) -> Obj {

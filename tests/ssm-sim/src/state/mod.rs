@@ -25,8 +25,9 @@ pub struct RegionState {
     /// Patch group → operating system → baseline id.
     pub patch_groups: BTreeMap<String, BTreeMap<String, String>>,
     pub windows: BTreeMap<String, Box<Window>>,
-    /// Tags of managed instances (the fleet itself is not simulated yet).
-    pub instance_tags: HashMap<String, Tags>,
+    /// The simulated managed nodes by instance id (set through `/_sim/instances`;
+    /// tags of `mi-` nodes also through AddTagsToResource).
+    pub instances: BTreeMap<String, Instance>,
     /// Commands keyed so that iteration is newest first (see `command_key`).
     pub commands: BTreeMap<String, Box<Command>>,
     /// Command id → key in `commands`.
@@ -43,7 +44,7 @@ impl RegionState {
             default_baselines: HashMap::new(),
             patch_groups: BTreeMap::new(),
             windows: BTreeMap::new(),
-            instance_tags: HashMap::new(),
+            instances: BTreeMap::new(),
             commands: BTreeMap::new(),
             command_keys: HashMap::new(),
             command_seq: 0,
@@ -57,6 +58,13 @@ impl RegionState {
         let key = format!("{:020}-{}", u64::MAX - self.command_seq, command.id);
         self.command_keys.insert(command.id.clone(), key.clone());
         self.commands.insert(key, Box::new(command));
+    }
+
+    pub fn command(&self, id: &str) -> Option<&Command> {
+        self.command_keys
+            .get(id)
+            .and_then(|k| self.commands.get(k))
+            .map(|c| &**c)
     }
 
     /// A custom or predefined baseline by id.

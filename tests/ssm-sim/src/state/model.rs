@@ -101,6 +101,42 @@ pub struct WindowTask {
     pub alarm_configuration: Option<Json>,
 }
 
+/// A simulated managed node: an EC2 instance (`i-`) or a hybrid node (`mi-`).
+#[derive(Debug, Clone, Default)]
+pub struct Instance {
+    pub tags: Tags,
+    /// Patches the node lacks; an Install installs them all.
+    pub missing_patches: u64,
+    /// Every Install on this node fails.
+    pub fails_install: bool,
+    /// Patches were installed with NoReboot and wait for a reboot (InstalledPendingReboot).
+    pub pending_reboot: bool,
+    /// Patches installed so far, over all runs.
+    pub installed_patches: u64,
+    pub reboots: u64,
+    /// Ids of the commands sent to this node, oldest first.
+    pub runs: Vec<String>,
+}
+
+/// How an invocation ends; decided when the command is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failed,
+    /// Not sent: the command exceeded MaxErrors before reaching this node.
+    Terminated,
+}
+
+/// One command invocation: the command on one managed node.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub instance_id: String,
+    pub outcome: Outcome,
+    /// Patches installed by this invocation.
+    pub installed: u64,
+    pub rebooted: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct Command {
     pub id: String,
@@ -108,11 +144,18 @@ pub struct Command {
     pub document_version: Option<String>,
     pub comment: Option<String>,
     pub parameters: Option<Json>,
+    /// Operation and RebootOption as run (the document's default filled in).
+    pub operation: String,
+    pub reboot_option: String,
+    /// The InstanceIds of the request (empty when the command used Targets).
     pub instance_ids: Vec<String>,
     pub targets: Option<Json>,
+    /// One per targeted node, ordered by instance id.
+    pub invocations: Vec<Invocation>,
     pub requested: f64,
+    /// When the invocations reach their terminal status.
+    pub completes: f64,
     pub expires_after: f64,
-    pub status: String,
     pub max_concurrency: String,
     pub max_errors: String,
     pub timeout_seconds: Option<i64>,

@@ -2,12 +2,30 @@
 
 use aws_sdk_ssm::types::{CommandFilter, CommandFilterKey, ResourceTypeForTagging, Tag, Target};
 
-use crate::common::{code, ssm, start};
+use serde_json::json;
+use ssm_sim::{Config, Settings};
+
+use crate::common::{code, put_instances, ssm, start, start_with};
 
 #[tokio::test]
 async fn run_patch_baseline_commands_are_listed() {
-    let server = start().await;
+    let server = start_with(Config {
+        settings: Settings {
+            command_seconds: 0.0,
+        },
+        ..Config::default()
+    })
+    .await;
     let ssm = ssm(&server);
+    put_instances(
+        &server,
+        json!({"accountId": "123456789012", "region": "us-east-1", "instances": [
+            {"instanceId": "i-0123456789abcdef0"},
+            {"instanceId": "i-0123456789abcdef1"},
+            {"instanceId": "mi-0123456789abcdef0"},
+        ]}),
+    )
+    .await;
     let sent = ssm
         .send_command()
         .document_name("AWS-RunPatchBaseline")
@@ -55,8 +73,20 @@ async fn run_patch_baseline_commands_are_listed() {
         .and_then(|c| c.command_id())
         .expect("id")
         .to_string();
+    // A Targets command lists no InstanceIds; its invocations are the nodes reached.
+    assert!(by_tag.command().expect("command").instance_ids().is_empty());
+    let reached = ssm
+        .list_command_invocations()
+        .command_id(&by_tag_id)
+        .send()
+        .await
+        .expect("invocations by tag");
     assert_eq!(
-        by_tag.command().expect("command").instance_ids(),
+        reached
+            .command_invocations()
+            .iter()
+            .filter_map(|i| i.instance_id())
+            .collect::<Vec<_>>(),
         ["mi-0123456789abcdef0"]
     );
 
@@ -143,6 +173,22 @@ async fn send_command_errors() {
         .send()
         .await;
     assert_eq!(code(bad_operation), "InvalidParameters");
+    let unknown_node = ssm
+        .send_command()
+        .document_name("AWS-RunPatchBaseline")
+        .instance_ids("i-0123456789abcdef0")
+        .parameters("Operation", vec!["Scan".to_string()])
+        .send()
+        .await;
+    assert_eq!(code(unknown_node), "InvalidInstanceId");
+    let automation_runbook = ssm
+        .send_command()
+        .document_name("AWS-PatchInstanceWithRollback")
+        .instance_ids("i-0123456789abcdef0")
+        .parameters("InstanceId", vec!["i-0123456789abcdef0".to_string()])
+        .send()
+        .await;
+    assert_eq!(code(automation_runbook), "InvalidDocument");
     let nothing_targeted = ssm
         .send_command()
         .document_name("AWS-RunPatchBaseline")

@@ -73,3 +73,48 @@ pub fn message<T: Debug, E: ProvideErrorMetadata + Debug, R: Debug>(
     let err = result.expect_err("the call should fail");
     err.message().unwrap_or_default().to_string()
 }
+
+/// A control endpoint request; returns the status and the body.
+pub async fn control(server: &Server, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut conn = ssm_sim::http1::Conn::connect(server.addr())
+        .await
+        .expect("connect to the control endpoint");
+    let reply = conn
+        .send(
+            method,
+            path,
+            &[("content-type", "application/json")],
+            body.as_bytes(),
+        )
+        .await
+        .expect("control request");
+    (reply.status, reply.text())
+}
+
+/// `PUT /_sim/instances`; panics unless it is accepted.
+pub async fn put_instances(server: &Server, fleet: serde_json::Value) -> serde_json::Value {
+    let (status, body) = control(server, "PUT", "/_sim/instances", &fleet.to_string()).await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).expect("fleet JSON")
+}
+
+/// `GET /_sim/instances` of an account-region.
+pub async fn instances(server: &Server, account: &str, region: &str) -> serde_json::Value {
+    let (status, body) = control(
+        server,
+        "GET",
+        &format!("/_sim/instances?accountId={account}&region={region}"),
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).expect("fleet JSON")
+}
+
+/// The state of one instance in a `GET /_sim/instances` reply.
+pub fn instance<'a>(fleet: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    fleet["instances"]
+        .as_array()
+        .and_then(|a| a.iter().find(|i| i["instanceId"] == id))
+        .unwrap_or_else(|| panic!("{id} not in {fleet}"))
+}

@@ -4,6 +4,7 @@ mod baselines;
 mod commands;
 mod common;
 mod control;
+mod fleet;
 mod sts;
 mod tags;
 mod windows;

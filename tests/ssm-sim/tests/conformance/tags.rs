@@ -3,7 +3,7 @@
 use aws_sdk_ssm::types::{ResourceTypeForTagging, Tag};
 use ssm_sim::{Config, Quotas};
 
-use crate::common::{code, ssm, start, start_with};
+use crate::common::{code, put_instances, ssm, start, start_with};
 
 fn tag(k: &str, v: &str) -> Tag {
     Tag::builder().key(k).value(v).build().expect("tag")
@@ -55,6 +55,13 @@ async fn tags_on_every_supported_resource_type() {
         .expect("id")
         .to_string();
     let mi = "mi-0123456789abcdef0";
+    // Managed instances are the simulated fleet's hybrid nodes.
+    put_instances(
+        &server,
+        serde_json::json!({"accountId": "123456789012", "region": "us-east-1",
+            "instances": [{"instanceId": mi, "tags": {"owner": "fleet"}}]}),
+    )
+    .await;
     for (kind, id) in [
         (ResourceTypeForTagging::PatchBaseline, pb.as_str()),
         (ResourceTypeForTagging::MaintenanceWindow, mw.as_str()),

@@ -329,6 +329,7 @@ async fn targets_lifecycle_and_safe_deregistration() {
         .window_id(&mw)
         .task_type(MaintenanceWindowTaskType::RunCommand)
         .task_arn("AWS-RunPatchBaseline")
+        .task_invocation_parameters(run_patch_baseline("Scan"))
         .targets(window_targets(&target_id))
         .max_concurrency("10%")
         .max_errors("1")
@@ -415,6 +416,7 @@ async fn targets_and_tasks_per_window_quotas() {
             .window_id(&mw)
             .task_type(MaintenanceWindowTaskType::RunCommand)
             .task_arn("AWS-RunPatchBaseline")
+            .task_invocation_parameters(run_patch_baseline("Scan"))
             .send()
     };
     task().await.expect("targetless task");
@@ -544,6 +546,7 @@ async fn task_lifecycle_run_command_and_automation() {
         .window_id(&mw)
         .task_type(MaintenanceWindowTaskType::RunCommand)
         .task_arn("AWS-RunPatchBaseline")
+        .task_invocation_parameters(run_patch_baseline("Scan"))
         .targets(window_targets("00000000-0000-4000-8000-000000000000"))
         .max_concurrency("1")
         .max_errors("0")
@@ -556,6 +559,7 @@ async fn task_lifecycle_run_command_and_automation() {
         .window_id(&mw)
         .task_type(MaintenanceWindowTaskType::RunCommand)
         .task_arn("AWS-RunPatchBaseline")
+        .task_invocation_parameters(run_patch_baseline("Scan"))
         .targets(
             Target::builder()
                 .key("InstanceIds")
@@ -572,6 +576,7 @@ async fn task_lifecycle_run_command_and_automation() {
         .window_id(&mw)
         .task_type(MaintenanceWindowTaskType::RunCommand)
         .task_arn("AWS-RunPatchBaseline")
+        .task_invocation_parameters(run_patch_baseline("Scan"))
         .targets(window_targets(&target_id))
         .send()
         .await;
@@ -581,6 +586,7 @@ async fn task_lifecycle_run_command_and_automation() {
         .window_id(&mw)
         .task_type(MaintenanceWindowTaskType::RunCommand)
         .task_arn("AWS-RunPatchBaseline")
+        .task_invocation_parameters(run_patch_baseline("Scan"))
         .targets(window_targets(&target_id))
         .max_concurrency("0")
         .max_errors("101%")
@@ -604,4 +610,184 @@ async fn task_lifecycle_run_command_and_automation() {
         ),
         "DoesNotExistException"
     );
+}
+
+fn run_command_with(params: &[(&str, &str)]) -> MaintenanceWindowTaskInvocationParameters {
+    let mut rc = MaintenanceWindowRunCommandParameters::builder();
+    for (k, v) in params {
+        rc = rc.parameters(*k, vec![v.to_string()]);
+    }
+    MaintenanceWindowTaskInvocationParameters::builder()
+        .run_command(rc.build())
+        .build()
+}
+
+fn automation_with(params: &[(&str, &str)]) -> MaintenanceWindowTaskInvocationParameters {
+    let mut a = MaintenanceWindowAutomationParameters::builder();
+    for (k, v) in params {
+        a = a.parameters(*k, vec![v.to_string()]);
+    }
+    MaintenanceWindowTaskInvocationParameters::builder()
+        .automation(a.build())
+        .build()
+}
+
+// The parameters of the two documents patchfleet registers, defined once for SendCommand
+// and task registration:
+// https://docs.aws.amazon.com/systems-manager/latest/userguide/patch-manager-aws-runpatchbaseline.html
+// https://docs.aws.amazon.com/systems-manager-automation-runbooks/latest/userguide/automation-aws-patchinstancewithrollback.html
+// Pseudo parameters stand for values known when the task runs:
+// https://docs.aws.amazon.com/systems-manager/latest/userguide/maintenance-window-tasks-pseudo-parameters.html
+#[tokio::test]
+async fn task_parameters_of_run_patch_baseline_and_patch_instance_with_rollback_are_checked() {
+    let server = start().await;
+    let ssm = ssm(&server);
+    let mw = window(&ssm, "checked").await;
+    let target_id = ssm
+        .register_target_with_maintenance_window()
+        .window_id(&mw)
+        .resource_type(MaintenanceWindowResourceType::Instance)
+        .targets(tag_target("prod"))
+        .send()
+        .await
+        .expect("target")
+        .window_target_id()
+        .expect("id")
+        .to_string();
+    let role = "arn:aws:iam::123456789012:role/patchfleet-mw";
+    let run_command = |params: MaintenanceWindowTaskInvocationParameters| {
+        ssm.register_task_with_maintenance_window()
+            .window_id(&mw)
+            .task_type(MaintenanceWindowTaskType::RunCommand)
+            .task_arn("AWS-RunPatchBaseline")
+            .targets(window_targets(&target_id))
+            .max_concurrency("10%")
+            .max_errors("1")
+            .service_role_arn(role)
+            .task_invocation_parameters(params)
+            .send()
+    };
+    let task_id = run_command(run_command_with(&[
+        ("Operation", "Install"),
+        ("RebootOption", "NoReboot"),
+        ("SnapshotId", "{{WINDOW_EXECUTION_ID}}"),
+    ]))
+    .await
+    .expect("valid RUN_COMMAND task")
+    .window_task_id()
+    .expect("id")
+    .to_string();
+    let got = ssm
+        .get_maintenance_window_task()
+        .window_id(&mw)
+        .window_task_id(&task_id)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(got.service_role_arn(), Some(role));
+    for (params, why) in [
+        (
+            vec![("Operation", "Install"), ("RebootOption", "Reboot")],
+            "invalid value",
+        ),
+        (
+            vec![("RebootOption", "NoReboot")],
+            "\"Operation\" is required",
+        ),
+        (
+            vec![("Operation", "Install"), ("Reboot", "true")],
+            "\"Reboot\" is not defined",
+        ),
+        (
+            vec![("Operation", "{{NOT_A_PSEUDO_PARAMETER}}")],
+            "invalid value",
+        ),
+    ] {
+        let refused = run_command(run_command_with(&params)).await;
+        let err = refused.expect_err("refused");
+        assert_eq!(
+            aws_sdk_ssm::error::ProvideErrorMetadata::code(&err),
+            Some("ValidationException"),
+            "{params:?}"
+        );
+        let text = aws_sdk_ssm::error::ProvideErrorMetadata::message(&err).unwrap_or_default();
+        assert!(text.contains(why), "{params:?}: {text}");
+    }
+    // The legacy TaskParameters are checked too.
+    let legacy = ssm
+        .register_task_with_maintenance_window()
+        .window_id(&mw)
+        .task_type(MaintenanceWindowTaskType::RunCommand)
+        .task_arn("AWS-RunPatchBaseline")
+        .targets(window_targets(&target_id))
+        .max_concurrency("1")
+        .max_errors("0")
+        .task_parameters(
+            "Operation",
+            aws_sdk_ssm::types::MaintenanceWindowTaskParameterValueExpression::builder()
+                .values("Patch")
+                .build(),
+        )
+        .send()
+        .await;
+    assert_eq!(code(legacy), "ValidationException");
+
+    let update = |params: MaintenanceWindowTaskInvocationParameters| {
+        ssm.update_maintenance_window_task()
+            .window_id(&mw)
+            .window_task_id(&task_id)
+            .task_invocation_parameters(params)
+            .send()
+    };
+    assert_eq!(
+        code(
+            update(run_command_with(&[
+                ("Operation", "Install"),
+                ("RebootOption", "Always")
+            ]))
+            .await
+        ),
+        "ValidationException"
+    );
+    let updated = update(run_command_with(&[("Operation", "Scan")]))
+        .await
+        .expect("valid update");
+    assert_eq!(
+        updated.service_role_arn(),
+        Some(role),
+        "ServiceRoleArn kept"
+    );
+
+    let automation = |params: MaintenanceWindowTaskInvocationParameters| {
+        ssm.register_task_with_maintenance_window()
+            .window_id(&mw)
+            .task_type(MaintenanceWindowTaskType::Automation)
+            .task_arn("AWS-PatchInstanceWithRollback")
+            .targets(window_targets(&target_id))
+            .max_concurrency("1")
+            .max_errors("0")
+            .service_role_arn(role)
+            .task_invocation_parameters(params)
+            .send()
+    };
+    automation(automation_with(&[
+        ("InstanceId", "{{RESOURCE_ID}}"),
+        ("AutomationAssumeRole", role),
+        ("ReportS3Bucket", "patch-reports"),
+    ]))
+    .await
+    .expect("valid AUTOMATION task");
+    automation(automation_with(&[("InstanceId", "{{TARGET_ID}}")]))
+        .await
+        .expect("TARGET_ID works too");
+    for params in [
+        vec![("AutomationAssumeRole", role)],
+        vec![("InstanceId", "{{RESOURCE_ID}}"), ("Operation", "Install")],
+    ] {
+        assert_eq!(
+            code(automation(automation_with(&params)).await),
+            "ValidationException",
+            "{params:?}"
+        );
+    }
 }

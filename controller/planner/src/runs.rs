@@ -1,0 +1,71 @@
+//! Emergency runs: what to do about one desired run in one account-region, given what is
+//! already known of it. Run Command keeps no idempotency token and commands carry no
+//! tags, so "once per run token" rests on two records: the MaintenanceWindow's status
+//! (and the controller's memory of its last pass), and, when neither knows the token, the
+//! command's Comment marker found in SSM (a command sent just before a crash, whose status
+//! write was lost). Only when both are silent is the command sent.
+
+use patchfleet_api::v1alpha1::EmergencyRun;
+
+use crate::model::{AccountRegion, DesiredRun, ObservedCommand};
+
+/// The next step for one desired run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunStep {
+    /// Sent and finished: nothing to do, no call to make.
+    Settled,
+    /// Sent, not finished: read its status again (ListCommands by CommandId).
+    Refresh { command_id: String },
+    /// Not known to have been sent: look for its marker in SSM, send it if absent.
+    FindOrSend,
+}
+
+/// Decides the step from the records of this account-region's runs (status and memory),
+/// newest first: the first one for the desired token counts.
+pub fn run_step<'a>(
+    desired: &DesiredRun,
+    known: impl IntoIterator<Item = &'a EmergencyRun>,
+) -> RunStep {
+    match known
+        .into_iter()
+        .find(|run| run.run_token == desired.run_token)
+    {
+        Some(run) if run.is_finished() => RunStep::Settled,
+        Some(run) => RunStep::Refresh {
+            command_id: run.command_id.clone(),
+        },
+        None => RunStep::FindOrSend,
+    }
+}
+
+/// The command of `commands` (as ListCommands lists them) that carries the run's marker.
+pub fn find_command<'c>(
+    marker: &str,
+    commands: impl IntoIterator<Item = &'c ObservedCommand>,
+) -> Option<&'c ObservedCommand> {
+    commands.into_iter().find(|c| {
+        c.comment
+            .as_deref()
+            .is_some_and(|comment| comment.starts_with(marker))
+    })
+}
+
+/// The status entry for a command of `run_token` in `account_region`.
+pub fn emergency_run(
+    account_region: &AccountRegion,
+    run_token: &str,
+    command: &ObservedCommand,
+) -> EmergencyRun {
+    EmergencyRun {
+        account_id: account_region.account_id.clone(),
+        region: account_region.region.clone(),
+        run_token: run_token.to_owned(),
+        command_id: command.command_id.clone(),
+        status: command.status.clone(),
+        status_details: command.status_details.clone(),
+        target_count: command.target_count,
+        completed_count: command.completed_count,
+        error_count: command.error_count,
+        requested_at: command.requested_at.clone(),
+    }
+}

@@ -1,0 +1,217 @@
+//! The simulated fleet: managed nodes per account and region, set and read through
+//! `/_sim/instances`. Run Command of AWS-RunPatchBaseline acts on them (see
+//! `ops::commands`); AddTagsToResource on `mi-` nodes changes their tags.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::Sim;
+use crate::config::Quotas;
+use crate::ops::commands::invocation_status;
+use crate::state::{self, Instance, RegionState, Tags};
+use crate::validate::{Str, TAG_KEY, TAG_VALUE, matches};
+
+/// EC2 instance ids (`i-` and 8 or 17 hex digits) and hybrid managed node ids (`mi-` and 17).
+/// https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/resource-ids.html
+pub const INSTANCE_ID: &str = r"^(i-([0-9a-f]{8}|[0-9a-f]{17})|mi-[0-9a-f]{17})$";
+const ACCOUNT_ID: &str = r"^[0-9]{12}$";
+const REGION: &str = r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$";
+
+/// The body of `PUT /_sim/instances`: the whole fleet of one account-region.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FleetSpec {
+    pub account_id: String,
+    pub region: String,
+    pub instances: Vec<InstanceSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InstanceSpec {
+    pub instance_id: String,
+    #[serde(default)]
+    pub tags: Tags,
+    /// Patches the node lacks (installed by the next Install).
+    #[serde(default)]
+    pub missing_patches: u64,
+    /// Every Install on the node fails.
+    #[serde(default)]
+    pub fails_install: bool,
+    /// Patches already installed and waiting for a reboot.
+    #[serde(default)]
+    pub pending_reboot: bool,
+}
+
+fn check(rule: Str, value: &str) -> bool {
+    let n = value.chars().count();
+    n >= rule.min && n <= rule.max && rule.pattern.is_none_or(|p| matches(p, value))
+}
+
+/// Checks the account and region named by a control request.
+pub fn check_scope(account: &str, region: &str) -> Result<(), String> {
+    if !matches(ACCOUNT_ID, account) {
+        return Err(format!("accountId must be 12 digits, got {account:?}"));
+    }
+    if !matches(REGION, region) {
+        return Err(format!(
+            "region must be an AWS region name such as eu-west-1, got {region:?}"
+        ));
+    }
+    Ok(())
+}
+
+impl FleetSpec {
+    pub fn validate(&self, quotas: &Quotas) -> Result<(), String> {
+        check_scope(&self.account_id, &self.region)?;
+        let mut seen = BTreeSet::new();
+        for i in &self.instances {
+            let id = &i.instance_id;
+            if !matches(INSTANCE_ID, id) {
+                return Err(format!(
+                    "instanceId {id:?} is not an instance id: i- and 8 or 17 lowercase hex digits (EC2), or mi- and 17 (hybrid node)"
+                ));
+            }
+            if !seen.insert(id.as_str()) {
+                return Err(format!("instanceId {id} is listed twice"));
+            }
+            if i.tags.len() > quotas.tags_per_resource {
+                return Err(format!(
+                    "instance {id} has {} tags; at most {} are allowed",
+                    i.tags.len(),
+                    quotas.tags_per_resource
+                ));
+            }
+            for (k, v) in &i.tags {
+                if !check(TAG_KEY, k) || !check(TAG_VALUE, v) {
+                    return Err(format!(
+                        "instance {id}: tag {k:?}={v:?} is not a valid tag (key 1-128, value 0-256 characters of letters, digits, spaces and _.:/=+-@)"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Replaces the fleet of the spec's account-region (history included).
+pub fn apply(sim: &Sim, spec: &FleetSpec) {
+    let shard = sim.store.region(&spec.account_id, &spec.region);
+    let mut st = state::lock(&shard);
+    st.instances = spec
+        .instances
+        .iter()
+        .map(|i| {
+            (
+                i.instance_id.clone(),
+                Instance {
+                    tags: i.tags.clone(),
+                    missing_patches: i.missing_patches,
+                    fails_install: i.fails_install,
+                    pending_reboot: i.pending_reboot,
+                    ..Instance::default()
+                },
+            )
+        })
+        .collect();
+}
+
+/// The fleet of an account-region and what the commands did to it, at `now`.
+pub fn view(st: &RegionState, account: &str, region: &str, now: f64) -> Value {
+    let instances: Vec<Value> = st
+        .instances
+        .iter()
+        .map(|(id, i)| {
+            let runs: Vec<Value> = i
+                .runs
+                .iter()
+                .filter_map(|command_id| {
+                    let c = st.command(command_id)?;
+                    let inv = c.invocations.iter().find(|inv| inv.instance_id == *id)?;
+                    let (_, details) = invocation_status(c, inv, now);
+                    Some(json!({
+                        "commandId": c.id,
+                        "operation": c.operation,
+                        "rebootOption": c.reboot_option,
+                        "status": details,
+                        "installed": inv.installed,
+                        "rebooted": inv.rebooted,
+                    }))
+                })
+                .collect();
+            json!({
+                "instanceId": id,
+                "tags": i.tags,
+                "missingPatches": i.missing_patches,
+                "failsInstall": i.fails_install,
+                "pendingReboot": i.pending_reboot,
+                "installedPatches": i.installed_patches,
+                "reboots": i.reboots,
+                "runs": runs,
+            })
+        })
+        .collect();
+    json!({"accountId": account, "region": region, "instances": instances})
+}
+
+/// Tags from pairs, for specs built in Rust.
+pub fn tags<const N: usize>(pairs: [(&str, &str); N]) -> Tags {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect::<BTreeMap<_, _>>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(id: &str) -> FleetSpec {
+        FleetSpec {
+            account_id: "111111111111".into(),
+            region: "eu-west-1".into(),
+            instances: vec![InstanceSpec {
+                instance_id: id.into(),
+                tags: tags([("Patch Group", "early")]),
+                missing_patches: 3,
+                fails_install: false,
+                pending_reboot: false,
+            }],
+        }
+    }
+
+    #[test]
+    fn validates_ids_like_aws() {
+        let q = Quotas::default();
+        assert!(spec("i-0123456789abcdef0").validate(&q).is_ok());
+        assert!(spec("i-0123abcd").validate(&q).is_ok());
+        assert!(spec("mi-0123456789abcdef0").validate(&q).is_ok());
+        for bad in [
+            "i-0123456789ABCDEF0",
+            "i-123",
+            "mi-0123abcd",
+            "server-1",
+            "",
+        ] {
+            assert!(spec(bad).validate(&q).is_err(), "{bad}");
+        }
+        let mut twice = spec("i-0123abcd");
+        twice.instances.push(twice.instances[0].clone());
+        assert!(twice.validate(&q).is_err());
+        let mut bad_account = spec("i-0123abcd");
+        bad_account.account_id = "1111".into();
+        assert!(bad_account.validate(&q).is_err());
+        let body = r#"{"accountId":"111111111111","region":"eu-west-1","instances":[{"instanceId":"i-0123456789abcdef0","tags":{"Patch Group":"early"},"missingPatches":3,"failsInstall":false}]}"#;
+        let parsed: FleetSpec = serde_json::from_str(body).expect("documented body parses");
+        assert_eq!(parsed.instances[0].missing_patches, 3);
+        assert!(
+            serde_json::from_str::<FleetSpec>(
+                r#"{"accountId":"1","region":"r","instances":[{"instanceId":"i-1","missing":1}]}"#
+            )
+            .is_err()
+        );
+        assert!(serde_json::from_str::<FleetSpec>(r#"{"accountId":"1","region":"r","instances":[{"instanceId":"i-1","missingPatches":-1}]}"#).is_err());
+    }
+}
