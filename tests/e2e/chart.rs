@@ -95,6 +95,7 @@ controller:
   deepInterval: 6h
   retry: "30"
   retryAttention: 5m
+  runPollInterval: 30s
 quotas:
   baselines: 1000000
   windows: 100
@@ -327,6 +328,7 @@ fn helm_template_passes_every_value_through() {
         ("PATCHFLEET_DEEP_INTERVAL", "6h"),
         ("PATCHFLEET_RETRY", "30"),
         ("PATCHFLEET_RETRY_ATTENTION", "5m"),
+        ("PATCHFLEET_RUN_POLL_INTERVAL", "30s"),
         // Whole numbers are printed as integers (YAML numbers reach templates as floats).
         ("PATCHFLEET_QUOTA_BASELINES", "1000000"),
         ("PATCHFLEET_QUOTA_WINDOWS", "100"),

@@ -2,58 +2,14 @@
 //! `patchfleet` binary. Each test has its own control plane and simulator, so they run in
 //! parallel without seeing each other.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use patchfleet_planner::model::tags;
+use patchfleet_tests::e2e::{
+    ALL_REGIONS, CUSTOMER_A_EU, CUSTOMER_A_US, CUSTOMER_B_EU, converged_examples, eventually, look,
+};
 use patchfleet_tests::inspect::{self, Snapshot};
 use patchfleet_tests::stack::{ALL_KINDS, CONVERGE, Stack, ssm_client};
-
-/// (account id, external id, region): the account-regions examples/ selects.
-const CUSTOMER_A_EU: (&str, &str, &str) = ("111111111111", "customer-a-7f3c", "eu-west-1");
-const CUSTOMER_A_US: (&str, &str, &str) = ("111111111111", "customer-a-7f3c", "us-east-1");
-const CUSTOMER_B_EU: (&str, &str, &str) = ("222222222222", "customer-b-91d2", "eu-central-1");
-const ALL_REGIONS: [(&str, &str, &str); 3] = [CUSTOMER_A_EU, CUSTOMER_A_US, CUSTOMER_B_EU];
-
-async fn look(stack: &Stack, (account, external_id, region): (&str, &str, &str)) -> Snapshot {
-    let client = ssm_client(stack, account, external_id, region)
-        .await
-        .expect("SSM client");
-    inspect::snapshot(&client).await.expect("snapshot")
-}
-
-async fn converged_examples(test: &str, controller_args: &[&str]) -> Stack {
-    let mut stack = Stack::start(test).await.expect("stack starts");
-    stack
-        .start_controller_with(controller_args)
-        .expect("controller starts");
-    stack.apply("examples").expect("examples apply");
-    stack
-        .wait_ready(&ALL_KINDS, CONVERGE)
-        .expect("examples converge");
-    stack
-}
-
-/// Polls `check` until it holds or the time is up.
-async fn eventually<F, Fut>(what: &str, stack: &Stack, timeout: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if let Err(error) = stack.check_controller() {
-            panic!("while waiting for {what}: {error:#}");
-        }
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    panic!(
-        "timed out waiting for: {what}\n--- controller log ---\n{}",
-        stack.controller_log()
-    );
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_examples_converge_exactly_and_then_cost_no_writes() {

@@ -298,3 +298,71 @@ pub async fn inventory_text(
     }
     Ok(out)
 }
+
+/// A maintenance window task as SSM holds it: what it runs, with which parameters, as
+/// which role, at which rate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskDetail {
+    /// RUN_COMMAND or AUTOMATION.
+    pub task_type: String,
+    /// The document (TaskArn).
+    pub document: String,
+    pub parameters: BTreeMap<String, Vec<String>>,
+    pub service_role_arn: Option<String>,
+    pub max_concurrency: String,
+    pub max_errors: String,
+    pub priority: i32,
+}
+
+/// The tasks of a window by name, read in full (GetMaintenanceWindowTask).
+pub async fn window_tasks(
+    client: &Client,
+    window_id: &str,
+) -> anyhow::Result<BTreeMap<String, TaskDetail>> {
+    let listed = client
+        .describe_maintenance_window_tasks()
+        .window_id(window_id)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .context("DescribeMaintenanceWindowTasks")?;
+    let mut tasks = BTreeMap::new();
+    for listed in listed {
+        let task = client
+            .get_maintenance_window_task()
+            .window_id(window_id)
+            .window_task_id(listed.window_task_id().unwrap_or_default())
+            .send()
+            .await
+            .context("GetMaintenanceWindowTask")?;
+        let invocation = task.task_invocation_parameters();
+        let parameters = invocation
+            .and_then(|i| i.run_command())
+            .and_then(|r| r.parameters())
+            .or_else(|| {
+                invocation
+                    .and_then(|i| i.automation())
+                    .and_then(|a| a.parameters())
+            })
+            .map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        tasks.insert(
+            task.name().unwrap_or_default().to_owned(),
+            TaskDetail {
+                task_type: task
+                    .task_type()
+                    .map(|t| t.as_str().to_owned())
+                    .unwrap_or_default(),
+                document: task.task_arn().unwrap_or_default().to_owned(),
+                parameters,
+                service_role_arn: task.service_role_arn().map(str::to_owned),
+                max_concurrency: task.max_concurrency().unwrap_or_default().to_owned(),
+                max_errors: task.max_errors().unwrap_or_default().to_owned(),
+                priority: task.priority(),
+            },
+        );
+    }
+    Ok(tasks)
+}

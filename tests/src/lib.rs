@@ -4,6 +4,7 @@
 
 pub mod cases;
 pub mod control_plane;
+pub mod e2e;
 pub mod examples;
 pub mod helm;
 pub mod inspect;

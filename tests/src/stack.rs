@@ -157,6 +157,8 @@ impl Stack {
                 "2s",
                 "--rate-limit",
                 "100",
+                "--run-poll-interval",
+                "1s",
             ])
             .args(LEASE_FLAGS)
             .args(["--identity", identity])

@@ -40,6 +40,8 @@ pub async fn send_run(client: &SsmClient, run: &DesiredRun) -> Result<ObservedCo
                 .max_concurrency(&run.max_concurrency)
                 .max_errors(&run.max_errors)
                 .comment(&run.comment)
+                .customize()
+                .config_override(single_attempt())
                 .send(),
         )
         .await?;
@@ -56,6 +58,14 @@ pub async fn send_run(client: &SsmClient, run: &DesiredRun) -> Result<ObservedCo
             error_count: 0,
             requested_at: None,
         }))
+}
+
+/// SendCommand is not idempotent (no client token): an SDK retry after a reply lost on
+/// the way back would run the patch twice. One attempt only; a failure leaves the run
+/// unknown, and the next pass looks for its marker before sending again.
+fn single_attempt() -> aws_sdk_ssm::config::Builder {
+    aws_sdk_ssm::config::Builder::default()
+        .retry_config(aws_sdk_ssm::config::retry::RetryConfig::standard().with_max_attempts(1))
 }
 
 /// The command with this id, as ListCommands reports it now; None when SSM no longer

@@ -1,0 +1,445 @@
+//! The four strategies end to end: the SSM objects each one makes, the Emergency run sent
+//! once per run token in every account with its outcome in status, the snapshot task and
+//! its role, and the Frozen refusal. The simulator's fleet gives commands real outcomes.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use patchfleet_tests::e2e::{CUSTOMER_A_EU, CUSTOMER_A_US, CUSTOMER_B_EU, eventually, look};
+use patchfleet_tests::inspect::{TaskDetail, window_tasks};
+use patchfleet_tests::stack::{ALL_KINDS, CONVERGE, Stack, http_get, ssm_client};
+use serde_json::Value;
+use ssm_sim::fleet::{FleetSpec, InstanceSpec, tags};
+
+const NS: &str = "patching";
+const FIRST_TOKEN: &str = "CHG-2026-1123";
+const SECOND_TOKEN: &str = "CHG-2026-1124";
+
+fn instance(id: &str, group: &str, missing: u64, fails: bool) -> InstanceSpec {
+    InstanceSpec {
+        instance_id: id.into(),
+        tags: tags([("Patch Group", group)]),
+        missing_patches: missing,
+        fails_install: fails,
+        pending_reboot: false,
+    }
+}
+
+/// customer-a eu-west-1: one early node missing 3 patches, one on-time node missing none,
+/// one node of another group; customer-b: one late node whose installs fail;
+/// customer-a us-east-1: no node at all.
+fn seed_fleet(stack: &Stack) {
+    let fleets = [
+        FleetSpec {
+            account_id: CUSTOMER_A_EU.0.into(),
+            region: CUSTOMER_A_EU.2.into(),
+            instances: vec![
+                instance("i-0000000000000000a", "early", 3, false),
+                instance("i-0000000000000000b", "on-time", 0, false),
+                instance("i-0000000000000000c", "not-patchfleets", 5, false),
+            ],
+        },
+        FleetSpec {
+            account_id: CUSTOMER_B_EU.0.into(),
+            region: CUSTOMER_B_EU.2.into(),
+            instances: vec![instance("i-0000000000000000d", "late", 2, true)],
+        },
+    ];
+    for fleet in &fleets {
+        ssm_sim::fleet::apply(stack.sim.sim(), fleet);
+    }
+}
+
+/// SendCommand calls the simulator answered in one account-region.
+fn sends(stack: &Stack, (account, _, region): (&str, &str, &str)) -> u64 {
+    stack
+        .sim
+        .sim()
+        .counters
+        .snapshot()
+        .iter()
+        .filter(|c| c.key.operation == "SendCommand")
+        .filter(|c| c.key.account == account && c.key.region == region)
+        .map(|c| c.count)
+        .sum()
+}
+
+/// DescribePatchBaselines calls in one account-region: one per pass of the controller.
+fn passes(stack: &Stack, (account, _, region): (&str, &str, &str)) -> u64 {
+    stack
+        .sim
+        .sim()
+        .counters
+        .snapshot()
+        .iter()
+        .filter(|c| c.key.operation == "DescribePatchBaselines")
+        .filter(|c| c.key.account == account && c.key.region == region)
+        .map(|c| c.count)
+        .sum()
+}
+
+/// The simulated nodes of one account-region, by id, as `/_sim/instances` reports them.
+fn nodes(stack: &Stack, (account, _, region): (&str, &str, &str)) -> BTreeMap<String, Value> {
+    let path = format!("/_sim/instances?accountId={account}&region={region}");
+    let (code, body) = http_get(stack.sim.addr(), &path).expect("GET /_sim/instances");
+    assert_eq!(code, 200, "{body}");
+    let fleet: Value = serde_json::from_str(&body).expect("fleet JSON");
+    fleet["instances"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|i| {
+            (
+                i["instanceId"].as_str().unwrap_or_default().to_owned(),
+                i.clone(),
+            )
+        })
+        .collect()
+}
+
+fn window_json(stack: &Stack, name: &str) -> Value {
+    let text = stack
+        .kubectl(["get", "mw", name, "-n", NS, "-o", "json"])
+        .expect("kubectl get mw");
+    serde_json::from_str(&text).expect("MaintenanceWindow JSON")
+}
+
+/// status.emergencyRuns by (account id, region).
+fn emergency_runs(stack: &Stack) -> BTreeMap<(String, String), Value> {
+    window_json(stack, "emergency")["status"]["emergencyRuns"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let key = (
+                r["accountId"].as_str().unwrap_or_default().to_owned(),
+                r["region"].as_str().unwrap_or_default().to_owned(),
+            );
+            (key, r.clone())
+        })
+        .collect()
+}
+
+fn run_of<'r>(
+    runs: &'r BTreeMap<(String, String), Value>,
+    (account, _, region): (&str, &str, &str),
+) -> &'r Value {
+    runs.get(&(account.to_owned(), region.to_owned()))
+        .unwrap_or_else(|| panic!("no emergency run for {account} {region}: {runs:#?}"))
+}
+
+/// Every selected account-region has a finished run of `token`.
+fn all_finished(runs: &BTreeMap<(String, String), Value>, token: &str) -> bool {
+    runs.len() == 3
+        && runs.values().all(|r| {
+            r["runToken"] == token
+                && matches!(
+                    r["status"].as_str(),
+                    Some("Success" | "Failed" | "TimedOut" | "Cancelled")
+                )
+        })
+}
+
+fn command_ids(runs: &BTreeMap<(String, String), Value>) -> Vec<String> {
+    runs.values()
+        .map(|r| r["commandId"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emergency_run_happens_once_per_run_token_with_each_accounts_outcome() {
+    let mut stack = Stack::start("emergency").await.expect("stack starts");
+    seed_fleet(&stack);
+    stack.start_controller().expect("controller starts");
+    stack.apply("examples").expect("examples apply");
+    stack
+        .wait_ready(&ALL_KINDS, CONVERGE)
+        .expect("examples converge");
+
+    eventually(
+        "the first run finishes everywhere",
+        &stack,
+        CONVERGE,
+        || async { all_finished(&emergency_runs(&stack), FIRST_TOKEN) },
+    )
+    .await;
+    let runs = emergency_runs(&stack);
+    let a_eu = run_of(&runs, CUSTOMER_A_EU);
+    assert_eq!(a_eu["status"], "Success", "{a_eu}");
+    assert_eq!(
+        a_eu["targetCount"], 2,
+        "early and on-time, not the other group: {a_eu}"
+    );
+    assert_eq!(a_eu["completedCount"], 2, "{a_eu}");
+    assert!(a_eu.get("errorCount").is_none(), "no error: {a_eu}");
+    let a_us = run_of(&runs, CUSTOMER_A_US);
+    assert_eq!(a_us["status"], "Success", "{a_us}");
+    assert_eq!(a_us["statusDetails"], "NoInstancesInTag", "{a_us}");
+    let b_eu = run_of(&runs, CUSTOMER_B_EU);
+    assert_eq!(
+        b_eu["status"], "Failed",
+        "the failing node fails its account: {b_eu}"
+    );
+    assert_eq!(b_eu["errorCount"], 1, "{b_eu}");
+    for region in [CUSTOMER_A_EU, CUSTOMER_A_US, CUSTOMER_B_EU] {
+        assert_eq!(sends(&stack, region), 1, "one command in {region:?}");
+    }
+    // What the command did: installed what was missing, rebooted only that node.
+    let fleet = nodes(&stack, CUSTOMER_A_EU);
+    let early = &fleet["i-0000000000000000a"];
+    assert_eq!(early["installedPatches"], 3, "{early}");
+    assert_eq!(early["reboots"], 1, "{early}");
+    let on_time = &fleet["i-0000000000000000b"];
+    assert_eq!(on_time["installedPatches"], 0, "{on_time}");
+    assert_eq!(
+        on_time["reboots"], 0,
+        "nothing installed, no reboot: {on_time}"
+    );
+    assert_eq!(
+        fleet["i-0000000000000000c"]["runs"],
+        Value::Array(vec![]),
+        "another group's node is not touched"
+    );
+    let events = stack
+        .kubectl([
+            "get",
+            "events",
+            "-n",
+            NS,
+            "--field-selector",
+            "involvedObject.name=emergency",
+            "-o",
+            "jsonpath={range .items[*]}{.reason}{\"\\n\"}{end}",
+        ])
+        .expect("events");
+    for reason in [
+        "EmergencyRunSent",
+        "EmergencyRunSucceeded",
+        "EmergencyRunFailed",
+    ] {
+        assert!(events.contains(reason), "{reason} in {events}");
+    }
+
+    // Re-applying the manifest runs nothing; neither does a restarted controller that has
+    // lost the status as well (the command's marker in SSM tells it was sent).
+    let first_ids = command_ids(&runs);
+    stack.apply("examples").expect("examples re-apply");
+    stack.kill_controller().expect("controller killed");
+    stack
+        .kubectl([
+            "patch",
+            "mw",
+            "emergency",
+            "-n",
+            NS,
+            "--subresource=status",
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/status/emergencyRuns"}]"#,
+        ])
+        .expect("status cleared");
+    assert!(emergency_runs(&stack).is_empty());
+    let before = passes(&stack, CUSTOMER_B_EU);
+    stack.start_controller().expect("controller restarts");
+    eventually(
+        "the runs are found again, and two more passes made",
+        &stack,
+        CONVERGE,
+        || async {
+            let runs = emergency_runs(&stack);
+            all_finished(&runs, FIRST_TOKEN) && passes(&stack, CUSTOMER_B_EU) >= before + 2
+        },
+    )
+    .await;
+    assert_eq!(
+        command_ids(&emergency_runs(&stack)),
+        first_ids,
+        "the same commands"
+    );
+    for region in [CUSTOMER_A_EU, CUSTOMER_A_US, CUSTOMER_B_EU] {
+        assert_eq!(sends(&stack, region), 1, "still one command in {region:?}");
+    }
+
+    // A new token runs again, once per account-region. Nothing is missing any more on
+    // the early node: the Install installs nothing and does not reboot.
+    stack
+        .kubectl([
+            "patch",
+            "mw",
+            "emergency",
+            "-n",
+            NS,
+            "--type=merge",
+            "-p",
+            &format!(r#"{{"spec":{{"runToken":"{SECOND_TOKEN}"}}}}"#),
+        ])
+        .expect("new run token");
+    eventually(
+        "the second run finishes everywhere",
+        &stack,
+        CONVERGE,
+        || async { all_finished(&emergency_runs(&stack), SECOND_TOKEN) },
+    )
+    .await;
+    let second_ids = command_ids(&emergency_runs(&stack));
+    assert!(
+        second_ids.iter().all(|id| !first_ids.contains(id)),
+        "{second_ids:?} vs {first_ids:?}"
+    );
+    for region in [CUSTOMER_A_EU, CUSTOMER_A_US, CUSTOMER_B_EU] {
+        assert_eq!(sends(&stack, region), 2, "a second command in {region:?}");
+    }
+    let early = &nodes(&stack, CUSTOMER_A_EU)["i-0000000000000000a"];
+    let second = &early["runs"][1];
+    assert_eq!(second["installed"], 0, "{early}");
+    assert_eq!(second["rebooted"], false, "{early}");
+    assert_eq!(early["reboots"], 1, "{early}");
+}
+
+/// What `look` reads plus each window's tasks in full.
+async fn tasks_of(
+    stack: &Stack,
+    (account, external_id, region): (&str, &str, &str),
+    window: &str,
+) -> BTreeMap<String, TaskDetail> {
+    let client = ssm_client(stack, account, external_id, region)
+        .await
+        .expect("SSM client");
+    let snapshot = look(stack, (account, external_id, region)).await;
+    let window = snapshot
+        .window_named(window)
+        .unwrap_or_else(|| panic!("{window} in {account} {region}"));
+    window_tasks(&client, &window.id).await.expect("tasks")
+}
+
+fn params(pairs: &[(&str, &str)]) -> BTreeMap<String, Vec<String>> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()]))
+        .collect()
+}
+
+fn run_patch_baseline(
+    operation: &str,
+    concurrency: &str,
+    errors: &str,
+    priority: i32,
+) -> TaskDetail {
+    TaskDetail {
+        task_type: "RUN_COMMAND".into(),
+        document: "AWS-RunPatchBaseline".into(),
+        parameters: params(&[("Operation", operation), ("RebootOption", "RebootIfNeeded")]),
+        service_role_arn: None,
+        max_concurrency: concurrency.into(),
+        max_errors: errors.into(),
+        priority,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_strategy_makes_exactly_its_ssm_objects() {
+    let mut stack = Stack::start("strategies").await.expect("stack starts");
+    stack.start_controller().expect("controller starts");
+    stack.apply("examples").expect("examples apply");
+    stack
+        .wait_ready(&ALL_KINDS, CONVERGE)
+        .expect("examples converge");
+
+    // Emergency makes no window: it is a Run Command (see the test above).
+    for region in [CUSTOMER_A_EU, CUSTOMER_A_US, CUSTOMER_B_EU] {
+        let snapshot = look(&stack, region).await;
+        let (_, windows) = snapshot.owned_by(&stack.cluster_id);
+        let mut names: Vec<&str> = windows.iter().map(|w| w.name.as_str()).collect();
+        names.sort();
+        let mut want = vec![
+            "patchfleet-patching-monthly",
+            "patchfleet-patching-opportunistic",
+        ];
+        if region == CUSTOMER_A_EU {
+            want.push("patchfleet-patching-frozen-scan");
+            want.sort();
+        }
+        assert_eq!(names, want, "{region:?}");
+    }
+
+    // Scheduled, on AWS: scan, then the snapshot runbook as the task role.
+    let role_a = "arn:aws:iam::111111111111:role/patchfleet-patching";
+    let monthly = tasks_of(&stack, CUSTOMER_A_EU, "patchfleet-patching-monthly").await;
+    let snapshot_task = TaskDetail {
+        task_type: "AUTOMATION".into(),
+        document: "AWS-PatchInstanceWithRollback".into(),
+        parameters: params(&[
+            ("InstanceId", "{{RESOURCE_ID}}"),
+            ("AutomationAssumeRole", role_a),
+        ]),
+        service_role_arn: Some(role_a.into()),
+        max_concurrency: "10%".into(),
+        max_errors: "5%".into(),
+        priority: 2,
+    };
+    assert_eq!(
+        monthly,
+        BTreeMap::from([
+            ("scan".to_owned(), run_patch_baseline("Scan", "10%", "1", 1)),
+            ("install".to_owned(), snapshot_task),
+        ])
+    );
+    // Scheduled, on VMware (hybrid nodes, no snapshots): patched directly, as the role.
+    let monthly_b = tasks_of(&stack, CUSTOMER_B_EU, "patchfleet-patching-monthly").await;
+    let mut direct = run_patch_baseline("Install", "10%", "5%", 2);
+    direct.service_role_arn = Some("arn:aws:iam::222222222222:role/patchfleet-patching".into());
+    assert_eq!(monthly_b["install"], direct);
+    let condition = window_json(&stack, "monthly")["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "SnapshotBeforePatch")
+        .cloned()
+        .expect("SnapshotBeforePatch condition");
+    assert_eq!(condition["status"], "False", "{condition}");
+    assert_eq!(condition["reason"], "NotApplicable", "{condition}");
+    let message = condition["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("snapshots do not apply to hybrid and on-premises instances")
+            && message.contains("customer-b-vmware (222222222222, platform vmware)")
+            && !message.contains("customer-a"),
+        "{message}"
+    );
+
+    // Opportunistic: Install with the policies' approvals (no override), reboot if needed.
+    let opportunistic = tasks_of(&stack, CUSTOMER_A_EU, "patchfleet-patching-opportunistic").await;
+    assert_eq!(
+        opportunistic,
+        BTreeMap::from([(
+            "install-if-missing".to_owned(),
+            run_patch_baseline("Install", "25%", "1", 1)
+        )])
+    );
+
+    // Frozen: scan only, and an Install task is refused at admission, naming the field.
+    let frozen = tasks_of(&stack, CUSTOMER_A_EU, "patchfleet-patching-frozen-scan").await;
+    assert_eq!(
+        frozen,
+        BTreeMap::from([("scan".to_owned(), run_patch_baseline("Scan", "10%", "1", 1))])
+    );
+    let refused = stack
+        .kubectl([
+            "patch",
+            "mw",
+            "frozen-scan",
+            "-n",
+            NS,
+            "--type=json",
+            "-p",
+            r#"[{"op":"replace","path":"/spec/tasks/0/operation","value":"Install"}]"#,
+        ])
+        .expect_err("an Install task in a Frozen window is refused");
+    let refused = format!("{refused:#}");
+    assert!(
+        refused.contains("spec.tasks") && refused.contains("a Frozen window only scans"),
+        "{refused}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let frozen_after = tasks_of(&stack, CUSTOMER_A_EU, "patchfleet-patching-frozen-scan").await;
+    assert_eq!(frozen_after, frozen, "nothing changed");
+}
