@@ -1003,6 +1003,18 @@ async fn plan_prints_the_desired_state_and_the_changes_against_ssm() {
         stdout.contains("+ create maintenance window patchfleet-patching-monthly"),
         "{stdout}"
     );
-    // Planning writes nothing.
+    assert!(
+        stdout.contains(
+            "emergency run MaintenanceWindow/patching/emergency token CHG-2026-1123: \
+             SendCommand AWS-RunPatchBaseline Install (RebootIfNeeded) to tag:Patch Group = \
+             early, late, on-time (once per token)"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(", as arn:aws:iam::111111111111:role/patchfleet-patching)"),
+        "the snapshot task's role: {stdout}"
+    );
+    // Planning writes nothing (and sends no command).
     assert_eq!(stack.writes(), 0);
 }

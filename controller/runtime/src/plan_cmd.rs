@@ -173,7 +173,7 @@ fn yaml_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 fn print_desired(out: &mut String, desired: &Desired) -> std::fmt::Result {
-    if desired.baselines.is_empty() && desired.windows.is_empty() {
+    if desired.baselines.is_empty() && desired.windows.is_empty() && desired.runs.is_empty() {
         return writeln!(out, "  (nothing)");
     }
     for baseline in desired.baselines.values() {
@@ -213,10 +213,34 @@ fn print_desired(out: &mut String, desired: &Desired) -> std::fmt::Result {
         for (name, task) in &window.tasks {
             writeln!(
                 out,
-                "    task {name}: {:?} (priority {})",
-                task.action, task.priority
+                "    task {name}: {:?} (priority {}{})",
+                task.action,
+                task.priority,
+                task.service_role_arn
+                    .as_deref()
+                    .map(|role| format!(", as {role}"))
+                    .unwrap_or_default()
             )?;
         }
+    }
+    print_runs(out, desired)
+}
+
+/// Emergency runs: sent once per run token (the plan cannot tell whether one was sent:
+/// that is the window's status and SSM's command history).
+fn print_runs(out: &mut String, desired: &Desired) -> std::fmt::Result {
+    for run in desired.runs.values() {
+        let groups: Vec<&str> = run.patch_groups.iter().map(String::as_str).collect();
+        writeln!(
+            out,
+            "  emergency run {} token {}: SendCommand AWS-RunPatchBaseline {:?} ({:?}) to \
+             tag:Patch Group = {} (once per token)",
+            run.owner,
+            run.run_token,
+            run.operation,
+            run.reboot_option,
+            groups.join(", ")
+        )?;
     }
     Ok(())
 }

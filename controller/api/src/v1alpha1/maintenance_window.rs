@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::ssm::{DeletionPolicy, limits};
-use super::status::{FleetStatus, is_zero_i32};
+use super::status::FleetStatus;
 
 /// An SSM maintenance window with one target per patch group and its patching tasks. It
 /// exists in every account and region where one of its target PatchGroups exists.
@@ -180,13 +180,13 @@ pub struct EmergencyRun {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_details: Option<String>,
     /// Instances the command reached.
-    #[serde(default, skip_serializing_if = "is_zero_i32")]
+    #[serde(default)]
     pub target_count: i32,
     /// Instances where it finished (whatever the result).
-    #[serde(default, skip_serializing_if = "is_zero_i32")]
+    #[serde(default)]
     pub completed_count: i32,
     /// Instances where it failed.
-    #[serde(default, skip_serializing_if = "is_zero_i32")]
+    #[serde(default)]
     pub error_count: i32,
     /// When SSM received the command (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -67,7 +67,3 @@ pub struct AccountFailure {
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
-
-pub(crate) fn is_zero_i32(n: &i32) -> bool {
-    *n == 0
-}
