@@ -50,32 +50,27 @@ fn seed_fleet(stack: &Stack) {
     }
 }
 
-/// SendCommand calls the simulator answered in one account-region.
-fn sends(stack: &Stack, (account, _, region): (&str, &str, &str)) -> u64 {
+/// Calls of one operation the simulator answered in one account-region.
+fn calls_in(stack: &Stack, operation: &str, (account, _, region): (&str, &str, &str)) -> u64 {
     stack
         .sim
         .sim()
         .counters
         .snapshot()
         .iter()
-        .filter(|c| c.key.operation == "SendCommand")
+        .filter(|c| c.key.operation == operation)
         .filter(|c| c.key.account == account && c.key.region == region)
         .map(|c| c.count)
         .sum()
 }
 
-/// DescribePatchBaselines calls in one account-region: one per pass of the controller.
-fn passes(stack: &Stack, (account, _, region): (&str, &str, &str)) -> u64 {
-    stack
-        .sim
-        .sim()
-        .counters
-        .snapshot()
-        .iter()
-        .filter(|c| c.key.operation == "DescribePatchBaselines")
-        .filter(|c| c.key.account == account && c.key.region == region)
-        .map(|c| c.count)
-        .sum()
+fn sends(stack: &Stack, region: (&str, &str, &str)) -> u64 {
+    calls_in(stack, "SendCommand", region)
+}
+
+/// One DescribePatchBaselines per pass of the controller over the account-region.
+fn passes(stack: &Stack, region: (&str, &str, &str)) -> u64 {
+    calls_in(stack, "DescribePatchBaselines", region)
 }
 
 /// The simulated nodes of one account-region, by id, as `/_sim/instances` reports them.
@@ -257,6 +252,14 @@ async fn an_emergency_run_happens_once_per_run_token_with_each_accounts_outcome(
         first_ids,
         "the same commands"
     );
+    // Finished runs cost no call: two more passes read no command.
+    let listed = calls_in(&stack, "ListCommands", CUSTOMER_B_EU);
+    let now = passes(&stack, CUSTOMER_B_EU);
+    eventually("two more passes", &stack, CONVERGE, || async {
+        passes(&stack, CUSTOMER_B_EU) >= now + 2
+    })
+    .await;
+    assert_eq!(calls_in(&stack, "ListCommands", CUSTOMER_B_EU), listed);
     for region in [CUSTOMER_A_EU, CUSTOMER_A_US, CUSTOMER_B_EU] {
         assert_eq!(sends(&stack, region), 1, "still one command in {region:?}");
     }
