@@ -91,6 +91,14 @@ struct Planner<'a> {
 }
 
 impl<'a> Planner<'a> {
+    /// A window the API should have refused: reported, and held, so that what it already
+    /// has in SSM (say, a window stored before an upgrade made it invalid) stays as it is
+    /// rather than being deleted.
+    fn refuse(&mut self, owner: &Owner, message: String) {
+        self.problem(owner, reasons::INVALID_SPEC, message);
+        self.desired.held.insert(owner.clone());
+    }
+
     fn problem(&mut self, owner: &Owner, reason: &'static str, message: String) {
         self.problems.push(Problem {
             owner: owner.clone(),
@@ -293,7 +301,7 @@ impl<'a> Planner<'a> {
                 let message = "spec.schedule, spec.duration and spec.cutoff are required: \
                                only an Emergency window runs without a schedule"
                     .to_owned();
-                self.problem(&owner, reasons::INVALID_SPEC, message);
+                self.refuse(&owner, message);
                 continue;
             };
             let name = window_name(&owner.namespace, &owner.name);
@@ -307,23 +315,19 @@ impl<'a> Planner<'a> {
                 continue;
             }
             let target_names: BTreeSet<String> = targets.keys().cloned().collect();
-            // The CRD's CEL rules refuse these at admission; a window stored before the
-            // rules existed, or written around them, still never runs them.
-            let mut allowed = Vec::new();
+            // A refused task is not registered (and one registered before is removed);
+            // the window and its other tasks are.
+            let mut tasks = BTreeMap::new();
             for task in &window.spec.tasks {
-                match refusal(window, task, account) {
-                    Some((reason, message)) => self.problem(&owner, reason, message),
-                    None => allowed.push(task),
+                let planned =
+                    task_definition(window, task, account, self.account_region, &target_names);
+                match planned {
+                    Ok(definition) => {
+                        tasks.insert(task_name(&task.name), definition);
+                    }
+                    Err((reason, message)) => self.problem(&owner, reason, message),
                 }
             }
-            let tasks = allowed
-                .into_iter()
-                .map(|task| {
-                    let definition =
-                        task_definition(task, account, self.account_region, &target_names);
-                    (task_name(&task.name), definition)
-                })
-                .collect();
             let desired_window = DesiredWindow {
                 name: name.clone(),
                 owner,
@@ -338,7 +342,7 @@ impl<'a> Planner<'a> {
 
 impl Planner<'_> {
     /// An Emergency window's run here: its one task, sent with Run Command to the
-    /// instances of its target groups. A disabled window sends nothing.
+    /// instances of its target groups (unless the window is disabled).
     fn add_run(
         &mut self,
         window: &MaintenanceWindow,
@@ -350,7 +354,7 @@ impl Planner<'_> {
             let message = "spec.runToken and exactly one task are required for an Emergency \
                            window"
                 .to_owned();
-            self.problem(&owner, reasons::INVALID_SPEC, message);
+            self.refuse(&owner, message);
             return;
         };
         let patch_groups: BTreeSet<String> =
@@ -361,10 +365,7 @@ impl Planner<'_> {
                  {MAX_TARGET_VALUES} patch groups (one Run Command target); it has {}",
                 patch_groups.len()
             );
-            self.problem(&owner, reasons::INVALID_SPEC, message);
-            return;
-        }
-        if !spec.enabled {
+            self.refuse(&owner, message);
             return;
         }
         let marker = DesiredRun::marker(&self.settings.cluster_id, &owner, run_token);
@@ -384,6 +385,7 @@ impl Planner<'_> {
             max_concurrency: task.max_concurrency.clone(),
             max_errors: task.max_errors.clone(),
             patch_groups,
+            enabled: spec.enabled,
         };
         self.desired.runs.insert(owner, run);
     }
@@ -421,33 +423,6 @@ pub fn role_arn(account_region: &AccountRegion, name: &str) -> String {
         partition(&account_region.region),
         account_region.account_id
     )
-}
-
-/// Why a task is not registered: an Install task in a Frozen window, or a snapshot that
-/// has no role to run as.
-fn refusal(
-    window: &MaintenanceWindow,
-    task: &WindowTask,
-    account: &SystemAccount,
-) -> Option<(&'static str, String)> {
-    if window.spec.strategy == Strategy::Frozen && task.operation == PatchOperation::Install {
-        let message = format!(
-            "spec.tasks[{}].operation: a Frozen window only scans, so its Install task is not \
-             registered; use operation Scan or another strategy",
-            task.name
-        );
-        return Some((reasons::INSTALL_IN_FROZEN_WINDOW, message));
-    }
-    let snapshots = task.snapshot_before_patch && account.spec.platform.supports_snapshots();
-    if snapshots && task.service_role_name.is_none() {
-        let message = format!(
-            "spec.tasks[{}].serviceRoleName is required with snapshotBeforePatch: the \
-             snapshot runbook assumes that role; the task is not registered",
-            task.name
-        );
-        return Some((reasons::INVALID_SPEC, message));
-    }
-    None
 }
 
 /// The policy a group follows, if it exists and is not being deleted.
@@ -549,32 +524,53 @@ pub fn window_definition(window: &MaintenanceWindow) -> Option<WindowDefinition>
 /// snapshot-and-rollback runbook where snapshots exist (instances on AWS), run once per
 /// target instance and assuming the task's service role; elsewhere the instances are
 /// hybrid nodes without EBS volumes and are patched directly (the status says so).
+///
+/// Refused (reason and message), so that the task is not registered: an Install task in
+/// a Frozen window, and a snapshot with no role to run as (never patched unprotected).
+/// The CRD's CEL rules refuse both at admission; a window stored before the rules
+/// existed, or written around them, gets here.
 pub fn task_definition(
+    window: &MaintenanceWindow,
     task: &WindowTask,
     account: &SystemAccount,
     account_region: &AccountRegion,
     targets: &BTreeSet<String>,
-) -> TaskDefinition {
+) -> Result<TaskDefinition, (&'static str, String)> {
+    if window.spec.strategy == Strategy::Frozen && task.operation == PatchOperation::Install {
+        let message = format!(
+            "spec.tasks[{}].operation: a Frozen window only scans, so its Install task is not \
+             registered; use operation Scan or another strategy",
+            task.name
+        );
+        return Err((reasons::INSTALL_IN_FROZEN_WINDOW, message));
+    }
     let service_role_arn = task
         .service_role_name
         .as_deref()
         .map(|name| role_arn(account_region, name));
     let snapshots = task.snapshot_before_patch && account.spec.platform.supports_snapshots();
-    let action = if let (true, Some(role)) = (snapshots, &service_role_arn) {
-        TaskAction::Automation {
+    let action = match (snapshots, &service_role_arn) {
+        (true, Some(role)) => TaskAction::Automation {
             document: SNAPSHOT_RUNBOOK.to_owned(),
             parameters: BTreeMap::from([
                 ("InstanceId".to_owned(), vec![RESOURCE_ID.to_owned()]),
                 ("AutomationAssumeRole".to_owned(), vec![role.clone()]),
             ]),
+        },
+        (true, None) => {
+            let message = format!(
+                "spec.tasks[{}].serviceRoleName is required with snapshotBeforePatch: the \
+                 snapshot runbook assumes that role; the task is not registered",
+                task.name
+            );
+            return Err((reasons::INVALID_SPEC, message));
         }
-    } else {
-        TaskAction::RunPatchBaseline {
+        (false, _) => TaskAction::RunPatchBaseline {
             operation: task.operation,
             reboot_option: task.reboot_option,
-        }
+        },
     };
-    TaskDefinition {
+    Ok(TaskDefinition {
         description: task.description.clone(),
         action,
         service_role_arn,
@@ -582,7 +578,7 @@ pub fn task_definition(
         max_errors: task.max_errors.clone(),
         priority: task.priority,
         targets: targets.clone(),
-    }
+    })
 }
 
 /// Problems of references and selectors that hold whatever the account-region, with no

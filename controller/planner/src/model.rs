@@ -195,6 +195,9 @@ pub struct DesiredRun {
     pub max_errors: String,
     /// `Patch Group` tag values: the command targets `tag:Patch Group` with these.
     pub patch_groups: BTreeSet<String>,
+    /// False for a disabled window: nothing is sent; a command already running is
+    /// followed to its end.
+    pub enabled: bool,
 }
 
 impl DesiredRun {

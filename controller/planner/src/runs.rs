@@ -9,34 +9,37 @@ use patchfleet_api::v1alpha1::EmergencyRun;
 
 use crate::model::{AccountRegion, DesiredRun, ObservedCommand};
 
-/// The next step for one desired run.
+/// The next step for one desired run, with the record it rests on.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RunStep {
+pub enum RunStep<'k> {
     /// Sent and finished: nothing to do, no call to make.
-    Settled,
+    Settled(&'k EmergencyRun),
     /// Sent, not finished: read its status again (ListCommands by CommandId).
-    Refresh { command_id: String },
+    Refresh(&'k EmergencyRun),
     /// Not known to have been sent: look for its marker in SSM, send it if absent.
     FindOrSend,
 }
 
-/// Decides the step from the records of this account-region's runs (status and memory),
-/// newest first: the first one for the desired token counts.
-pub fn run_step<'a>(
+/// Decides the step from the records of this account-region's runs (memory first, then
+/// status): the first one for the desired token counts.
+pub fn run_step<'k>(
     desired: &DesiredRun,
-    known: impl IntoIterator<Item = &'a EmergencyRun>,
-) -> RunStep {
+    known: impl IntoIterator<Item = &'k EmergencyRun>,
+) -> RunStep<'k> {
     match known
         .into_iter()
         .find(|run| run.run_token == desired.run_token)
     {
-        Some(run) if run.is_finished() => RunStep::Settled,
-        Some(run) => RunStep::Refresh {
-            command_id: run.command_id.clone(),
-        },
+        Some(run) if run.is_finished() => RunStep::Settled(run),
+        Some(run) => RunStep::Refresh(run),
         None => RunStep::FindOrSend,
     }
 }
+
+/// SSM keeps commands for 30 days
+/// (<https://docs.aws.amazon.com/systems-manager/latest/userguide/monitor-commands.html>):
+/// only a command older than that may be missing from ListCommands for good.
+pub const COMMAND_HISTORY_DAYS: i64 = 30;
 
 /// The command of `commands` (as ListCommands lists them) that carries the run's marker.
 pub fn find_command<'c>(

@@ -557,13 +557,18 @@ fn an_emergency_window_is_a_run_not_a_window() {
         max_concurrency: "10%".into(),
         max_errors: "1".into(),
         patch_groups: BTreeSet::from(["early".to_owned()]),
+        enabled: true,
     };
     assert_eq!(desired.runs.values().collect::<Vec<_>>(), [&want]);
     assert!(want.comment.len() <= 100);
 
-    // Disabled: nothing is sent.
+    // Disabled: planned (so that a running command is followed), not to be sent.
     inventory.windows[0].spec.enabled = false;
-    assert!(plan_desired(&inventory).0.runs.is_empty());
+    let runs = plan_desired(&inventory).0.runs;
+    assert_eq!(
+        runs.values().map(|r| r.enabled).collect::<Vec<_>>(),
+        [false]
+    );
     // A target group missing: held, not sent to the groups that exist.
     inventory.windows[0].spec.enabled = true;
     inventory.windows[0]

@@ -368,3 +368,32 @@ fn assert_all_in_place(inventory: &Inventory, ssm: &Ssm) {
         .collect();
     assert_eq!(names, want);
 }
+
+/// A window stored before an upgrade made it invalid (an Emergency window with a
+/// schedule and no run token, as the old examples had) is reported and held: its SSM
+/// window is neither deleted nor changed, and no command is sent.
+#[test]
+fn a_window_made_invalid_by_an_upgrade_keeps_its_ssm_window() {
+    let observed = converged_ssm().state;
+    let cases: [(&str, Change); 2] = [
+        ("old-style Emergency window", |inv| {
+            inv.windows[0].spec.strategy = patchfleet_api::v1alpha1::Strategy::Emergency;
+        }),
+        ("no schedule", |inv| inv.windows[0].spec.schedule = None),
+    ];
+    for (case, change) in cases {
+        let mut inventory = world();
+        change(&mut inventory);
+        let got = plan_of(&inventory, &observed);
+        assert_eq!(got.operations, [], "{case}");
+        assert!(got.desired.runs.is_empty(), "{case}");
+        assert_eq!(
+            got.problems
+                .iter()
+                .map(|p| (p.owner.name.as_str(), p.reason))
+                .collect::<Vec<_>>(),
+            [("monthly", reasons::INVALID_SPEC)],
+            "{case}"
+        );
+    }
+}

@@ -36,61 +36,67 @@ fn known(token: &str, id: &str, status: &str) -> EmergencyRun {
     emergency_run(&ar(), token, &command(id, status, None))
 }
 
+/// The step expected: None to find or send, else (settled, the command id of the record
+/// it rests on).
+type Step = Option<(bool, &'static str)>;
+
 #[test]
 fn a_run_is_sent_once_per_token_and_followed_until_finished() {
     let run = desired_run("CHG-2");
-    let cases: Vec<(&str, Vec<EmergencyRun>, RunStep)> = vec![
-        ("nothing known", vec![], RunStep::FindOrSend),
+    let cases: Vec<(&str, Vec<EmergencyRun>, Step)> = vec![
+        ("nothing known", vec![], None),
         (
             "only an older token known",
             vec![known("CHG-1", "c-1", "Success")],
-            RunStep::FindOrSend,
+            None,
         ),
         (
             "this token sent, running",
             vec![known("CHG-2", "c-2", "InProgress")],
-            RunStep::Refresh {
-                command_id: "c-2".into(),
-            },
+            Some((false, "c-2")),
         ),
         (
             "this token sent, pending",
             vec![known("CHG-2", "c-2", "Pending")],
-            RunStep::Refresh {
-                command_id: "c-2".into(),
-            },
+            Some((false, "c-2")),
         ),
         (
             "this token finished",
             vec![known("CHG-2", "c-2", "Success")],
-            RunStep::Settled,
+            Some((true, "c-2")),
         ),
         (
             "this token failed: not retried (a new token runs again)",
             vec![known("CHG-2", "c-2", "Failed")],
-            RunStep::Settled,
+            Some((true, "c-2")),
         ),
         (
-            "timed out and cancelled are final too",
+            "timed out is final too",
             vec![known("CHG-2", "c-2", "TimedOut")],
-            RunStep::Settled,
+            Some((true, "c-2")),
         ),
         (
             "memory comes first: it is newer than the status",
             vec![
-                known("CHG-2", "c-2", "Success"),
+                known("CHG-1", "c-1", "Success"),
+                known("CHG-2", "c-3", "Success"),
                 known("CHG-2", "c-2", "InProgress"),
             ],
-            RunStep::Settled,
+            Some((true, "c-3")),
         ),
         (
             "a command SSM forgot is not polled for ever",
             vec![known("CHG-2", "c-2", "Unknown")],
-            RunStep::Settled,
+            Some((true, "c-2")),
         ),
     ];
     for (case, records, want) in cases {
-        assert_eq!(run_step(&run, &records), want, "{case}");
+        let got = match run_step(&run, &records) {
+            RunStep::FindOrSend => None,
+            RunStep::Settled(entry) => Some((true, entry.command_id.as_str())),
+            RunStep::Refresh(entry) => Some((false, entry.command_id.as_str())),
+        };
+        assert_eq!(got, want, "{case}");
     }
 }
 

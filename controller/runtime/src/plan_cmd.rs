@@ -234,12 +234,13 @@ fn print_runs(out: &mut String, desired: &Desired) -> std::fmt::Result {
         writeln!(
             out,
             "  emergency run {} token {}: SendCommand AWS-RunPatchBaseline {:?} ({:?}) to \
-             tag:Patch Group = {} (once per token)",
+             tag:Patch Group = {} (once per token{})",
             run.owner,
             run.run_token,
             run.operation,
             run.reboot_option,
-            groups.join(", ")
+            groups.join(", "),
+            if run.enabled { "" } else { "; disabled" }
         )?;
     }
     Ok(())

@@ -346,6 +346,19 @@ fn reboot_option_str(option: RebootOption) -> &'static str {
     }
 }
 
+/// The path of Systems Manager's service-linked role, which runs a task registered without
+/// a ServiceRoleArn ("If you do not specify a service role ARN, Systems Manager uses your
+/// account's service-linked role":
+/// <https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_RegisterTaskWithMaintenanceWindow.html>).
+const SERVICE_LINKED_ROLE: &str = ":role/aws-service-role/ssm.amazonaws.com/";
+
+/// A task's role as read back: the service-linked role reads as no role, which is how
+/// patchfleet registers such a task, so that it does not look changed on every read.
+pub fn task_role_from_sdk(arn: Option<&str>) -> Option<String> {
+    arn.filter(|arn| !arn.contains(SERVICE_LINKED_ROLE))
+        .map(str::to_owned)
+}
+
 /// AWS-RunPatchBaseline's parameters for an operation and reboot option
 /// (<https://docs.aws.amazon.com/systems-manager/latest/userguide/patch-manager-aws-runpatchbaseline.html>).
 pub fn run_patch_baseline_parameters(
@@ -622,6 +635,15 @@ mod tests {
             )
             .build();
         assert!(SdkBaseline::from_output(&out).to_spec().is_err());
+    }
+
+    #[test]
+    fn the_service_linked_role_reads_as_no_role() {
+        let linked = "arn:aws:iam::111111111111:role/aws-service-role/ssm.amazonaws.com/AWSServiceRoleForAmazonSSM";
+        assert_eq!(task_role_from_sdk(Some(linked)), None);
+        assert_eq!(task_role_from_sdk(None), None);
+        let own = "arn:aws:iam::111111111111:role/service-role/patching";
+        assert_eq!(task_role_from_sdk(Some(own)).as_deref(), Some(own));
     }
 
     #[test]

@@ -370,7 +370,7 @@ async fn list_tasks(
             definition: TaskDefinition {
                 description: t.description().map(str::to_owned),
                 action,
-                service_role_arn: t.service_role_arn().map(str::to_owned),
+                service_role_arn: convert::task_role_from_sdk(t.service_role_arn()),
                 max_concurrency: t.max_concurrency().unwrap_or_default().to_owned(),
                 max_errors: t.max_errors().unwrap_or_default().to_owned(),
                 priority: t.priority(),

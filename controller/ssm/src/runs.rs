@@ -45,19 +45,19 @@ pub async fn send_run(client: &SsmClient, run: &DesiredRun) -> Result<ObservedCo
                 .send(),
         )
         .await?;
-    Ok(out
-        .command()
+    // Without a command id there is nothing to follow: the next pass finds the command
+    // by its marker, if it was sent.
+    out.command()
         .map(command_from_sdk)
-        .unwrap_or_else(|| ObservedCommand {
-            command_id: String::new(),
-            comment: Some(run.comment.clone()),
-            status: "Pending".to_owned(),
-            status_details: None,
-            target_count: 0,
-            completed_count: 0,
-            error_count: 0,
-            requested_at: None,
-        }))
+        .filter(|c| !c.command_id.is_empty())
+        .ok_or_else(|| {
+            EdgeError::new(
+                ErrorKind::Other,
+                client.scope(),
+                "SendCommand",
+                "the reply names no command",
+            )
+        })
 }
 
 /// SendCommand is not idempotent (no client token): an SDK retry after a reply lost on

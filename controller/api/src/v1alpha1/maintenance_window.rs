@@ -58,6 +58,9 @@ use super::status::FleetStatus;
 #[x_kube(validation = Rule::new("self.strategy != 'Emergency' || self.tasks.all(t, !t.snapshotBeforePatch)")
     .message("spec.tasks[].snapshotBeforePatch: an Emergency run is a Run Command, which takes no snapshot; use a Scheduled window for snapshot-protected patching")
     .field_path(".tasks"))]
+#[x_kube(validation = Rule::new("self.strategy != 'Emergency' || self.tasks.all(t, !has(t.serviceRoleName))")
+    .message("spec.tasks[].serviceRoleName: an Emergency run is a Run Command sent with the controller's own role; remove it")
+    .field_path(".tasks"))]
 #[x_kube(validation = Rule::new("self.strategy != 'Emergency' || self.targets.patchGroups.size() <= 50")
     .message("spec.targets.patchGroups: an Emergency run targets at most 50 patch groups (the values of one Run Command target)")
     .field_path(".targets.patchGroups"))]
@@ -116,9 +119,11 @@ pub struct MaintenanceWindowSpec {
     #[serde(default)]
     pub strategy: Strategy,
 
-    /// Emergency windows only: the task is sent to every target instance once per value
-    /// of this token, in every selected account and region. Re-applying the same token
-    /// runs nothing; a new value (such as a change ticket id) runs again.
+    /// Emergency windows only: the task is sent with Run Command to the instances of the
+    /// target patch groups once per value of this token in each selected account and
+    /// region (an account-region selected later gets the current token's run; instances
+    /// tagged after the run do not). Re-applying the same token runs nothing; a new value
+    /// (such as a change ticket id) runs again. See docs/policies.md.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 64), pattern(limits::RUN_TOKEN_PATTERN))]
     pub run_token: Option<String>,
@@ -236,6 +241,9 @@ pub struct WindowTargets {
     .field_path(".snapshotBeforePatch"))]
 #[x_kube(validation = Rule::new("!self.snapshotBeforePatch || has(self.serviceRoleName)")
     .message("tasks[].serviceRoleName is required with snapshotBeforePatch: the snapshot runbook assumes that role to snapshot, patch and roll back")
+    .field_path(".serviceRoleName"))]
+#[x_kube(validation = Rule::new("!has(self.serviceRoleName) || !self.serviceRoleName.startsWith('aws-service-role/')")
+    .message("tasks[].serviceRoleName: a service-linked role is what SSM uses without a role; leave the field out or name a role of your own")
     .field_path(".serviceRoleName"))]
 #[x_kube(validation = Rule::new("!self.snapshotBeforePatch || self.rebootOption == 'RebootIfNeeded'")
     .message("tasks[].rebootOption: the snapshot runbook (AWS-PatchInstanceWithRollback) takes no reboot option and reboots when a patch needs it; use RebootIfNeeded")

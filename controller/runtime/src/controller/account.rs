@@ -170,17 +170,28 @@ async fn reconcile_account(
             return Ok(Action::await_change());
         }
     }
-    Ok(match first_error {
-        Some(error) => Action::requeue(retry_for(&ctx, &error)),
-        // Something was written: look again soon, to confirm and to settle what the
-        // writes leave for a second pass (a window's fingerprint).
-        None if outcomes.iter().any(|o| o.wrote) => Action::requeue(ctx.options.settle),
-        // An Emergency command is still running: follow it.
-        None if outcomes.iter().any(RegionOutcome::runs_in_progress) => {
-            Action::requeue(ctx.options.run_poll)
-        }
-        None => Action::requeue(ctx.options.resync),
-    })
+    Ok(Action::requeue(next_pass(&ctx, &outcomes, first_error)))
+}
+
+/// When to pass over the account again: soon after a write (to confirm it and settle
+/// what it leaves for a second pass, such as a window's fingerprint), after a failure by
+/// its kind, else at the resync; and no later than the run poll while an Emergency
+/// command is still running.
+fn next_pass(
+    ctx: &Context,
+    outcomes: &[RegionOutcome],
+    first_error: Option<PassError>,
+) -> std::time::Duration {
+    let next = match first_error {
+        Some(error) => retry_for(ctx, &error),
+        None if outcomes.iter().any(|o| o.wrote) => ctx.options.settle,
+        None => ctx.options.resync,
+    };
+    if outcomes.iter().any(RegionOutcome::runs_in_progress) {
+        next.min(ctx.options.run_poll)
+    } else {
+        next
+    }
 }
 
 /// One account-region: observe, plan, apply, record.
@@ -195,6 +206,13 @@ async fn pass_region(
     let (desired, _) = patchfleet_planner::desired(inventory, &ctx.settings, region);
     let fingerprints = fingerprints(&desired);
     let deep = ctx.take_deep_read(region);
+
+    // Emergency runs first, whatever becomes of the rest of the pass: an urgent patch
+    // waits neither for a read nor for a baseline that cannot be written.
+    let (runs, run_error) =
+        runs::pass_runs(ctx, client, region, &desired, inventory, &previous.runs).await;
+    // Memory keeps the runs whatever follows: a command sent must not be sent again.
+    let previous = RegionOutcome { runs, ..previous };
 
     let observation = match patchfleet_ssm::observe(
         client,
@@ -237,17 +255,6 @@ async fn pass_region(
         deep,
         "pass"
     );
-    // Emergency runs go ahead whatever became of the plan: an urgent patch does not wait
-    // for a baseline that cannot be written.
-    let (runs, run_error) = runs::pass_runs(
-        ctx,
-        client,
-        region,
-        &plan.desired,
-        inventory,
-        &previous.runs,
-    )
-    .await;
     let planned_generations = planned_generations(snapshot, &plan.desired, &plan.problems);
     let present = owners_present(
         inventory,
@@ -265,9 +272,7 @@ async fn pass_region(
         {
             events::warning(ctx, &owner, error.reason(), format!("{region}: {error}")).await;
         }
-        // Memory keeps the runs: a command sent must not be sent again.
-        let remembered = RegionOutcome { runs, ..previous };
-        let mut outcome = failed(ctx, region, remembered, error);
+        let mut outcome = failed(ctx, region, previous, error);
         outcome.planned_generations = planned_generations;
         outcome.owners_present = present;
         outcome.observed = true;
@@ -305,7 +310,7 @@ async fn pass_region(
         converged: plan.operations.is_empty(),
         wrote: !plan.operations.is_empty(),
         counts,
-        runs,
+        runs: previous.runs,
     };
     ctx.fleet.record(region.clone(), outcome.clone());
     outcome
@@ -687,6 +692,7 @@ fn wake_owners_of(ctx: &Context, regions: &[AccountRegion]) {
         if let Some(outcome) = ctx.fleet.get(region) {
             owners.extend(outcome.planned_generations.keys().cloned());
             owners.extend(outcome.owners_present.iter().cloned());
+            owners.extend(outcome.runs.keys().cloned());
         }
     }
     for owner in owners {

@@ -146,7 +146,7 @@ impl OwnerResource for MaintenanceWindow {
         }
         let status = MaintenanceWindowStatus {
             fleet,
-            emergency_runs: self.emergency_runs(seen),
+            emergency_runs: emergency_runs(self, seen),
         };
         serde_json::to_value(status).unwrap_or_default()
     }
@@ -181,38 +181,44 @@ impl OwnerResource for MaintenanceWindow {
     }
 }
 
-trait EmergencyRuns {
-    fn emergency_runs(&self, seen: &Seen<'_>) -> Vec<EmergencyRun>;
+/// A MaintenanceWindow's runs, one entry per reached account-region: this process's last
+/// pass there, else what the status already said (after a restart, before the first
+/// pass). Only an Emergency window has runs.
+fn emergency_runs(window: &MaintenanceWindow, seen: &Seen<'_>) -> Vec<EmergencyRun> {
+    if window.spec.strategy != Strategy::Emergency {
+        return Vec::new();
+    }
+    let recorded = window
+        .status
+        .as_ref()
+        .map(|s| s.emergency_runs.as_slice())
+        .unwrap_or_default();
+    seen.reached
+        .iter()
+        .filter_map(|region| {
+            let remembered = seen
+                .outcomes
+                .get(region)
+                .and_then(|o| o.runs.get(seen.owner));
+            remembered.cloned().or_else(|| {
+                recorded
+                    .iter()
+                    .find(|r| r.account_id == region.account_id && r.region == region.region)
+                    .cloned()
+            })
+        })
+        .collect()
 }
 
-impl EmergencyRuns for MaintenanceWindow {
-    /// One entry per reached account-region: this process's last pass there, else what
-    /// the status already said (after a restart, before the first pass).
-    fn emergency_runs(&self, seen: &Seen<'_>) -> Vec<EmergencyRun> {
-        if self.spec.strategy != Strategy::Emergency {
-            return Vec::new();
-        }
-        let recorded = self
-            .status
-            .as_ref()
-            .map(|s| s.emergency_runs.as_slice())
-            .unwrap_or_default();
-        seen.reached
-            .iter()
-            .filter_map(|region| {
-                let remembered = seen
-                    .outcomes
-                    .get(region)
-                    .and_then(|o| o.runs.get(seen.owner));
-                remembered.cloned().or_else(|| {
-                    recorded
-                        .iter()
-                        .find(|r| r.account_id == region.account_id && r.region == region.region)
-                        .cloned()
-                })
-            })
-            .collect()
-    }
+/// The last outcome of each reached account-region that has one.
+fn outcomes_of(
+    ctx: &Context,
+    reached: &BTreeSet<AccountRegion>,
+) -> BTreeMap<AccountRegion, RegionOutcome> {
+    reached
+        .iter()
+        .filter_map(|region| ctx.fleet.get(region).map(|o| (region.clone(), o)))
+        .collect()
 }
 
 pub async fn reconcile<K: OwnerResource>(
@@ -294,10 +300,7 @@ async fn reconcile_owner<K: OwnerResource>(
     }
 
     let problems = object.reference_problems(&owner, &inventory);
-    let outcomes = reached
-        .iter()
-        .filter_map(|region| ctx.fleet.get(region).map(|o| (region.clone(), o)))
-        .collect();
+    let outcomes = outcomes_of(&ctx, &reached);
     let previous = object.fleet_status();
     let now = status::now();
     let fleet = rollup(RollupInput {
@@ -451,10 +454,7 @@ async fn finish_deletion<K: OwnerResource>(
         generation,
         now,
     );
-    let outcomes = reached
-        .iter()
-        .filter_map(|region| ctx.fleet.get(region).map(|o| (region.clone(), o)))
-        .collect();
+    let outcomes = outcomes_of(ctx, reached);
     let seen = Seen {
         owner,
         inventory,

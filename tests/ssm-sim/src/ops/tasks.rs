@@ -233,13 +233,23 @@ fn check_task(w: &Window, task: &WindowTask) -> ApiResult<()> {
     check_document_parameters(task)
 }
 
-fn task_json(window: &str, t: &WindowTask) -> Obj {
+/// The role a task runs as: "If you do not specify a service role ARN, Systems Manager uses
+/// your account's service-linked role"
+/// (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_RegisterTaskWithMaintenanceWindow.html),
+/// so that is the role reads name for a task registered without one.
+fn service_role(account: &str, t: &WindowTask) -> String {
+    t.service_role_arn.clone().unwrap_or_else(|| {
+        format!("arn:aws:iam::{account}:role/aws-service-role/ssm.amazonaws.com/AWSServiceRoleForAmazonSSM")
+    })
+}
+
+fn task_json(account: &str, window: &str, t: &WindowTask) -> Obj {
     Obj::new()
         .set("WindowId", window)
         .set("WindowTaskId", t.id.as_str())
         .opt("Targets", t.targets.as_ref().map(Json::value))
         .set("TaskArn", t.task_arn.as_str())
-        .opt("ServiceRoleArn", t.service_role_arn.clone())
+        .set("ServiceRoleArn", service_role(account, t))
         .opt(
             "TaskParameters",
             t.task_parameters.as_ref().map(Json::value),
@@ -325,7 +335,7 @@ fn ids(req: &mut Req) -> ApiResult<(String, String)> {
     ))
 }
 
-pub fn get(_ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResult<Value> {
+pub fn get(ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResult<Value> {
     let (window_id, task_id) = ids(&mut req)?;
     req.finish()?;
     let w = window_mut(st, &window_id)?;
@@ -333,7 +343,7 @@ pub fn get(_ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResult<Valu
         .tasks
         .get(&task_id)
         .ok_or_else(|| not_found(&window_id, &task_id))?;
-    Ok(task_json(&window_id, t)
+    Ok(task_json(ctx.account, &window_id, t)
         .set("TaskType", t.task_type.as_str())
         .build())
 }
@@ -387,7 +397,7 @@ pub fn update(ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResult<Va
         ),
     };
     check_task(w, &task)?;
-    let out = task_json(&window_id, &task).build();
+    let out = task_json(ctx.account, &window_id, &task).build();
     w.tasks.insert(task_id, Box::new(task));
     w.modified = ctx.now;
     Ok(out)
@@ -404,7 +414,7 @@ pub fn deregister(ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResul
     Ok(json!({"WindowId": window_id, "WindowTaskId": task_id}))
 }
 
-pub fn describe(_ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResult<Value> {
+pub fn describe(ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResult<Value> {
     let window_id = req.req_str("WindowId", WINDOW_ID)?;
     let filters = read_filters(
         &mut req,
@@ -434,7 +444,7 @@ pub fn describe(_ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResult
     let items: Vec<Value> = items
         .into_iter()
         .map(|t| {
-            task_json(&window_id, t)
+            task_json(ctx.account, &window_id, t)
                 .set("Type", t.task_type.as_str())
                 .build()
         })
