@@ -511,3 +511,130 @@ async fn each_strategy_makes_exactly_its_ssm_objects() {
         "{refused}"
     );
 }
+
+/// The CEL rule keeps an Install task out of a Frozen window at admission; a window stored
+/// before the rule existed gets past it. To store one, the test lifts the rule from the
+/// CRD for a moment, as an older patchfleet's CRD would have lacked it. The controller
+/// then refuses the task itself: Stalled with reason InstallInFrozenWindow, an Event, and
+/// in SSM the window keeps its Scan task and gets no Install task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_install_task_stored_in_a_frozen_window_is_refused_by_the_controller() {
+    let mut stack = Stack::start("frozen").await.expect("stack starts");
+    stack.start_controller().expect("controller starts");
+    stack.apply("examples").expect("examples apply");
+    stack
+        .wait_ready(&ALL_KINDS, CONVERGE)
+        .expect("examples converge");
+    let before = tasks_of(&stack, CUSTOMER_A_EU, "patchfleet-patching-frozen-scan").await;
+    assert_eq!(before.keys().collect::<Vec<_>>(), ["scan"]);
+
+    let crd = "crd/maintenancewindows.patchfleet.io";
+    let text = stack.kubectl(["get", crd, "-o", "json"]).expect("the CRD");
+    let json: Value = serde_json::from_str(&text).expect("CRD JSON");
+    let rules = &json["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-validations"];
+    let index = rules
+        .as_array()
+        .and_then(|rules| {
+            rules.iter().position(|r| {
+                r["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("a Frozen window only scans"))
+            })
+        })
+        .expect("the Frozen rule in the CRD");
+    stack
+        .kubectl([
+            "patch",
+            crd,
+            "--type=json",
+            "-p",
+            &format!(
+                r#"[{{"op":"remove","path":"/spec/versions/0/schema/openAPIV3Schema/properties/spec/x-kubernetes-validations/{index}"}}]"#
+            ),
+        ])
+        .expect("rule lifted");
+    let install = r#"[{"op":"add","path":"/spec/tasks/-","value":{"name":"install","operation":"Install","priority":2}}]"#;
+    eventually(
+        "the API server takes the Install task",
+        &stack,
+        CONVERGE,
+        || async {
+            stack
+                .kubectl([
+                    "patch",
+                    "mw",
+                    "frozen-scan",
+                    "-n",
+                    NS,
+                    "--type=json",
+                    "-p",
+                    install,
+                ])
+                .is_ok()
+        },
+    )
+    .await;
+    stack
+        .kubectl([
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            patchfleet_tests::repo_root()
+                .join("crds/maintenancewindows.patchfleet.io.yaml")
+                .to_str()
+                .unwrap_or_default(),
+        ])
+        .expect("rule restored");
+
+    eventually(
+        "the window stalls with InstallInFrozenWindow",
+        &stack,
+        CONVERGE,
+        || async {
+            let status = &window_json(&stack, "frozen-scan")["status"];
+            let stalled = status["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Stalled" && c["status"] == "True");
+            let refused_here = status["failures"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|f| {
+                    f["accountId"] == A
+                        && f["region"] == CUSTOMER_A_EU.2
+                        && f["reason"] == "InstallInFrozenWindow"
+                        && f["message"]
+                            .as_str()
+                            .is_some_and(|m| m.starts_with("spec.tasks[install].operation"))
+                });
+            stalled && refused_here
+        },
+    )
+    .await;
+    let events = stack
+        .kubectl([
+            "get",
+            "events",
+            "-n",
+            NS,
+            "--field-selector",
+            "involvedObject.name=frozen-scan",
+            "-o",
+            "jsonpath={range .items[*]}{.reason}{\"\\n\"}{end}",
+        ])
+        .expect("events");
+    assert!(events.contains("InstallInFrozenWindow"), "{events}");
+    let after = tasks_of(&stack, CUSTOMER_A_EU, "patchfleet-patching-frozen-scan").await;
+    assert_eq!(
+        after, before,
+        "the Scan task stays, no Install task is registered"
+    );
+    assert_eq!(
+        calls_in(&stack, "RegisterTaskWithMaintenanceWindow", CUSTOMER_A_EU),
+        // monthly 2 + opportunistic 1 + frozen-scan 1, from the first convergence
+        4
+    );
+}
