@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use patchfleet_tests::e2e::{CUSTOMER_A_EU, CUSTOMER_A_US, CUSTOMER_B_EU, eventually, look};
+use patchfleet_tests::e2e::{
+    CUSTOMER_A_EU, CUSTOMER_A_US, CUSTOMER_B_EU, converged_examples, eventually, look,
+};
 use patchfleet_tests::inspect::{TaskDetail, window_tasks};
 use patchfleet_tests::stack::{ALL_KINDS, CONVERGE, Stack, http_get, ssm_client};
 use serde_json::Value;
@@ -99,6 +101,41 @@ fn window_json(stack: &Stack, name: &str) -> Value {
         .kubectl(["get", "mw", name, "-n", NS, "-o", "json"])
         .expect("kubectl get mw");
     serde_json::from_str(&text).expect("MaintenanceWindow JSON")
+}
+
+/// `kubectl patch` of a MaintenanceWindow in NS (`--type=merge` or `--type=json`).
+fn patch_window(
+    stack: &Stack,
+    name: &str,
+    patch_type: &str,
+    patch: &str,
+) -> anyhow::Result<String> {
+    stack.kubectl([
+        "patch",
+        "mw",
+        name,
+        "-n",
+        NS,
+        &format!("--type={patch_type}"),
+        "-p",
+        patch,
+    ])
+}
+
+/// The reasons of the Events about a MaintenanceWindow in NS, one per line.
+fn event_reasons(stack: &Stack, name: &str) -> String {
+    stack
+        .kubectl([
+            "get",
+            "events",
+            "-n",
+            NS,
+            "--field-selector",
+            &format!("involvedObject.name={name}"),
+            "-o",
+            "jsonpath={range .items[*]}{.reason}{\"\\n\"}{end}",
+        ])
+        .expect("events")
 }
 
 /// status.emergencyRuns by (account id, region).
@@ -198,18 +235,7 @@ async fn an_emergency_run_happens_once_per_run_token_with_each_accounts_outcome(
         Value::Array(vec![]),
         "another group's node is not touched"
     );
-    let events = stack
-        .kubectl([
-            "get",
-            "events",
-            "-n",
-            NS,
-            "--field-selector",
-            "involvedObject.name=emergency",
-            "-o",
-            "jsonpath={range .items[*]}{.reason}{\"\\n\"}{end}",
-        ])
-        .expect("events");
+    let events = event_reasons(&stack, "emergency");
     for reason in [
         "EmergencyRunSent",
         "EmergencyRunSucceeded",
@@ -268,18 +294,13 @@ async fn an_emergency_run_happens_once_per_run_token_with_each_accounts_outcome(
 
     // A new token runs again, once per account-region. Nothing is missing any more on
     // the early node: the Install installs nothing and does not reboot.
-    stack
-        .kubectl([
-            "patch",
-            "mw",
-            "emergency",
-            "-n",
-            NS,
-            "--type=merge",
-            "-p",
-            &format!(r#"{{"spec":{{"runToken":"{SECOND_TOKEN}"}}}}"#),
-        ])
-        .expect("new run token");
+    patch_window(
+        &stack,
+        "emergency",
+        "merge",
+        &format!(r#"{{"spec":{{"runToken":"{SECOND_TOKEN}"}}}}"#),
+    )
+    .expect("new run token");
     eventually(
         "the second run finishes everywhere",
         &stack,
@@ -306,18 +327,13 @@ async fn an_emergency_run_happens_once_per_run_token_with_each_accounts_outcome(
     stack.sim.sim().settings.set(ssm_sim::Settings {
         command_seconds: 10.0,
     });
-    stack
-        .kubectl([
-            "patch",
-            "mw",
-            "emergency",
-            "-n",
-            NS,
-            "--type=merge",
-            "-p",
-            &format!(r#"{{"spec":{{"runToken":"{THIRD_TOKEN}"}}}}"#),
-        ])
-        .expect("third run token");
+    patch_window(
+        &stack,
+        "emergency",
+        "merge",
+        &format!(r#"{{"spec":{{"runToken":"{THIRD_TOKEN}"}}}}"#),
+    )
+    .expect("third run token");
     eventually(
         "the third run is sent everywhere",
         &stack,
@@ -328,18 +344,13 @@ async fn an_emergency_run_happens_once_per_run_token_with_each_accounts_outcome(
         },
     )
     .await;
-    stack
-        .kubectl([
-            "patch",
-            "mw",
-            "emergency",
-            "-n",
-            NS,
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"enabled":false}}"#,
-        ])
-        .expect("disabled");
+    patch_window(
+        &stack,
+        "emergency",
+        "merge",
+        r#"{"spec":{"enabled":false}}"#,
+    )
+    .expect("disabled");
     assert!(
         !all_finished(&emergency_runs(&stack), THIRD_TOKEN),
         "still running when disabled (10 s commands)"
@@ -403,12 +414,7 @@ fn run_patch_baseline(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_strategy_makes_exactly_its_ssm_objects() {
-    let mut stack = Stack::start("strategies").await.expect("stack starts");
-    stack.start_controller().expect("controller starts");
-    stack.apply("examples").expect("examples apply");
-    stack
-        .wait_ready(&ALL_KINDS, CONVERGE)
-        .expect("examples converge");
+    let stack = converged_examples("strategies", &[]).await;
 
     // Emergency makes no window: it is a Run Command (see the test above).
     for region in [CUSTOMER_A_EU, CUSTOMER_A_US, CUSTOMER_B_EU] {
@@ -493,18 +499,13 @@ async fn each_strategy_makes_exactly_its_ssm_objects() {
             run_patch_baseline(A, "Scan", "10%", "1", 1)
         )])
     );
-    let refused = stack
-        .kubectl([
-            "patch",
-            "mw",
-            "frozen-scan",
-            "-n",
-            NS,
-            "--type=json",
-            "-p",
-            r#"[{"op":"replace","path":"/spec/tasks/0/operation","value":"Install"}]"#,
-        ])
-        .expect_err("an Install task in a Frozen window is refused");
+    let refused = patch_window(
+        &stack,
+        "frozen-scan",
+        "json",
+        r#"[{"op":"replace","path":"/spec/tasks/0/operation","value":"Install"}]"#,
+    )
+    .expect_err("an Install task in a Frozen window is refused");
     let refused = format!("{refused:#}");
     assert!(
         refused.contains("spec.tasks") && refused.contains("a Frozen window only scans"),
@@ -519,12 +520,7 @@ async fn each_strategy_makes_exactly_its_ssm_objects() {
 /// in SSM the window keeps its Scan task and gets no Install task.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_install_task_stored_in_a_frozen_window_is_refused_by_the_controller() {
-    let mut stack = Stack::start("frozen").await.expect("stack starts");
-    stack.start_controller().expect("controller starts");
-    stack.apply("examples").expect("examples apply");
-    stack
-        .wait_ready(&ALL_KINDS, CONVERGE)
-        .expect("examples converge");
+    let stack = converged_examples("frozen", &[]).await;
     let before = tasks_of(&stack, CUSTOMER_A_EU, "patchfleet-patching-frozen-scan").await;
     assert_eq!(before.keys().collect::<Vec<_>>(), ["scan"]);
 
@@ -558,20 +554,7 @@ async fn an_install_task_stored_in_a_frozen_window_is_refused_by_the_controller(
         "the API server takes the Install task",
         &stack,
         CONVERGE,
-        || async {
-            stack
-                .kubectl([
-                    "patch",
-                    "mw",
-                    "frozen-scan",
-                    "-n",
-                    NS,
-                    "--type=json",
-                    "-p",
-                    install,
-                ])
-                .is_ok()
-        },
+        || async { patch_window(&stack, "frozen-scan", "json", install).is_ok() },
     )
     .await;
     stack
@@ -614,18 +597,7 @@ async fn an_install_task_stored_in_a_frozen_window_is_refused_by_the_controller(
         },
     )
     .await;
-    let events = stack
-        .kubectl([
-            "get",
-            "events",
-            "-n",
-            NS,
-            "--field-selector",
-            "involvedObject.name=frozen-scan",
-            "-o",
-            "jsonpath={range .items[*]}{.reason}{\"\\n\"}{end}",
-        ])
-        .expect("events");
+    let events = event_reasons(&stack, "frozen-scan");
     assert!(events.contains("InstallInFrozenWindow"), "{events}");
     let after = tasks_of(&stack, CUSTOMER_A_EU, "patchfleet-patching-frozen-scan").await;
     assert_eq!(
