@@ -24,6 +24,20 @@ async fn window(ssm: &aws_sdk_ssm::Client, name: &str) -> String {
         .to_string()
 }
 
+/// Registers a target on the `Patch Group: prod` instances; returns its id.
+async fn prod_target(ssm: &aws_sdk_ssm::Client, window_id: &str) -> String {
+    ssm.register_target_with_maintenance_window()
+        .window_id(window_id)
+        .resource_type(MaintenanceWindowResourceType::Instance)
+        .targets(tag_target("prod"))
+        .send()
+        .await
+        .expect("target")
+        .window_target_id()
+        .expect("id")
+        .to_string()
+}
+
 fn tag_target(group: &str) -> Target {
     Target::builder()
         .key("tag:Patch Group")
@@ -428,17 +442,7 @@ async fn task_lifecycle_run_command_and_automation() {
     let server = start().await;
     let ssm = ssm(&server);
     let mw = window(&ssm, "tasks").await;
-    let target_id = ssm
-        .register_target_with_maintenance_window()
-        .window_id(&mw)
-        .resource_type(MaintenanceWindowResourceType::Instance)
-        .targets(tag_target("prod"))
-        .send()
-        .await
-        .expect("target")
-        .window_target_id()
-        .expect("id")
-        .to_string();
+    let target_id = prod_target(&ssm, &mw).await;
     let task_id = ssm
         .register_task_with_maintenance_window()
         .window_id(&mw)
@@ -643,17 +647,7 @@ async fn task_parameters_of_run_patch_baseline_and_patch_instance_with_rollback_
     let server = start().await;
     let ssm = ssm(&server);
     let mw = window(&ssm, "checked").await;
-    let target_id = ssm
-        .register_target_with_maintenance_window()
-        .window_id(&mw)
-        .resource_type(MaintenanceWindowResourceType::Instance)
-        .targets(tag_target("prod"))
-        .send()
-        .await
-        .expect("target")
-        .window_target_id()
-        .expect("id")
-        .to_string();
+    let target_id = prod_target(&ssm, &mw).await;
     let role = "arn:aws:iam::123456789012:role/patchfleet-mw";
     let run_command = |params: MaintenanceWindowTaskInvocationParameters| {
         ssm.register_task_with_maintenance_window()
