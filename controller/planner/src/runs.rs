@@ -5,7 +5,7 @@
 //! command's Comment marker found in SSM (a command sent just before a crash, whose status
 //! write was lost). Only when both are silent is the command sent.
 
-use patchfleet_api::v1alpha1::EmergencyRun;
+use patchfleet_api::v1alpha1::{EmergencyRun, MaintenanceWindow};
 
 use crate::model::{AccountRegion, DesiredRun, ObservedCommand};
 
@@ -40,6 +40,18 @@ pub fn run_step<'k>(
 /// (<https://docs.aws.amazon.com/systems-manager/latest/userguide/monitor-commands.html>):
 /// only a command older than that may be missing from ListCommands for good.
 pub const COMMAND_HISTORY_DAYS: i64 = 30;
+
+/// The runs the window's status records for one account-region.
+pub fn recorded_runs<'w>(
+    window: &'w MaintenanceWindow,
+    account_region: &AccountRegion,
+) -> impl Iterator<Item = &'w EmergencyRun> {
+    window
+        .status
+        .iter()
+        .flat_map(|s| s.emergency_runs.iter())
+        .filter(|r| r.account_id == account_region.account_id && r.region == account_region.region)
+}
 
 /// The command of `commands` (as ListCommands lists them) that carries the run's marker.
 pub fn find_command<'c>(

@@ -19,6 +19,7 @@ use patchfleet_api::v1alpha1::{
 };
 use patchfleet_planner::Inventory;
 use patchfleet_planner::model::{AccountRegion, Owner, OwnerKind, Problem};
+use patchfleet_planner::runs::recorded_runs;
 use patchfleet_planner::snapshots as window_snapshots;
 use serde::de::DeserializeOwned;
 use thiserror::Error;
@@ -188,11 +189,6 @@ fn emergency_runs(window: &MaintenanceWindow, seen: &Seen<'_>) -> Vec<EmergencyR
     if window.spec.strategy != Strategy::Emergency {
         return Vec::new();
     }
-    let recorded = window
-        .status
-        .as_ref()
-        .map(|s| s.emergency_runs.as_slice())
-        .unwrap_or_default();
     seen.reached
         .iter()
         .filter_map(|region| {
@@ -200,12 +196,9 @@ fn emergency_runs(window: &MaintenanceWindow, seen: &Seen<'_>) -> Vec<EmergencyR
                 .outcomes
                 .get(region)
                 .and_then(|o| o.runs.get(seen.owner));
-            remembered.cloned().or_else(|| {
-                recorded
-                    .iter()
-                    .find(|r| r.account_id == region.account_id && r.region == region.region)
-                    .cloned()
-            })
+            remembered
+                .or_else(|| recorded_runs(window, region).next())
+                .cloned()
         })
         .collect()
 }

@@ -7,10 +7,13 @@
 
 use std::collections::BTreeMap;
 
-use patchfleet_api::v1alpha1::EmergencyRun;
+use patchfleet_api::v1alpha1::{EmergencyRun, MaintenanceWindow};
 use patchfleet_planner::Inventory;
-use patchfleet_planner::model::{AccountRegion, Desired, DesiredRun, Owner, OwnerKind};
-use patchfleet_planner::runs::{COMMAND_HISTORY_DAYS, RunStep, emergency_run, run_step};
+use patchfleet_planner::inventory::window_owner;
+use patchfleet_planner::model::{AccountRegion, Desired, DesiredRun, Owner};
+use patchfleet_planner::runs::{
+    COMMAND_HISTORY_DAYS, RunStep, emergency_run, recorded_runs, run_step,
+};
 use patchfleet_ssm::{EdgeError, SsmClient, runs};
 use tracing::{info, warn};
 
@@ -29,7 +32,8 @@ pub async fn pass_runs(
     let mut after = BTreeMap::new();
     let mut first_error = None;
     for (owner, run) in desired.runs.iter().filter(|(_, run)| run.enabled) {
-        let known = known_runs(remembered, inventory, owner, region);
+        let window = inventory.window(&owner.namespace, &owner.name);
+        let known = known_runs(remembered, window, owner, region);
         let step = run_step(run, known.iter().copied());
         let current = match step {
             RunStep::Settled(entry) | RunStep::Refresh(entry) => Some(entry),
@@ -59,15 +63,11 @@ pub async fn pass_runs(
     // The last run of a window that sends nothing now (disabled, another strategy, no
     // longer reaching here) is followed to its end all the same.
     for window in &inventory.windows {
-        let owner = Owner::new(
-            OwnerKind::MaintenanceWindow,
-            window.metadata.namespace.as_deref().unwrap_or_default(),
-            window.metadata.name.as_deref().unwrap_or_default(),
-        );
+        let owner = window_owner(window);
         if desired.runs.get(&owner).is_some_and(|run| run.enabled) {
             continue;
         }
-        let known = known_runs(remembered, inventory, &owner, region);
+        let known = known_runs(remembered, Some(window), &owner, region);
         let Some(entry) = known.first().copied() else {
             continue;
         };
@@ -91,20 +91,15 @@ pub async fn pass_runs(
     (after, first_error)
 }
 
-/// The records of the owner's runs in this account-region: memory first (newer), then
+/// The records of a window's runs in this account-region: memory first (newer), then
 /// the window's status.
 fn known_runs<'a>(
     remembered: &'a BTreeMap<Owner, EmergencyRun>,
-    inventory: &'a Inventory,
+    window: Option<&'a MaintenanceWindow>,
     owner: &Owner,
     region: &AccountRegion,
 ) -> Vec<&'a EmergencyRun> {
-    let recorded = inventory
-        .window(&owner.namespace, &owner.name)
-        .and_then(|w| w.status.as_ref())
-        .into_iter()
-        .flat_map(|s| s.emergency_runs.iter())
-        .filter(|r| r.account_id == region.account_id && r.region == region.region);
+    let recorded = window.into_iter().flat_map(|w| recorded_runs(w, region));
     remembered.get(owner).into_iter().chain(recorded).collect()
 }
 
