@@ -65,8 +65,12 @@ impl SdkOperations {
 /// Where cargo keeps the source of `package` for this workspace's lockfile.
 fn sdk_source(package: &str) -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    // Only the host's packages: the others (android_system_properties, windows-*) were never
+    // downloaded on a machine that built only for itself, and --offline would fail on them.
+    let host = host_triple()?;
     let out = Command::new(cargo)
         .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .args(["--filter-platform", &host])
         .current_dir(workspace_root())
         .output()
         .map_err(|e| format!("running cargo metadata: {e}"))?;
@@ -96,6 +100,20 @@ fn sdk_source(package: &str) -> Result<PathBuf> {
             "expected exactly one {package} in the dependency graph, found {other:?}"
         )),
     }
+}
+
+/// The triple this test was built for, as `rustc -vV` names it.
+fn host_triple() -> Result<String> {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
+    let out = Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .map_err(|e| format!("running rustc -vV: {e}"))?;
+    let text = String::from_utf8(out.stdout).map_err(|e| format!("rustc -vV: {e}"))?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("host: "))
+        .map(str::to_owned)
+        .ok_or_else(|| format!("rustc -vV names no host: {text}"))
 }
 
 fn read(path: &Path) -> Result<String> {
