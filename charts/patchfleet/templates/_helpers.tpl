@@ -94,6 +94,7 @@ The controller's optional environment variables: each rendered only when its val
   (list "PATCHFLEET_RETRY" $c.retry)
   (list "PATCHFLEET_RETRY_ATTENTION" $c.retryAttention)
   (list "PATCHFLEET_RUN_POLL_INTERVAL" $c.runPollInterval)
+  (list "PATCHFLEET_STATUS_INTERVAL" $c.statusInterval)
   (list "PATCHFLEET_QUOTA_BASELINES" $q.baselines)
   (list "PATCHFLEET_QUOTA_WINDOWS" $q.windows)
   (list "PATCHFLEET_QUOTA_TARGETS_PER_WINDOW" $q.targetsPerWindow)

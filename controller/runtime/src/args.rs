@@ -43,8 +43,9 @@ pub struct RunArgs {
     /// STS endpoint override (else AWS_ENDPOINT_URL_STS / AWS_ENDPOINT_URL, else AWS's).
     #[arg(long, env = "PATCHFLEET_STS_ENDPOINT")]
     pub sts_endpoint: Option<String>,
-    /// SystemAccounts reconciled at the same time.
-    #[arg(long, env = "PATCHFLEET_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    /// SystemAccounts reconciled at the same time. With --rate-limit it sets the fleet's
+    /// call budget: 64 accounts at 10 calls/s each is 640 SSM calls/s.
+    #[arg(long, env = "PATCHFLEET_CONCURRENCY", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
     /// SSM calls per second per account (each account its own budget).
     #[arg(long, env = "PATCHFLEET_RATE_LIMIT", default_value_t = 10.0)]
@@ -68,6 +69,10 @@ pub struct RunArgs {
     /// While an Emergency run's command is not finished, its status is read this often.
     #[arg(long, env = "PATCHFLEET_RUN_POLL_INTERVAL", default_value = "15s", value_parser = parse_duration)]
     pub run_poll_interval: Duration,
+    /// PatchPolicy, PatchGroup and MaintenanceWindow status is rolled up from the account
+    /// passes at most this often per resource.
+    #[arg(long, env = "PATCHFLEET_STATUS_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    pub status_interval: Duration,
     /// SSM quotas per account and region (AWS's defaults; raise them with AWS first).
     #[arg(long, env = "PATCHFLEET_QUOTA_BASELINES", default_value_t = Quotas::default().baselines)]
     pub quota_baselines: usize,
@@ -159,6 +164,7 @@ impl RunArgs {
                 retry_transient: self.retry,
                 retry_attention: self.retry_attention,
                 run_poll: self.run_poll_interval,
+                status_interval: self.status_interval,
             },
             settings: Settings {
                 cluster_id: self.cluster_id,

@@ -77,11 +77,6 @@ impl Fleet {
         self.write().insert(region, outcome);
     }
 
-    /// Forgets account-regions that no longer exist (an account removed, a region dropped).
-    pub fn retain(&self, keep: impl Fn(&AccountRegion, &RegionOutcome) -> bool) {
-        self.write().retain(|region, outcome| keep(region, outcome));
-    }
-
     /// Account-regions where the owner still has objects, as far as is known.
     pub fn where_present(&self, owner: &Owner) -> BTreeSet<AccountRegion> {
         self.read()
@@ -91,13 +86,44 @@ impl Fleet {
             .collect()
     }
 
-    /// Every account-region of one SystemAccount.
+    /// Every account-region of one SystemAccount (a range of the map: accounts sort first).
     pub fn regions_of(&self, account: &str) -> BTreeMap<AccountRegion, RegionOutcome> {
+        let from = AccountRegion {
+            account: account.to_owned(),
+            account_id: String::new(),
+            region: String::new(),
+        };
         self.read()
-            .iter()
-            .filter(|(region, _)| region.account == account)
+            .range(from..)
+            .take_while(|(region, _)| region.account == account)
             .map(|(region, outcome)| (region.clone(), outcome.clone()))
             .collect()
+    }
+
+    /// Forgets the account-regions of `account` that `keep` refuses, leaving the others'.
+    pub fn retain_of(&self, account: &str, keep: impl Fn(&AccountRegion, &RegionOutcome) -> bool) {
+        let gone: Vec<AccountRegion> = self
+            .regions_of(account)
+            .into_iter()
+            .filter(|(region, outcome)| !keep(region, outcome))
+            .map(|(region, _)| region)
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        let mut regions = self.write();
+        for region in gone {
+            regions.remove(&region);
+        }
+    }
+
+    /// Runs `read` on every outcome without copying them (a rollup reads a few fields of
+    /// each of thousands); writers wait meanwhile, so `read` must not block.
+    pub fn read_with<T>(
+        &self,
+        read: impl FnOnce(&BTreeMap<AccountRegion, RegionOutcome>) -> T,
+    ) -> T {
+        read(&self.read())
     }
 
     /// The SystemAccounts with at least one account-region on record.

@@ -18,7 +18,7 @@ use patchfleet_ssm::{AccountAccess, EdgeError, Fingerprints, SsmClient};
 use thiserror::Error;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use super::{Context, FINALIZER, events, finalizer, inventory, runs, status};
+use super::{Context, FINALIZER, events, finalizer, runs, status};
 use crate::fleet::{Counts, PassError, RegionOutcome};
 
 #[derive(Debug, Error)]
@@ -61,9 +61,8 @@ async fn reconcile_account(
     let deleting = account.meta().deletion_timestamp.is_some();
     let has_finalizer = account.finalizers().iter().any(|f| f == FINALIZER);
     if !deleting && !has_finalizer {
+        // The pass goes on: the watch filters out metadata-only changes such as this one.
         add_finalizer(&ctx, &name).await?;
-        // The finalizer write triggers the next pass.
-        return Ok(Action::await_change());
     }
     if deleting && !has_finalizer {
         return Ok(Action::await_change());
@@ -96,12 +95,12 @@ async fn reconcile_account(
             .map(|(region, _)| region),
     );
     let regions: Vec<AccountRegion> = regions.into_iter().collect();
-    ctx.fleet
-        .retain(|r, _| r.account != name || regions.contains(r));
+    ctx.fleet.retain_of(&name, |r, _| regions.contains(r));
 
     let access = AccountAccess::from_spec(&name, &account.spec);
     let edge_account = ctx.edge.account(&access).await;
-    let caller = match edge_account.verify_identity().await {
+    // Verified once per credential lifetime, not every pass (the edge keeps it).
+    let caller = match edge_account.caller_identity().await {
         Ok(identity) => identity.arn,
         Err(error) => {
             warn!(%error, "identity not verified");
@@ -123,12 +122,12 @@ async fn reconcile_account(
         }
     };
 
-    let snapshot = inventory::snapshot(&ctx.stores);
+    let snapshot = ctx.inventory();
     // A SystemAccount being deleted should hold nothing of patchfleet's any more.
     let inventory = if deleting {
-        without_owners(&snapshot)
+        Arc::new(without_owners(&snapshot))
     } else {
-        snapshot.clone()
+        Arc::clone(&snapshot)
     };
     let passes = regions.iter().map(|region| {
         let ctx = ctx.clone();
@@ -142,13 +141,21 @@ async fn reconcile_account(
                 .await
         }
     });
-    let outcomes: Vec<RegionOutcome> = join_all(passes).await;
+    let passed: Vec<(RegionOutcome, Vec<events::Written>)> = join_all(passes).await;
+    let mut outcomes = Vec::with_capacity(passed.len());
+    let mut written = Vec::new();
+    for (region, (outcome, writes)) in regions.iter().zip(passed) {
+        outcomes.push(outcome);
+        if !writes.is_empty() {
+            written.push((region.clone(), writes));
+        }
+    }
+    events::writes(&ctx, &written).await;
 
     wake_owners_of(&ctx, &regions);
     // A dropped region is forgotten once it is empty.
-    ctx.fleet.retain(|r, outcome| {
-        r.account != name
-            || account.spec.regions.contains(&r.region)
+    ctx.fleet.retain_of(&name, |r, outcome| {
+        account.spec.regions.contains(&r.region)
             || !outcome.owners_present.is_empty()
             || outcome.error.is_some()
     });
@@ -194,14 +201,14 @@ fn next_pass(
     }
 }
 
-/// One account-region: observe, plan, apply, record.
+/// One account-region: observe, plan, apply, record; and what it wrote, for the Events.
 async fn pass_region(
     ctx: &Context,
     client: &SsmClient,
     region: &AccountRegion,
     inventory: &Inventory,
     snapshot: &Inventory,
-) -> RegionOutcome {
+) -> (RegionOutcome, Vec<events::Written>) {
     let previous = ctx.fleet.get(region).unwrap_or_default();
     let (desired, _) = patchfleet_planner::desired(inventory, &ctx.settings, region);
     let fingerprints = fingerprints(&desired);
@@ -223,7 +230,7 @@ async fn pass_region(
     .await
     {
         Ok(observation) => observation,
-        Err(error) => return failed(ctx, region, previous, &error),
+        Err(error) => return (failed(ctx, region, previous, &error), Vec::new()),
     };
     let observed = observation.observed;
     let orphaned = patchfleet_planner::orphaned_owners(snapshot);
@@ -243,12 +250,15 @@ async fn pass_region(
         info!(write = %applied.summary, outcome = ?applied.outcome, "ssm");
     }
     // The report lists the operations carried out, in plan order.
-    for operation in plan.operations.iter().take(report.applied.len()) {
-        let (owner, verb, what) = describe(operation, &observed, inventory);
-        if let Some(owner) = owner {
-            events::normal(ctx, &owner, verb, format!("{region}: {what}")).await;
-        }
-    }
+    let written: Vec<events::Written> = plan
+        .operations
+        .iter()
+        .take(report.applied.len())
+        .filter_map(|operation| {
+            let (owner, verb, what) = describe(operation, &observed, inventory);
+            owner.map(|owner| events::Written { owner, verb, what })
+        })
+        .collect();
     debug!(
         reads = observation.calls,
         writes = report.calls,
@@ -277,7 +287,7 @@ async fn pass_region(
         outcome.owners_present = present;
         outcome.observed = true;
         outcome.problems = plan.problems;
-        return outcome;
+        return (outcome, written);
     }
     if !plan.operations.is_empty() {
         info!(writes = plan.operations.len(), "applied");
@@ -313,7 +323,7 @@ async fn pass_region(
         runs: previous.runs,
     };
     ctx.fleet.record(region.clone(), outcome.clone());
-    outcome
+    (outcome, written)
 }
 
 fn failed(

@@ -2,7 +2,8 @@
 //! record of passes, and the channels that wake accounts and owners.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::channel::mpsc::UnboundedSender;
@@ -11,8 +12,8 @@ use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use patchfleet_api::v1alpha1::{MaintenanceWindow, PatchGroup, PatchPolicy, SystemAccount};
-use patchfleet_planner::Settings;
 use patchfleet_planner::model::{AccountRegion, Owner, OwnerKind};
+use patchfleet_planner::{Inventory, Settings};
 use patchfleet_ssm::SsmEdge;
 
 use super::pending::{self, Pending};
@@ -35,6 +36,9 @@ pub struct Options {
     pub retry_attention: Duration,
     /// An unfinished Emergency run's command status is read again this often.
     pub run_poll: Duration,
+    /// Owners woken by account passes roll their status up at most once per this interval:
+    /// a thousand account passes in a second cost one rollup per owner, not a thousand.
+    pub status_interval: Duration,
 }
 
 /// The reflector stores: every resource patchfleet reads, kept current by watches.
@@ -83,6 +87,9 @@ pub struct Wakers {
     pub groups: UnboundedSender<ObjectRef<PatchGroup>>,
     pub windows: UnboundedSender<ObjectRef<MaintenanceWindow>>,
     pub pending: std::sync::Arc<Pending>,
+    /// Bumped by every watch event that can change a plan (specs, labels, deletions,
+    /// namespaces; not the status writes of account passes).
+    pub inventory_version: Arc<AtomicU64>,
 }
 
 /// Who this replica is (the Events' reporter instance) and its metrics.
@@ -107,8 +114,15 @@ pub struct Context {
     pub options: Options,
     pub fleet: Fleet,
     pub recorder: Recorder,
+    /// This replica's name, the reporting instance of its Events.
+    pub identity: String,
     pub metrics: std::sync::Arc<Metrics>,
     wakers: Wakers,
+    /// Owners to roll up at the next flush (see [`Options::status_interval`]).
+    owners_to_wake: Mutex<BTreeSet<Owner>>,
+    /// The planner's input, built from the stores once per inventory version: account
+    /// passes share it instead of copying every resource each time.
+    inventory: Mutex<Option<(u64, Arc<Inventory>)>>,
     /// When each account-region was last read in full.
     deep_reads: Mutex<BTreeMap<AccountRegion, Instant>>,
     /// Per owner, the account-regions it reached when it last changed, so that a change
@@ -128,10 +142,11 @@ impl Context {
     ) -> Self {
         let reporter = Reporter {
             controller: "patchfleet".into(),
-            instance: Some(reporting.identity),
+            instance: Some(reporting.identity.clone()),
         };
         Context {
             recorder: Recorder::new(client.clone(), reporter),
+            identity: reporting.identity,
             client,
             stores,
             edge,
@@ -140,6 +155,8 @@ impl Context {
             fleet: Fleet::default(),
             metrics: reporting.metrics,
             wakers,
+            owners_to_wake: Mutex::default(),
+            inventory: Mutex::default(),
             deep_reads: Mutex::default(),
             reach: Mutex::default(),
         }
@@ -166,12 +183,39 @@ impl Context {
         }
     }
 
+    /// Queues an owner's rollup for the next flush.
     pub fn wake_owner(&self, owner: &Owner) {
+        self.wakers.pending.requested(
+            owner.kind.as_str(),
+            pending::key(Some(&owner.namespace), &owner.name),
+        );
+        self.owners_to_wake
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(owner.clone());
+    }
+
+    /// Sends every queued owner to its reconciler, once, every `status_interval`.
+    pub async fn flush_owner_wakes(&self) {
+        let mut tick = tokio::time::interval(self.options.status_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let owners = std::mem::take(
+                &mut *self
+                    .owners_to_wake
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()),
+            );
+            for owner in owners {
+                self.send_owner(&owner);
+            }
+        }
+    }
+
+    fn send_owner(&self, owner: &Owner) {
         let namespace = owner.namespace.as_str();
         let name = owner.name.as_str();
-        self.wakers
-            .pending
-            .requested(owner.kind.as_str(), pending::key(Some(namespace), name));
         // A send fails only when the controller is shutting down.
         match owner.kind {
             OwnerKind::PatchPolicy => {
@@ -193,6 +237,22 @@ impl Context {
                     .unbounded_send(ObjectRef::new(name).within(namespace));
             }
         }
+    }
+
+    /// Every resource, as the planner reads it; rebuilt only after [`Self::inventory_changed`].
+    pub fn inventory(&self) -> Arc<Inventory> {
+        // The version is read before the stores: a change during the build bumps it again,
+        // so a snapshot is never kept as newer than what it holds.
+        let version = self.wakers.inventory_version.load(Ordering::SeqCst);
+        let mut cached = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((built, inventory)) = cached.as_ref()
+            && *built == version
+        {
+            return Arc::clone(inventory);
+        }
+        let inventory = Arc::new(super::inventory::snapshot(&self.stores));
+        *cached = Some((version, Arc::clone(&inventory)));
+        inventory
     }
 
     /// Whether this pass over the account-region should read every owned object in full,

@@ -15,6 +15,7 @@ mod status;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -24,7 +25,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{self, ObjectRef};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::{Predicate, PredicateConfig, WatchStreamExt, predicates, watcher};
 use kube::{Api, Client};
 use patchfleet_api::v1alpha1::{MaintenanceWindow, PatchGroup, PatchPolicy, SystemAccount};
 use patchfleet_planner::Settings;
@@ -155,16 +156,32 @@ async fn reconcile_all(
     let watch = watcher::Config::default().any_semantic();
     let controller_config = ControllerConfig::default().concurrency(config.concurrency);
 
-    // Every watch event marks its object pending for the queue-depth gauge.
+    // Every watch event that passes its kind's filter marks its object pending for the
+    // queue-depth gauge and makes the planner's next snapshot a new one.
     let pending = Arc::new(Pending::default());
-    let accounts =
-        watched::<SystemAccount>(&client, &watch, &pending).with_config(controller_config.clone());
-    let policies =
-        watched::<PatchPolicy>(&client, &watch, &pending).with_config(controller_config.clone());
-    let groups =
-        watched::<PatchGroup>(&client, &watch, &pending).with_config(controller_config.clone());
-    let windows =
-        watched::<MaintenanceWindow>(&client, &watch, &pending).with_config(controller_config);
+    let changes = Arc::new(AtomicU64::new(0));
+    let watch_of = Watch {
+        client: &client,
+        config: &watch,
+        pending: &pending,
+        changes: &changes,
+    };
+    // A SystemAccount's status is written by its own pass: only its spec, its labels
+    // (which PatchGroups select) and its deletion wake it.
+    let accounts = watch_of
+        .controller::<SystemAccount, _>(predicates::generation.combine(predicates::labels))
+        .with_config(controller_config.clone());
+    // Owners: their spec and their deletion (which bumps the generation); status writes
+    // wake nothing. Account passes wake them for their rollups (Context::wake_owner).
+    let policies = watch_of
+        .controller::<PatchPolicy, _>(predicates::generation)
+        .with_config(controller_config.clone());
+    let groups = watch_of
+        .controller::<PatchGroup, _>(predicates::generation)
+        .with_config(controller_config.clone());
+    let windows = watch_of
+        .controller::<MaintenanceWindow, _>(predicates::generation)
+        .with_config(controller_config);
 
     // Namespace labels decide which accounts admit a namespace: a change wakes every account.
     let (namespaces, namespaces_writer) = reflector::store::<Namespace>();
@@ -192,6 +209,7 @@ async fn reconcile_all(
             groups: group_tx,
             windows: window_tx,
             pending,
+            inventory_version: changes.clone(),
         },
         Reporting {
             identity: config.identity,
@@ -201,6 +219,7 @@ async fn reconcile_all(
 
     let namespace_watch = {
         let ctx = ctx.clone();
+        let changes = changes.clone();
         reflector::reflector(
             namespaces_writer,
             watcher(Api::<Namespace>::all(client), watcher::Config::default()),
@@ -209,9 +228,13 @@ async fn reconcile_all(
         .applied_objects()
         .for_each(move |event| {
             let ctx = ctx.clone();
+            let changes = changes.clone();
             async move {
                 match event {
-                    Ok(_) => ctx.wake_all_accounts(),
+                    Ok(_) => {
+                        changes.fetch_add(1, Ordering::SeqCst);
+                        ctx.wake_all_accounts();
+                    }
                     Err(error) => warn!(%error, "namespace watch"),
                 }
             }
@@ -269,38 +292,55 @@ async fn reconcile_all(
         _ = namespace_watch => {}
         () = readiness => {}
         () = refresh_gauges(&ctx) => {}
+        () = ctx.flush_owner_wakes() => {}
     }
     info!("patchfleet controller stopped");
     Ok(())
 }
 
-/// A Controller over its own reflector, whose applied objects are marked pending.
-fn watched<K>(client: &Client, watch: &watcher::Config, pending: &Arc<Pending>) -> Controller<K>
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    let (reader, writer) = reflector::store::<K>();
-    let pending = pending.clone();
-    let kind = kind_name::<K>();
-    let events = reflector::reflector(
-        writer,
-        watcher(Api::<K>::all(client.clone()), watch.clone()),
-    )
-    .applied_objects()
-    .inspect_ok(move |object| {
-        pending.requested(
-            kind,
-            pending::key(object.meta().namespace.as_deref(), &object.name_any()),
-        );
-    });
-    Controller::for_stream(events, reader)
+/// What every watched kind shares.
+struct Watch<'a> {
+    client: &'a Client,
+    config: &'a watcher::Config,
+    pending: &'a Arc<Pending>,
+    changes: &'a Arc<AtomicU64>,
 }
+
+impl Watch<'_> {
+    /// A Controller over its own reflector (which sees every event, so the store is always
+    /// current), triggered only by the events `filter` finds changed.
+    fn controller<K, P>(&self, filter: P) -> Controller<K>
+    where
+        K: kube::Resource<DynamicType = ()>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned
+            + Send
+            + Sync
+            + 'static,
+        P: Predicate<K> + Send + 'static,
+    {
+        let (reader, writer) = reflector::store::<K>();
+        let pending = self.pending.clone();
+        let changes = self.changes.clone();
+        let kind = kind_name::<K>();
+        let events = reflector::reflector(
+            writer,
+            watcher(Api::<K>::all(self.client.clone()), self.config.clone()),
+        )
+        .applied_objects()
+        .predicate_filter(filter, PredicateConfig::default())
+        .inspect_ok(move |object| {
+            changes.fetch_add(1, Ordering::SeqCst);
+            pending.requested(
+                kind,
+                pending::key(object.meta().namespace.as_deref(), &object.name_any()),
+            );
+        });
+        Controller::for_stream(events, reader)
+    }
+}
+
 /// Runs a reconcile, clearing its object from the pending set and counting it by outcome
 /// and duration.
 async fn measured<K, E, Fut>(

@@ -26,7 +26,7 @@ use thiserror::Error;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::context::Revision;
-use super::{Context, FINALIZER, events, finalizer, inventory, status};
+use super::{Context, FINALIZER, events, finalizer, status};
 use crate::fleet::RegionOutcome;
 use crate::rollup::{RollupInput, rollup};
 
@@ -203,17 +203,6 @@ fn emergency_runs(window: &MaintenanceWindow, seen: &Seen<'_>) -> Vec<EmergencyR
         .collect()
 }
 
-/// The last outcome of each reached account-region that has one.
-fn outcomes_of(
-    ctx: &Context,
-    reached: &BTreeSet<AccountRegion>,
-) -> BTreeMap<AccountRegion, RegionOutcome> {
-    reached
-        .iter()
-        .filter_map(|region| ctx.fleet.get(region).map(|o| (region.clone(), o)))
-        .collect()
-}
-
 pub async fn reconcile<K: OwnerResource>(
     object: Arc<K>,
     ctx: Arc<Context>,
@@ -265,7 +254,7 @@ async fn reconcile_owner<K: OwnerResource>(
             })?;
     }
 
-    let inventory = inventory::snapshot(&ctx.stores);
+    let inventory = ctx.inventory();
     // What the owner selects: where it is planned, and where its selector matches but the
     // account refuses its namespace (reported there as NamespaceNotPermitted).
     let mut reached = patchfleet_planner::reached_by(&inventory, &owner);
@@ -293,27 +282,30 @@ async fn reconcile_owner<K: OwnerResource>(
     }
 
     let problems = object.reference_problems(&owner, &inventory);
-    let outcomes = outcomes_of(&ctx, &reached);
     let previous = object.fleet_status();
     let now = status::now();
-    let fleet = rollup(RollupInput {
-        owner: &owner,
-        generation: object.meta().generation.unwrap_or_default(),
-        selected: &reached,
-        outcomes: &outcomes,
-        own_problems: &problems,
-        previous,
-        now: now.clone(),
+    // Read in place: copying thousands of outcomes per rollup is what made it quadratic.
+    let (fleet, next) = ctx.fleet.read_with(|outcomes| {
+        let fleet = rollup(RollupInput {
+            owner: &owner,
+            generation: object.meta().generation.unwrap_or_default(),
+            selected: &reached,
+            outcomes,
+            own_problems: &problems,
+            previous,
+            now: now.clone(),
+        });
+        let seen = Seen {
+            owner: &owner,
+            inventory: &inventory,
+            reached: &reached,
+            outcomes,
+            now,
+        };
+        let next = object.status_with(fleet.clone(), &seen);
+        (fleet, next)
     });
     announce_stall(&ctx, &owner, previous, &fleet).await;
-    let seen = Seen {
-        owner: &owner,
-        inventory: &inventory,
-        reached: &reached,
-        outcomes: &outcomes,
-        now,
-    };
-    let next = object.status_with(fleet, &seen);
     let current = previous
         .map(|_| object_status_value(&*object))
         .unwrap_or(serde_json::Value::Null);
@@ -447,15 +439,16 @@ async fn finish_deletion<K: OwnerResource>(
         generation,
         now,
     );
-    let outcomes = outcomes_of(ctx, reached);
-    let seen = Seen {
-        owner,
-        inventory,
-        reached,
-        outcomes: &outcomes,
-        now: status::now(),
-    };
-    let next = object.status_with(fleet, &seen);
+    let next = ctx.fleet.read_with(|outcomes| {
+        let seen = Seen {
+            owner,
+            inventory,
+            reached,
+            outcomes,
+            now: status::now(),
+        };
+        object.status_with(fleet, &seen)
+    });
     if next != object_status_value(object) {
         status::apply(api, object, &next)
             .await
