@@ -19,14 +19,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use patchfleet_api::v1alpha1::OperatingSystem;
+use patchfleet_api::v1alpha1::{BaselineSpec, OperatingSystem};
 
-use crate::fingerprint::{PENDING, baseline_fingerprint, window_fingerprint};
+use crate::fingerprint::{
+    BASELINE_DESCRIPTION_MAX, PENDING, WINDOW_DESCRIPTION_MAX, baseline_fingerprint,
+    fit_description, window_fingerprint,
+};
 use crate::inventory::{Inventory, Settings};
 use crate::model::{
     Desired, DesiredBaseline, DesiredWindow, ObjectRef, Observed, ObservedBaseline,
     ObservedRegistration, ObservedTarget, ObservedTask, ObservedWindow, Operation, Owner,
-    OwnerKind, Problem, reasons, sort_problems,
+    OwnerKind, Problem, WindowDefinition, reasons, sort_problems,
 };
 use crate::normalize::normalize_baseline;
 use crate::ownership::{fingerprint_of, is_owned, owner_of};
@@ -419,13 +422,15 @@ impl<'a> Differ<'a> {
         }
     }
 
-    /// A new window is tagged PENDING: its targets and tasks are registered after it, and
-    /// only a later deep read that finds them all stamps the real fingerprint.
+    /// A new window: created marked PENDING, its targets and tasks registered after it;
+    /// the SSM edge writes the real fingerprint (carried here) in the same batch once they
+    /// all are, so the next pass needs no deep read. A batch stopped halfway leaves it
+    /// PENDING, and the next pass reads it deeply and finishes it.
     fn create_window(&mut self, want: &DesiredWindow) {
         let window = ObjectRef::Created(want.name.clone());
         self.steps.windows.push(Operation::CreateWindow {
             window: want.clone(),
-            fingerprint: PENDING.to_owned(),
+            fingerprint: window_fingerprint(want),
         });
         for (name, target) in &want.targets {
             self.steps.targets.push(Operation::RegisterTarget {
@@ -473,7 +478,7 @@ impl<'a> Differ<'a> {
         let definition_differs = have
             .definition
             .as_ref()
-            .is_some_and(|d| *d != want.definition);
+            .is_some_and(|d| *d != fitted_window(&want.definition));
         if parts_settled && have.definition.is_some() {
             if definition_differs || !tagged_as_desired {
                 self.push_update_window(have, want, &fingerprint);
@@ -585,8 +590,22 @@ fn baseline_differs(have: &ObservedBaseline, want: &DesiredBaseline, fingerprint
     let definition_differs = have
         .definition
         .as_ref()
-        .is_some_and(|d| normalize_baseline(d) != want.definition);
+        .is_some_and(|d| normalize_baseline(d) != fitted_baseline(&want.definition));
     definition_differs || !tagged_as_desired
+}
+
+/// The definition as SSM can hold it: the description clipped to leave room for the
+/// fingerprint marker (see `fingerprint::fit_description`), so a long one is not drift.
+fn fitted_baseline(want: &BaselineSpec) -> BaselineSpec {
+    let mut fitted = want.clone();
+    fitted.description = fit_description(want.description.as_deref(), BASELINE_DESCRIPTION_MAX);
+    fitted
+}
+
+fn fitted_window(want: &WindowDefinition) -> WindowDefinition {
+    let mut fitted = want.clone();
+    fitted.description = fit_description(want.description.as_deref(), WINDOW_DESCRIPTION_MAX);
+    fitted
 }
 
 /// Items by name, the lowest id first among namesakes; the rest (unnamed items and later

@@ -1,7 +1,11 @@
-//! Fingerprints of what patchfleet writes, recorded in the `patchfleet.io/fingerprint`
-//! tag. When the tag equals the desired fingerprint the SSM edge may skip the deep reads
-//! (GetPatchBaseline, the window's targets and tasks): a converged account costs one list
-//! call per kind.
+//! Fingerprints of what patchfleet writes, and where SSM keeps them: a marker at the end of
+//! the object's Description, which the list calls return (DescribePatchBaselines'
+//! `BaselineIdentity.BaselineDescription`, DescribeMaintenanceWindows'
+//! `MaintenanceWindowIdentity.Description`). When it equals the desired fingerprint the
+//! SSM edge may skip the deep reads (GetPatchBaseline, the window's targets and tasks): a
+//! converged account costs one list call per kind. The SSM edge reports the marker's value
+//! under the `patchfleet.io/fingerprint` key of an observed object's tags, and the
+//! description without it. Ownership stays on real tags.
 //!
 //! The fingerprint is FNV-1a 64 over a canonical JSON text (object keys sorted, no
 //! spaces), written as 16 hex digits. It depends on nothing but the input, so it is the
@@ -22,10 +26,80 @@ use crate::model::{
 /// The version of the mapping from resources to SSM objects.
 pub const SCHEME: &str = "patchfleet/v1";
 
-/// Written instead of a fingerprint when a plan changes a window's targets or tasks: the
-/// window's tag may only claim convergence once a deep read has seen them all in place
-/// (see `diff`), so a plan interrupted halfway is read deeply, and finished, next time.
+/// Written instead of a fingerprint while a window's targets or tasks are being changed:
+/// a new window carries it from CreateMaintenanceWindow until the SSM edge has registered
+/// all its targets and tasks (then, in the same batch, it writes the real fingerprint), and
+/// a plan that changes an existing window's parts writes it so that a deep read checks the
+/// result (see `diff`). A batch interrupted halfway leaves it, so the window is read
+/// deeply, and finished, next time.
 pub const PENDING: &str = "pending";
+
+/// AWS's longest Description of a patch baseline
+/// (<https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PatchBaselineIdentity.html>,
+/// <https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_CreatePatchBaseline.html>).
+pub const BASELINE_DESCRIPTION_MAX: usize = 1024;
+/// AWS's longest Description of a maintenance window
+/// (<https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_MaintenanceWindowIdentity.html>,
+/// <https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_CreateMaintenanceWindow.html>).
+pub const WINDOW_DESCRIPTION_MAX: usize = 128;
+
+const MARKER_OPEN: &str = "[patchfleet:";
+const MARKER_CLOSE: char = ']';
+/// Characters the marker of a fingerprint takes, with the space before it:
+/// ` [patchfleet:0123456789abcdef]`.
+pub const MARKER_LEN: usize = 1 + MARKER_OPEN.len() + 16 + 1;
+
+/// The part of a user's description that fits beside the marker in `max` characters
+/// (AWS counts characters): the first `max - MARKER_LEN`. An empty description is none.
+/// The planner compares observed descriptions with this, so that a description clipped
+/// to fit is not drift.
+pub fn fit_description(description: Option<&str>, max: usize) -> Option<String> {
+    let text = description.filter(|d| !d.is_empty())?;
+    Some(clip(text, max.saturating_sub(MARKER_LEN)))
+}
+
+/// The Description to write: the user's description (fitted) followed by the marker of
+/// `fingerprint`, at most `max` characters.
+pub fn mark_description(description: Option<&str>, fingerprint: &str, max: usize) -> String {
+    let marker = format!("{MARKER_OPEN}{fingerprint}{MARKER_CLOSE}");
+    match fit_description(description, max) {
+        None => marker,
+        Some(text) => {
+            // A fingerprint longer than 16 characters (not the planner's) clips further.
+            let room = max.saturating_sub(marker.chars().count() + 1);
+            format!("{} {marker}", clip(&text, room))
+        }
+    }
+}
+
+/// A Description as SSM returns it, split into the user's description and the marker's
+/// fingerprint (None without a marker: written by hand or by an older patchfleet).
+pub fn read_description(text: Option<&str>) -> (Option<String>, Option<String>) {
+    let Some(text) = text else {
+        return (None, None);
+    };
+    let marked = text.strip_suffix(MARKER_CLOSE).and_then(|rest| {
+        let start = rest.rfind(MARKER_OPEN)?;
+        let fingerprint = &rest[start + MARKER_OPEN.len()..];
+        let valid = !fingerprint.is_empty()
+            && !fingerprint.contains(|c: char| c.is_whitespace() || c == '[' || c == ']');
+        valid.then(|| (&rest[..start], fingerprint))
+    });
+    match marked {
+        Some((user, fingerprint)) => {
+            let user = user.strip_suffix(' ').unwrap_or(user);
+            (
+                (!user.is_empty()).then(|| user.to_owned()),
+                Some(fingerprint.to_owned()),
+            )
+        }
+        None => ((!text.is_empty()).then(|| text.to_owned()), None),
+    }
+}
+
+fn clip(text: &str, chars: usize) -> String {
+    text.chars().take(chars).collect()
+}
 
 /// FNV-1a, 64 bits (<http://www.isthe.com/chongo/tech/comp/fnv/>): tiny, stable, and
 /// good enough to notice a change (this is not a defence against an adversary).
@@ -210,6 +284,56 @@ mod tests {
         assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn descriptions_carry_the_marker_and_read_back() {
+        let fp = "0123456789abcdef";
+        for user in [None, Some("monthly patching"), Some("ends in a space ")] {
+            let text = mark_description(user, fp, WINDOW_DESCRIPTION_MAX);
+            assert!(text.chars().count() <= WINDOW_DESCRIPTION_MAX, "{text}");
+            assert_eq!(
+                read_description(Some(&text)),
+                (user.map(str::to_owned), Some(fp.to_owned()))
+            );
+        }
+        assert_eq!(
+            mark_description(Some("x"), fp, 128),
+            "x [patchfleet:0123456789abcdef]"
+        );
+        assert_eq!(
+            mark_description(Some(""), PENDING, 128),
+            "[patchfleet:pending]"
+        );
+        // A user's text that looks like a marker stays the user's.
+        let tricky = "see [patchfleet:abc]";
+        let text = mark_description(Some(tricky), fp, 1024);
+        assert_eq!(
+            read_description(Some(&text)),
+            (Some(tricky.to_owned()), Some(fp.to_owned()))
+        );
+        // Without a marker: all of it is the user's.
+        assert_eq!(
+            read_description(Some("by hand [x y]")),
+            (Some("by hand [x y]".to_owned()), None)
+        );
+        assert_eq!(read_description(None), (None, None));
+    }
+
+    #[test]
+    fn long_descriptions_are_clipped_to_fit_and_read_back_clipped() {
+        let fp = "0123456789abcdef";
+        let long = "é".repeat(200);
+        let text = mark_description(Some(&long), fp, WINDOW_DESCRIPTION_MAX);
+        assert_eq!(text.chars().count(), WINDOW_DESCRIPTION_MAX);
+        let (user, got) = read_description(Some(&text));
+        assert_eq!(got.as_deref(), Some(fp));
+        assert_eq!(user, fit_description(Some(&long), WINDOW_DESCRIPTION_MAX));
+        assert_eq!(
+            user.map(|u| u.chars().count()),
+            Some(WINDOW_DESCRIPTION_MAX - MARKER_LEN)
+        );
+        assert_eq!(MARKER_LEN, 30);
     }
 
     #[test]

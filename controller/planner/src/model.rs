@@ -95,7 +95,11 @@ pub mod tags {
     pub const CLUSTER: &str = "patchfleet.io/cluster";
     /// The owning resource, `Kind/namespace/name`.
     pub const OWNER: &str = "patchfleet.io/owner";
-    /// Fingerprint of the desired definition last applied (see `fingerprint`).
+    /// Fingerprint of the desired definition last applied (see `fingerprint`). Not a tag
+    /// in SSM any more: the fingerprint is a marker at the end of the object's
+    /// description, which the list calls return; the SSM edge reports it under this key of
+    /// an observed object's `tags`. Release still removes a tag of this name (written by
+    /// older versions).
     pub const FINGERPRINT: &str = "patchfleet.io/fingerprint";
 }
 
@@ -241,12 +245,16 @@ pub struct Desired {
 }
 
 /// A patch baseline as read from SSM. `definition` is None when the pass skipped the deep
-/// read (GetPatchBaseline) because the fingerprint tag matched.
+/// read (GetPatchBaseline) because the fingerprint matched. Its description is the user's,
+/// without the fingerprint marker.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObservedBaseline {
     pub id: String,
     pub name: String,
     pub operating_system: OperatingSystem,
+    /// For an object this controller owns: `tags::CLUSTER` and `tags::OWNER` (read once
+    /// with ListTagsForResource and remembered by id), and `tags::FINGERPRINT`, read from
+    /// the description marker on every list. Empty for anything else.
     pub tags: BTreeMap<String, String>,
     pub definition: Option<BaselineSpec>,
 }
@@ -279,6 +287,7 @@ pub struct ObservedTask {
 pub struct ObservedWindow {
     pub id: String,
     pub name: String,
+    /// As [`ObservedBaseline::tags`].
     pub tags: BTreeMap<String, String>,
     pub definition: Option<WindowDefinition>,
     pub targets: Option<Vec<ObservedTarget>>,
@@ -305,9 +314,13 @@ pub enum ObjectRef {
 /// One SSM write. A plan lists them in an order that is safe to apply one by one:
 /// creates before registrations, deregistrations before deletes.
 ///
-/// `fingerprint` is the value of the FINGERPRINT tag to write with the object, after its
-/// definition (so that a failed update leaves the old tag, and the next pass reads deeply).
-/// For windows it may be `fingerprint::PENDING`: the plan also changes the window's
+/// `fingerprint` is the fingerprint to record with the object: the SSM edge writes it as a
+/// marker at the end of the description, in the same call as the definition (so that a
+/// failed update leaves the old one, and the next pass reads deeply).
+/// CreateWindow's is the real fingerprint: the window is created marked
+/// `fingerprint::PENDING` and the edge writes the real one once every target and task
+/// the batch registers for it is in place, so a batch stopped halfway leaves it pending.
+/// UpdateWindow's may be `fingerprint::PENDING`: the plan also changes the window's
 /// targets or tasks, and only a later deep read that finds them in place stamps the real
 /// fingerprint (one more UpdateWindow, on the next pass).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -20,7 +20,9 @@ pub fn owner_of(object_tags: &BTreeMap<String, String>) -> Option<Owner> {
         .and_then(|tag| Owner::parse(tag))
 }
 
-/// The fingerprint recorded on an object.
+/// The fingerprint recorded on an object: the SSM edge reads it from the marker at the end
+/// of the object's description (see `fingerprint`) and reports it under
+/// `tags::FINGERPRINT`.
 pub fn fingerprint_of(object_tags: &BTreeMap<String, String>) -> Option<&str> {
     object_tags.get(tags::FINGERPRINT).map(String::as_str)
 }

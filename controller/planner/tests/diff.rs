@@ -120,9 +120,11 @@ fn an_empty_account_region_gets_everything_created_in_order() {
         },
         register(created(AL2_BASELINE), "early"),
         register(created(WINDOWS_BASELINE), "early"),
+        // The real fingerprint: the edge creates the window PENDING and stamps this
+        // once its targets and tasks below are registered.
         Operation::CreateWindow {
             window: window.clone(),
-            fingerprint: PENDING.into(),
+            fingerprint: case.window_fp(),
         },
         Operation::RegisterTarget {
             window: created(MONTHLY),
@@ -141,6 +143,50 @@ fn an_empty_account_region_gets_everything_created_in_order() {
         },
     ];
     assert_eq!(case.operations(), want);
+}
+
+#[test]
+fn a_description_clipped_to_fit_the_fingerprint_marker_is_not_drift() {
+    use patchfleet_planner::fingerprint::{
+        BASELINE_DESCRIPTION_MAX, WINDOW_DESCRIPTION_MAX, fit_description,
+    };
+    let mut case = converged();
+    let long = "x".repeat(WINDOW_DESCRIPTION_MAX);
+    let baseline_text = "y".repeat(BASELINE_DESCRIPTION_MAX);
+    case.desired
+        .windows
+        .get_mut(MONTHLY)
+        .expect("monthly")
+        .definition
+        .description = Some(long.clone());
+    case.desired
+        .baselines
+        .get_mut(AL2_BASELINE)
+        .expect("al2")
+        .definition
+        .description = Some(baseline_text.clone());
+    // SSM holds what fits beside the marker; the fingerprints are of the full intent.
+    case.observed = mk_observed(&case.settings, &case.desired);
+    for w in &mut case.observed.windows {
+        if let Some(d) = &mut w.definition {
+            d.description = fit_description(Some(&long), WINDOW_DESCRIPTION_MAX);
+        }
+    }
+    for b in &mut case.observed.baselines {
+        if b.name == AL2_BASELINE
+            && let Some(d) = &mut b.definition
+        {
+            d.description = fit_description(Some(&baseline_text), BASELINE_DESCRIPTION_MAX);
+        }
+    }
+    assert_eq!(case.operations(), [], "read deeply");
+    // Another description is drift, clipped or not.
+    for w in &mut case.observed.windows {
+        if let Some(d) = &mut w.definition {
+            d.description = Some("changed by hand".into());
+        }
+    }
+    assert_eq!(case.operations(), [case.update_window(&case.window_fp())]);
 }
 
 #[test]

@@ -1,20 +1,32 @@
 //! Carries out a plan's operations in order, stopping at the first failure: what is left
 //! is planned again from the next observe, so nothing is half-applied in a way a plan
-//! cannot see. Creates carry patchfleet's tags atomically and an idempotency token, so a
-//! retried create cannot leave an untagged or duplicate object behind.
+//! cannot see. Creates carry patchfleet's ownership tags atomically and an idempotency
+//! token, so a retried create cannot leave an untagged or duplicate object behind. The
+//! fingerprint travels in the description (see `patchfleet_planner::fingerprint`), so
+//! creates and updates record it in the same call, and no tag is written on update.
+//!
+//! A new window is created marked PENDING and, once every target and task the batch
+//! registers for it is in place, marked with its real fingerprint (one
+//! UpdateMaintenanceWindow that changes only the description: "Only specified parameters
+//! are modified",
+//! <https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_UpdateMaintenanceWindow.html>).
 
 use std::collections::{BTreeSet, HashMap};
 
 use aws_sdk_ssm::error::BuildError;
 use aws_sdk_ssm::types::{MaintenanceWindowResourceType, ResourceTypeForTagging, Tag};
+use patchfleet_planner::fingerprint::{
+    BASELINE_DESCRIPTION_MAX, PENDING, WINDOW_DESCRIPTION_MAX, mark_description,
+};
 use patchfleet_planner::model::{ObjectRef, Operation, Owner, TaskDefinition, tags};
 
 use crate::convert::{self, SdkBaseline};
 use crate::edge::{Session, SsmClient};
 use crate::error::{EdgeError, ErrorKind};
+use crate::memory::{self, Known, RegionMemory};
 use crate::observe;
 use crate::summary::Summary;
-use crate::token::{CREATE_ATTEMPTS, client_token};
+use crate::token::{CREATE_ATTEMPTS, client_token, token_key};
 
 /// What became of one operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,17 +70,31 @@ impl ApplyReport {
 /// Applies `operations` in the client's account-region, in order.
 pub async fn apply(client: &SsmClient, cluster_id: &str, operations: &[Operation]) -> ApplyReport {
     let s = Session::new(client);
+    let memory = memory::of(client);
     let mut run = Run {
         s: &s,
         cluster_id,
+        memory: &memory,
         baselines: HashMap::new(),
         windows: HashMap::new(),
         targets: HashMap::new(),
+        stamps: HashMap::new(),
     };
+    let stamp_after = stamp_points(operations);
     let mut applied = Vec::with_capacity(operations.len());
     let mut error = None;
-    for op in operations {
-        match run.one(op).await {
+    for (i, op) in operations.iter().enumerate() {
+        let mut result = run.one(op).await;
+        // The op that completes a new window: its real fingerprint, as part of that op,
+        // so that a failed stamp is reported (and retried) like the op itself.
+        for name in stamp_after.get(&i).into_iter().flatten() {
+            if result.is_ok()
+                && let Err(e) = run.stamp(name).await
+            {
+                result = Err(e);
+            }
+        }
+        match result {
             Ok(outcome) => {
                 tracing::debug!(account_region = %client.target(), operation = %Summary(op), ?outcome, "applied");
                 applied.push(Applied {
@@ -89,14 +115,56 @@ pub async fn apply(client: &SsmClient, cluster_id: &str, operations: &[Operation
     }
 }
 
+/// For each new window, the index of the last operation of the batch that registers one
+/// of its targets or tasks (or of its create, when none does): once that one succeeded,
+/// the window is complete and gets its real fingerprint.
+fn stamp_points(operations: &[Operation]) -> HashMap<usize, Vec<&str>> {
+    let mut last: HashMap<&str, usize> = HashMap::new();
+    for (i, op) in operations.iter().enumerate() {
+        match op {
+            Operation::CreateWindow { window, .. } => {
+                last.insert(window.name.as_str(), i);
+            }
+            Operation::RegisterTarget {
+                window: ObjectRef::Created(name),
+                ..
+            }
+            | Operation::RegisterTask {
+                window: ObjectRef::Created(name),
+                ..
+            } => {
+                if let Some(at) = last.get_mut(name.as_str()) {
+                    *at = i;
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut points: HashMap<usize, Vec<&str>> = HashMap::new();
+    for (name, i) in last {
+        points.entry(i).or_default().push(name);
+    }
+    points
+}
+
+/// What a new window is stamped with once complete.
+struct Stamp {
+    id: String,
+    description: Option<String>,
+    fingerprint: String,
+}
+
 struct Run<'a> {
     s: &'a Session<'a>,
     cluster_id: &'a str,
+    memory: &'a RegionMemory,
     /// Baselines and windows created in this batch, by name.
     baselines: HashMap<String, String>,
     windows: HashMap<String, String>,
     /// Known target ids by name, per window id: registered in this batch or listed.
     targets: HashMap<String, HashMap<String, String>>,
+    /// Windows created in this batch, by name, until stamped.
+    stamps: HashMap<String, Stamp>,
 }
 
 impl Run<'_> {
@@ -109,22 +177,26 @@ impl Run<'_> {
             } => {
                 let b = SdkBaseline::from_spec(&baseline.definition)
                     .map_err(|e| self.build_error("CreatePatchBaseline", e))?;
-                let tags = self.ownership_tags(&baseline.owner, fingerprint)?;
-                let token_key = [
-                    self.cluster_id,
-                    &baseline.owner.to_string(),
-                    &baseline.name,
+                let tags = self.ownership_tags(&baseline.owner)?;
+                let owner = baseline.owner.to_string();
+                let description = mark_description(
+                    b.description.as_deref(),
                     fingerprint,
-                ];
-                for attempt in 0..CREATE_ATTEMPTS {
-                    let out = s
-                        .send(
-                            "CreatePatchBaseline",
+                    BASELINE_DESCRIPTION_MAX,
+                );
+                let parts = [self.cluster_id, &owner, &baseline.name, fingerprint];
+                let id = self
+                    .create(
+                        "CreatePatchBaseline",
+                        &baseline.name,
+                        &parts,
+                        &owner,
+                        |token| {
                             s.ssm()
                                 .create_patch_baseline()
                                 .name(&baseline.name)
                                 .operating_system(b.operating_system.clone())
-                                .set_description(b.description.clone())
+                                .description(&description)
                                 .set_global_filters(b.global_filters.clone())
                                 .set_approval_rules(b.approval_rules.clone())
                                 .set_approved_patches(b.approved_patches.clone())
@@ -137,21 +209,14 @@ impl Run<'_> {
                                 .set_rejected_patches(b.rejected_patches.clone())
                                 .set_rejected_patches_action(b.rejected_patches_action.clone())
                                 .set_sources(b.sources.clone())
-                                .client_token(client_token(&token_key, attempt))
+                                .client_token(token)
                                 .set_tags(Some(tags.clone()))
-                                .send(),
-                        )
-                        .await?;
-                    let id = out.baseline_id().unwrap_or_default().to_owned();
-                    if self
-                        .exists(ResourceTypeForTagging::PatchBaseline, &id)
-                        .await?
-                    {
-                        self.baselines.insert(baseline.name.clone(), id.clone());
-                        return Ok(Outcome::Created { id });
-                    }
-                }
-                Err(self.stale_token("CreatePatchBaseline", &baseline.name))
+                                .send()
+                        },
+                    )
+                    .await?;
+                self.baselines.insert(baseline.name.clone(), id.clone());
+                Ok(Outcome::Created { id })
             }
             Operation::UpdateBaseline {
                 id,
@@ -162,13 +227,19 @@ impl Run<'_> {
                     .map_err(|e| self.build_error("UpdatePatchBaseline", e))?;
                 // Replace=true: members left out are cleared, so the baseline ends up exactly
                 // as described (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_UpdatePatchBaseline.html).
+                // The description carries the fingerprint: recorded with the definition.
+                let description = mark_description(
+                    b.description.as_deref(),
+                    fingerprint,
+                    BASELINE_DESCRIPTION_MAX,
+                );
                 s.send(
                     "UpdatePatchBaseline",
                     s.ssm()
                         .update_patch_baseline()
                         .baseline_id(id)
                         .name(&baseline.name)
-                        .set_description(b.description)
+                        .description(description)
                         .set_global_filters(b.global_filters)
                         .set_approval_rules(b.approval_rules)
                         .set_approved_patches(b.approved_patches)
@@ -183,24 +254,21 @@ impl Run<'_> {
                         .send(),
                 )
                 .await?;
-                // After the update: should this fail, the stale fingerprint makes the next
-                // pass read the baseline again.
-                self.tag(
-                    ResourceTypeForTagging::PatchBaseline,
-                    id,
-                    &baseline.owner,
-                    fingerprint,
-                )
-                .await?;
+                self.retag_owner(ResourceTypeForTagging::PatchBaseline, id, &baseline.owner)
+                    .await?;
                 Ok(Outcome::Done)
             }
-            Operation::DeleteBaseline { id, .. } => gone_is_done(
-                s.send(
-                    "DeletePatchBaseline",
-                    s.ssm().delete_patch_baseline().baseline_id(id).send(),
-                )
-                .await,
-            ),
+            Operation::DeleteBaseline { id, .. } => {
+                let outcome = gone_is_done(
+                    s.send(
+                        "DeletePatchBaseline",
+                        s.ssm().delete_patch_baseline().baseline_id(id).send(),
+                    )
+                    .await,
+                )?;
+                self.memory.lock().forget(id);
+                Ok(outcome)
+            }
             Operation::RegisterPatchGroup {
                 baseline,
                 patch_group,
@@ -240,21 +308,23 @@ impl Run<'_> {
                 fingerprint,
             } => {
                 let d = &window.definition;
-                let tags = self.ownership_tags(&window.owner, fingerprint)?;
-                let token_key = [
-                    self.cluster_id,
-                    &window.owner.to_string(),
-                    &window.name,
-                    fingerprint,
-                ];
-                for attempt in 0..CREATE_ATTEMPTS {
-                    let out = s
-                        .send(
-                            "CreateMaintenanceWindow",
+                let tags = self.ownership_tags(&window.owner)?;
+                let owner = window.owner.to_string();
+                // PENDING until its targets and tasks are registered (see `stamp`).
+                let description =
+                    mark_description(d.description.as_deref(), PENDING, WINDOW_DESCRIPTION_MAX);
+                let parts = [self.cluster_id, &owner, &window.name, fingerprint];
+                let id = self
+                    .create(
+                        "CreateMaintenanceWindow",
+                        &window.name,
+                        &parts,
+                        &owner,
+                        |token| {
                             s.ssm()
                                 .create_maintenance_window()
                                 .name(&window.name)
-                                .set_description(d.description.clone())
+                                .description(&description)
                                 .schedule(&d.schedule)
                                 .set_schedule_timezone(d.schedule_timezone.clone())
                                 .set_schedule_offset(d.schedule_offset)
@@ -264,34 +334,38 @@ impl Run<'_> {
                                 .cutoff(d.cutoff)
                                 // Tasks run on the registered targets only.
                                 .allow_unassociated_targets(false)
-                                .client_token(client_token(&token_key, attempt))
+                                .client_token(token)
                                 .set_tags(Some(tags.clone()))
-                                .send(),
-                        )
-                        .await?;
-                    let id = out.window_id().unwrap_or_default().to_owned();
-                    if self
-                        .exists(ResourceTypeForTagging::MaintenanceWindow, &id)
-                        .await?
-                    {
-                        // CreateMaintenanceWindow has no Enabled member: windows start enabled.
-                        if !d.enabled {
-                            s.send(
-                                "UpdateMaintenanceWindow",
-                                s.ssm()
-                                    .update_maintenance_window()
-                                    .window_id(&id)
-                                    .enabled(false)
-                                    .send(),
-                            )
-                            .await?;
-                        }
-                        self.windows.insert(window.name.clone(), id.clone());
-                        self.targets.insert(id.clone(), HashMap::new());
-                        return Ok(Outcome::Created { id });
-                    }
+                                .send()
+                        },
+                    )
+                    .await?;
+                // CreateMaintenanceWindow has no Enabled member: windows start enabled.
+                // Disabled before any task is registered, so none runs early.
+                if !d.enabled {
+                    s.send(
+                        "UpdateMaintenanceWindow",
+                        s.ssm()
+                            .update_maintenance_window()
+                            .window_id(&id)
+                            .enabled(false)
+                            .send(),
+                    )
+                    .await?;
                 }
-                Err(self.stale_token("CreateMaintenanceWindow", &window.name))
+                self.windows.insert(window.name.clone(), id.clone());
+                self.targets.insert(id.clone(), HashMap::new());
+                if fingerprint != PENDING {
+                    self.stamps.insert(
+                        window.name.clone(),
+                        Stamp {
+                            id: id.clone(),
+                            description: d.description.clone(),
+                            fingerprint: fingerprint.clone(),
+                        },
+                    );
+                }
+                Ok(Outcome::Created { id })
             }
             Operation::UpdateWindow {
                 id,
@@ -305,7 +379,11 @@ impl Run<'_> {
                         .update_maintenance_window()
                         .window_id(id)
                         .name(&window.name)
-                        .set_description(d.description.clone())
+                        .description(mark_description(
+                            d.description.as_deref(),
+                            fingerprint,
+                            WINDOW_DESCRIPTION_MAX,
+                        ))
                         .schedule(&d.schedule)
                         .set_schedule_timezone(d.schedule_timezone.clone())
                         .set_schedule_offset(d.schedule_offset)
@@ -319,24 +397,21 @@ impl Run<'_> {
                         .send(),
                 )
                 .await?;
-                self.tag(
-                    ResourceTypeForTagging::MaintenanceWindow,
-                    id,
-                    &window.owner,
-                    fingerprint,
-                )
-                .await?;
+                self.retag_owner(ResourceTypeForTagging::MaintenanceWindow, id, &window.owner)
+                    .await?;
                 Ok(Outcome::Done)
             }
             Operation::DeleteWindow { id, .. } => {
                 // Deleting a window removes its targets and tasks with it.
-                gone_is_done(
+                let outcome = gone_is_done(
                     s.send(
                         "DeleteMaintenanceWindow",
                         s.ssm().delete_maintenance_window().window_id(id).send(),
                     )
                     .await,
-                )
+                )?;
+                self.memory.lock().forget(id);
+                Ok(outcome)
             }
             Operation::RegisterTarget {
                 window,
@@ -568,11 +643,11 @@ impl Run<'_> {
             .collect()
     }
 
-    fn ownership_tags(&self, owner: &Owner, fingerprint: &str) -> Result<Vec<Tag>, EdgeError> {
+    /// Ownership only: the fingerprint is in the description.
+    fn ownership_tags(&self, owner: &Owner) -> Result<Vec<Tag>, EdgeError> {
         [
             (tags::CLUSTER, self.cluster_id.to_owned()),
             (tags::OWNER, owner.to_string()),
-            (tags::FINGERPRINT, fingerprint.to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
@@ -580,14 +655,20 @@ impl Run<'_> {
         .map_err(|e| self.build_error("AddTagsToResource", e))
     }
 
-    async fn tag(
+    /// Rewrites the ownership tags of an updated object whose remembered owner is not
+    /// `owner` (its resource was renamed onto it, or it was never observed by this
+    /// process): usually nothing to do, and no call.
+    async fn retag_owner(
         &self,
         kind: ResourceTypeForTagging,
         id: &str,
         owner: &Owner,
-        fingerprint: &str,
     ) -> Result<(), EdgeError> {
-        let tags = self.ownership_tags(owner, fingerprint)?;
+        let owner_tag = owner.to_string();
+        if self.memory.lock().owner(id) == Some(owner_tag.as_str()) {
+            return Ok(());
+        }
+        let tags = self.ownership_tags(owner)?;
         self.s
             .send(
                 "AddTagsToResource",
@@ -600,11 +681,95 @@ impl Run<'_> {
                     .send(),
             )
             .await?;
+        self.memory.lock().owned(id, &owner_tag);
         Ok(())
     }
 
+    /// The real fingerprint of a window created in this batch, now that its targets and
+    /// tasks are all registered: only the description changes.
+    async fn stamp(&mut self, name: &str) -> Result<(), EdgeError> {
+        let Some(stamp) = self.stamps.remove(name) else {
+            return Ok(());
+        };
+        self.s
+            .send(
+                "UpdateMaintenanceWindow",
+                self.s
+                    .ssm()
+                    .update_maintenance_window()
+                    .window_id(&stamp.id)
+                    .description(mark_description(
+                        stamp.description.as_deref(),
+                        &stamp.fingerprint,
+                        WINDOW_DESCRIPTION_MAX,
+                    ))
+                    .send(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Sends a create with the idempotency token of the current attempt (see `memory`).
+    /// An answer naming an object the lists showed as not ours (released, say) is a
+    /// replayed token, as is IdempotentParameterMismatch (the token was used for another
+    /// request, such as an older patchfleet's): both move on to the next attempt's token
+    /// (<https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_CreatePatchBaseline.html>).
+    /// A replay naming a deleted object cannot be told from a new one without a read: it
+    /// is taken, and when the next list does not show it, the next pass's create uses the
+    /// next token.
+    async fn create<T, E, R, Fut>(
+        &self,
+        operation: &'static str,
+        name: &str,
+        parts: &[&str],
+        owner: &str,
+        send: impl Fn(String) -> Fut,
+    ) -> Result<String, EdgeError>
+    where
+        T: CreatedId,
+        Fut: Future<Output = Result<T, aws_sdk_ssm::error::SdkError<E, R>>>,
+        E: aws_sdk_ssm::error::ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + 'static,
+    {
+        let key = token_key(parts);
+        let mut attempt = self.memory.lock().token_attempt(key);
+        for _ in 0..CREATE_ATTEMPTS {
+            let out = match self
+                .s
+                .send(operation, send(client_token(parts, attempt)))
+                .await
+            {
+                Ok(out) => out,
+                Err(e) if e.code.as_deref() == Some("IdempotentParameterMismatch") => {
+                    attempt += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let Some(id) = out.created_id().filter(|id| !id.is_empty()) else {
+                return Err(EdgeError::new(
+                    ErrorKind::Other,
+                    self.s.client.scope(),
+                    operation,
+                    format!("{name}: the answer names no id"),
+                ));
+            };
+            let mut memory = self.memory.lock();
+            if memory.known(id) == Some(Known::Foreign) {
+                attempt += 1;
+                continue;
+            }
+            memory.owned(id, owner);
+            memory.token_answered(key, attempt, id);
+            return Ok(id.to_owned());
+        }
+        self.memory.lock().token_exhausted(key, attempt);
+        Err(self.stale_token(operation, name))
+    }
+
+    /// Removes patchfleet's tags (the fingerprint tag too, which older versions wrote).
     async fn untag(&self, kind: ResourceTypeForTagging, id: &str) -> Result<Outcome, EdgeError> {
-        gone_is_done(
+        let outcome = gone_is_done(
             self.s
                 .send(
                     "RemoveTagsFromResource",
@@ -619,28 +784,9 @@ impl Run<'_> {
                         .send(),
                 )
                 .await,
-        )
-    }
-
-    /// Whether a baseline or window exists (ListTagsForResource: the lightest read by id).
-    async fn exists(&self, kind: ResourceTypeForTagging, id: &str) -> Result<bool, EdgeError> {
-        let listed = self
-            .s
-            .send(
-                "ListTagsForResource",
-                self.s
-                    .ssm()
-                    .list_tags_for_resource()
-                    .resource_type(kind)
-                    .resource_id(id)
-                    .send(),
-            )
-            .await;
-        match listed {
-            Ok(_) => Ok(true),
-            Err(e) if e.is_gone() => Ok(false),
-            Err(e) => Err(e),
-        }
+        )?;
+        self.memory.lock().released(id);
+        Ok(outcome)
     }
 
     fn build_error(&self, operation: &'static str, e: BuildError) -> EdgeError {
@@ -661,6 +807,25 @@ impl Run<'_> {
                 "{name}: every idempotency token tried answered an object that no longer exists"
             ),
         )
+    }
+}
+
+/// The id a create answered.
+trait CreatedId {
+    fn created_id(&self) -> Option<&str>;
+}
+
+impl CreatedId for aws_sdk_ssm::operation::create_patch_baseline::CreatePatchBaselineOutput {
+    fn created_id(&self) -> Option<&str> {
+        self.baseline_id()
+    }
+}
+
+impl CreatedId
+    for aws_sdk_ssm::operation::create_maintenance_window::CreateMaintenanceWindowOutput
+{
+    fn created_id(&self) -> Option<&str> {
+        self.window_id()
     }
 }
 

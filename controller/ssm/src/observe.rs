@@ -1,11 +1,16 @@
-//! Reads one account-region into [`Observed`]. A converged account costs a few list
-//! calls plus one ListTagsForResource per patchfleet-named object: the fingerprint tag
-//! tells whether the definition can be trusted without reading it (deep reads only for
-//! owned objects whose fingerprint differs, or on the periodic deep pass).
+//! Reads one account-region into [`Observed`]. A converged account costs one paged list
+//! call per kind and nothing else: the fingerprint is a marker at the end of the
+//! description, which DescribePatchBaselines and DescribeMaintenanceWindows return
+//! (<https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PatchBaselineIdentity.html>,
+//! <https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_MaintenanceWindowIdentity.html>),
+//! and ownership, proven once per patchfleet-named object by ListTagsForResource, is
+//! remembered by id (see `memory`). Deep reads only for owned objects whose fingerprint
+//! differs, or on the periodic deep pass.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use aws_sdk_ssm::types::{PatchOrchestratorFilter, ResourceTypeForTagging};
+use patchfleet_planner::fingerprint::read_description;
 use patchfleet_planner::model::{
     Observed, ObservedBaseline, ObservedRegistration, ObservedTarget, ObservedTask, ObservedWindow,
     TaskDefinition, tags,
@@ -14,14 +19,15 @@ use patchfleet_planner::model::{
 use crate::convert::{self, SdkBaseline};
 use crate::edge::{Session, SsmClient};
 use crate::error::EdgeError;
+use crate::memory::{self, Known, RegionMemory};
 
 /// Names of everything patchfleet creates start with this (the planner's naming); other
 /// objects are never tag-checked, so an account's other baselines cost no extra calls.
 pub use patchfleet_planner::naming::PREFIX as NAME_PREFIX;
 
-/// The fingerprint tag value observe reports for an object whose definition
-/// patchfleet's types cannot express (see [`convert::Unrepresentable`]): it equals no
-/// planner fingerprint, so the object is rewritten.
+/// The fingerprint observe reports for an object whose definition patchfleet's types
+/// cannot express (see [`convert::Unrepresentable`]): it equals no planner fingerprint,
+/// so the object is rewritten.
 pub const UNREPRESENTABLE_FINGERPRINT: &str = "unrepresentable";
 
 /// The fingerprints the planner expects, by SSM name.
@@ -46,9 +52,24 @@ const WINDOWS_PAGE: i32 = 100;
 const TARGETS_PAGE: i32 = 100;
 const TASKS_PAGE: i32 = 100;
 
+/// A baseline as DescribePatchBaselines lists it.
+struct ListedBaseline {
+    id: String,
+    name: String,
+    operating_system: patchfleet_api::v1alpha1::OperatingSystem,
+    description: Option<String>,
+}
+
 /// Reads every baseline, registration and window of the client's account-region.
 /// `deep` reads the definitions of every owned object the planner expects; otherwise
-/// only those whose fingerprint tag differs from `expected`.
+/// only those whose fingerprint differs from `expected`.
+///
+/// Costs: the three lists (more pages past 100 objects); one ListTagsForResource per
+/// patchfleet-named object the first time this process sees its id (and, on a deep pass,
+/// again for one that is not ours but has a name the planner expects, so that one tagged
+/// by hand for adoption is noticed); GetPatchBaseline per owned baseline read deeply;
+/// DescribeMaintenanceWindowTargets, DescribeMaintenanceWindowTasks and
+/// GetMaintenanceWindowTask per task for an owned window read deeply.
 pub async fn observe(
     client: &SsmClient,
     cluster_id: &str,
@@ -56,22 +77,41 @@ pub async fn observe(
     deep: bool,
 ) -> Result<Observation, EdgeError> {
     let s = Session::new(client);
-    let needs_read = |tags: &BTreeMap<String, String>, expected: Option<&String>| {
-        let owned = tags.get(tags::CLUSTER).map(String::as_str) == Some(cluster_id);
+    let memory = memory::of(client);
+    let needs_read = |owned: bool, fingerprint: Option<&String>, expected: Option<&String>| {
         match expected {
             // Owned but no longer wanted: it will be deleted, its content is moot.
             None => false,
-            Some(fp) => owned && (deep || tags.get(tags::FINGERPRINT) != Some(fp)),
+            Some(fp) => owned && (deep || fingerprint != Some(fp)),
         }
     };
+    let mut listed_ids: Vec<String> = Vec::new();
 
     let mut baselines = Vec::new();
-    for (id, name, operating_system) in list_baselines(&s).await? {
+    for listed in list_baselines(&s).await? {
+        let ListedBaseline {
+            id,
+            name,
+            operating_system,
+            description,
+        } = listed;
+        listed_ids.push(id.clone());
         let mut tags = BTreeMap::new();
         let mut definition = None;
         if name.starts_with(NAME_PREFIX) {
-            tags = list_tags(&s, ResourceTypeForTagging::PatchBaseline, &id).await?;
-            if needs_read(&tags, expected.baselines.get(&name)) {
+            let recheck = deep && expected.baselines.contains_key(&name);
+            let known = ownership(
+                &s,
+                &memory,
+                cluster_id,
+                ResourceTypeForTagging::PatchBaseline,
+                &id,
+                recheck,
+            )
+            .await?;
+            let mut fingerprint = read_description(description.as_deref()).1;
+            let owned = matches!(known, Known::Owned(_));
+            if needs_read(owned, fingerprint.as_ref(), expected.baselines.get(&name)) {
                 let out = s
                     .send(
                         "GetPatchBaseline",
@@ -79,16 +119,17 @@ pub async fn observe(
                     )
                     .await?;
                 match SdkBaseline::from_output(&out).to_spec() {
-                    Ok(spec) => definition = Some(spec),
+                    Ok(mut spec) => {
+                        spec.description = read_description(spec.description.as_deref()).0;
+                        definition = Some(spec);
+                    }
                     Err(e) => {
                         tracing::info!(baseline = %id, error = %e, "baseline will be rewritten");
-                        tags.insert(
-                            tags::FINGERPRINT.to_owned(),
-                            UNREPRESENTABLE_FINGERPRINT.to_owned(),
-                        );
+                        fingerprint = Some(UNREPRESENTABLE_FINGERPRINT.to_owned());
                     }
                 }
             }
+            tags = ownership_tags(cluster_id, &known, fingerprint);
         }
         baselines.push(ObservedBaseline {
             id,
@@ -105,6 +146,7 @@ pub async fn observe(
     for identity in list_windows(&s).await? {
         let id = identity.window_id().unwrap_or_default().to_owned();
         let name = identity.name().unwrap_or_default().to_owned();
+        listed_ids.push(id.clone());
         let mut window = ObservedWindow {
             definition: None,
             id,
@@ -114,19 +156,44 @@ pub async fn observe(
             tasks: None,
         };
         if window.name.starts_with(NAME_PREFIX) {
-            window.tags =
-                list_tags(&s, ResourceTypeForTagging::MaintenanceWindow, &window.id).await?;
-            if needs_read(&window.tags, expected.windows.get(&window.name)) {
+            let recheck = deep && expected.windows.contains_key(&window.name);
+            let known = ownership(
+                &s,
+                &memory,
+                cluster_id,
+                ResourceTypeForTagging::MaintenanceWindow,
+                &window.id,
+                recheck,
+            )
+            .await?;
+            let fingerprint = read_description(identity.description()).1;
+            let owned = matches!(known, Known::Owned(_));
+            if needs_read(
+                owned,
+                fingerprint.as_ref(),
+                expected.windows.get(&window.name),
+            ) {
                 // Only with the deep read: the planner reads a window whose definition,
                 // targets and tasks are all None as "fingerprint matched, converged".
-                window.definition = Some(convert::window_from_identity(&identity));
+                let mut definition = convert::window_from_identity(&identity);
+                definition.description = read_description(definition.description.as_deref()).0;
+                window.definition = Some(definition);
                 let targets = list_targets(&s, &window.id).await?;
                 window.tasks = Some(list_tasks(&s, &window.id, &targets).await?);
                 window.targets = Some(targets);
             }
+            window.tags = ownership_tags(cluster_id, &known, fingerprint);
         }
         windows.push(window);
     }
+
+    // Every list is complete: what they no longer show is forgotten.
+    memory.lock().listed(
+        &listed_ids
+            .iter()
+            .map(String::as_str)
+            .collect::<HashSet<_>>(),
+    );
 
     Ok(Observation {
         observed: Observed {
@@ -136,6 +203,55 @@ pub async fn observe(
         },
         calls: s.calls(),
     })
+}
+
+/// Whether a patchfleet-named object is this controller's: remembered, or proven by its
+/// tags (one ListTagsForResource) and remembered from then on. `recheck` reads the tags
+/// again of one remembered as not ours.
+async fn ownership(
+    s: &Session<'_>,
+    memory: &RegionMemory,
+    cluster_id: &str,
+    kind: ResourceTypeForTagging,
+    id: &str,
+    recheck: bool,
+) -> Result<Known, EdgeError> {
+    match memory.lock().known(id) {
+        Some(Known::Foreign) if recheck => {}
+        Some(known) => return Ok(known),
+        None => {}
+    }
+    let tags = match list_tags(s, kind, id).await {
+        Ok(tags) => tags,
+        // Deleted since the list: not ours to do anything with; the next list drops it.
+        Err(e) if e.is_gone() => return Ok(Known::Foreign),
+        Err(e) => return Err(e),
+    };
+    let owned =
+        !cluster_id.is_empty() && tags.get(tags::CLUSTER).map(String::as_str) == Some(cluster_id);
+    Ok(memory
+        .lock()
+        .learn(id, owned, tags.get(tags::OWNER).map(String::as_str)))
+}
+
+/// The tags the planner sees: ownership (remembered) and the fingerprint (from the
+/// description marker), for owned objects only.
+fn ownership_tags(
+    cluster_id: &str,
+    known: &Known,
+    fingerprint: Option<String>,
+) -> BTreeMap<String, String> {
+    let Known::Owned(owner) = known else {
+        return BTreeMap::new();
+    };
+    let mut tags = BTreeMap::from([(tags::CLUSTER.to_owned(), cluster_id.to_owned())]);
+    if let Some(owner) = owner {
+        tags.insert(tags::OWNER.to_owned(), owner.to_string());
+    }
+    if let Some(fingerprint) = fingerprint {
+        tags.insert(tags::FINGERPRINT.to_owned(), fingerprint);
+    }
+    tags
 }
 
 async fn list_tags(
@@ -161,9 +277,7 @@ async fn list_tags(
 }
 
 /// The account's own baselines (OWNER=Self leaves out AWS's predefined ones).
-async fn list_baselines(
-    s: &Session<'_>,
-) -> Result<Vec<(String, String, patchfleet_api::v1alpha1::OperatingSystem)>, EdgeError> {
+async fn list_baselines(s: &Session<'_>) -> Result<Vec<ListedBaseline>, EdgeError> {
     let owner = PatchOrchestratorFilter::builder()
         .key("OWNER")
         .values("Self")
@@ -188,7 +302,12 @@ async fn list_baselines(
             };
             let os = b.operating_system().and_then(convert::os_from_sdk);
             match os {
-                Some(os) => found.push((id.to_owned(), name.to_owned(), os)),
+                Some(operating_system) => found.push(ListedBaseline {
+                    id: id.to_owned(),
+                    name: name.to_owned(),
+                    operating_system,
+                    description: b.baseline_description().map(str::to_owned),
+                }),
                 // A newer SSM's operating system: not one patchfleet manages.
                 None => {
                     tracing::warn!(baseline = %id, "skipping baseline of unknown operating system")

@@ -128,9 +128,11 @@ pub struct MaintenanceWindowSpec {
     #[schemars(length(min = 1, max = 64), pattern(limits::RUN_TOKEN_PATTERN))]
     pub run_token: Option<String>,
 
-    /// A description for the SSM window (up to 128 characters).
+    /// A description for the SSM window (up to 98 characters: SSM allows 128, and
+    /// patchfleet appends its 30-character fingerprint marker, ` [patchfleet:<hash>]`,
+    /// which lets a pass see from the window list alone that nothing changed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 128))]
+    #[schemars(length(min = 1, max = 98))]
     pub description: Option<String>,
 
     /// The instances the window patches.

@@ -64,9 +64,11 @@ pub struct BaselineSpec {
     /// The operating system the baseline applies to, as SSM spells it.
     pub operating_system: OperatingSystem,
 
-    /// A description for the SSM baseline.
+    /// A description for the SSM baseline (up to 994 characters: SSM allows 1024, and
+    /// patchfleet appends its 30-character fingerprint marker, ` [patchfleet:<hash>]`,
+    /// which lets a pass see from the baseline list alone that nothing changed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 1024))]
+    #[schemars(length(min = 1, max = 994))]
     pub description: Option<String>,
 
     /// Rules that approve patches by their properties (at most 10). Each needs

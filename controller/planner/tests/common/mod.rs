@@ -11,6 +11,7 @@ use patchfleet_api::v1alpha1::{
     MaintenanceWindow, OperatingSystem, PatchGroup, PatchOperation, PatchPolicy, SystemAccount,
 };
 use patchfleet_planner::builders::*;
+use patchfleet_planner::fingerprint::PENDING;
 use patchfleet_planner::model::{
     AccountRegion, ObjectRef, Observed, ObservedBaseline, ObservedRegistration, ObservedTarget,
     ObservedTask, ObservedWindow, Operation, tags,
@@ -196,10 +197,54 @@ impl Ssm {
 
     /// Applies `operations` in order with SSM's checks; stops at the first failure.
     pub fn apply(&mut self, settings: &Settings, operations: &[Operation]) -> Result<(), String> {
+        self.apply_until(settings, operations, operations.len())
+    }
+
+    /// Applies the first `stop` of `operations`, as the SSM edge does when the batch
+    /// stops there: a new window is created PENDING and gets its real fingerprint only
+    /// once the last of its targets and tasks in the whole batch is registered.
+    pub fn apply_until(
+        &mut self,
+        settings: &Settings,
+        operations: &[Operation],
+        stop: usize,
+    ) -> Result<(), String> {
+        let mut last: BTreeMap<&str, (usize, &str)> = BTreeMap::new();
+        for (i, op) in operations.iter().enumerate() {
+            match op {
+                Operation::CreateWindow {
+                    window,
+                    fingerprint,
+                } => {
+                    last.insert(&window.name, (i, fingerprint));
+                }
+                Operation::RegisterTarget {
+                    window: ObjectRef::Created(name),
+                    ..
+                }
+                | Operation::RegisterTask {
+                    window: ObjectRef::Created(name),
+                    ..
+                } => {
+                    if let Some((at, _)) = last.get_mut(name.as_str()) {
+                        *at = i;
+                    }
+                }
+                _ => {}
+            }
+        }
         let mut created: BTreeMap<String, String> = BTreeMap::new();
-        for op in operations {
+        for (i, op) in operations.iter().enumerate().take(stop) {
             self.apply_one(settings, op, &mut created)
                 .map_err(|e| format!("{e} (applying {op:?})"))?;
+            for (name, (at, fingerprint)) in &last {
+                if *at == i {
+                    let id = created.get(*name).cloned().unwrap_or_default();
+                    self.window(&id)?
+                        .tags
+                        .insert(tags::FINGERPRINT.into(), (*fingerprint).to_owned());
+                }
+            }
         }
         Ok(())
     }
@@ -288,10 +333,12 @@ impl Ssm {
             } => {
                 let id = self.new_id("mw");
                 created.insert(window.name.clone(), id.clone());
+                // Created PENDING; `apply_until` stamps `fingerprint` once complete.
+                let _ = fingerprint;
                 self.state.windows.push(ObservedWindow {
                     id,
                     name: window.name.clone(),
-                    tags: owned_tags(settings, &window.owner, fingerprint),
+                    tags: owned_tags(settings, &window.owner, PENDING),
                     definition: Some(window.definition.clone()),
                     targets: Some(vec![]),
                     tasks: Some(vec![]),

@@ -315,7 +315,8 @@ async fn the_same_create_twice_makes_one_object() {
     assert_eq!(seen.windows.len(), 1);
 
     // Deleted, then wanted again identically: SSM replays the token with the deleted
-    // object's id, so the edge moves on to a fresh token.
+    // object's id. Nothing reads it back: the next list does not show it, so the next
+    // create moves on to a fresh token.
     let Outcome::Created { id: old } = &first.applied[0].outcome else {
         panic!("created: {:?}", first.applied[0]);
     };
@@ -326,8 +327,18 @@ async fn the_same_create_twice_makes_one_object() {
     assert!(apply(&client, CLUSTER, &delete).await.error.is_none());
     let third = apply(&client, CLUSTER, &create[..1]).await;
     assert!(third.error.is_none(), "{:?}", third.error);
-    let Outcome::Created { id: new } = &third.applied[0].outcome else {
-        panic!("created: {:?}", third.applied[0]);
+    assert_eq!(third.calls, 1, "no read after a create");
+    assert_eq!(
+        third.applied[0].outcome,
+        Outcome::Created { id: old.clone() },
+        "the replayed id"
+    );
+    let seen = observe_deep(&client, &fingerprints(&baselines, &windows, 1)).await;
+    assert!(seen.baselines.is_empty(), "not listed");
+    let fourth = apply(&client, CLUSTER, &create[..1]).await;
+    assert!(fourth.error.is_none(), "{:?}", fourth.error);
+    let Outcome::Created { id: new } = &fourth.applied[0].outcome else {
+        panic!("created: {:?}", fourth.applied[0]);
     };
     assert_ne!(new, old);
     let seen = observe_deep(&client, &fingerprints(&baselines, &windows, 1)).await;
@@ -335,6 +346,43 @@ async fn the_same_create_twice_makes_one_object() {
         seen.baselines.iter().map(|b| &b.id).collect::<Vec<_>>(),
         vec![new]
     );
+
+    // Released, then wanted again identically: the token answers an object the lists
+    // show as not ours, so the same create moves on to the next token at once.
+    let other = vec![Operation::CreateBaseline {
+        baseline: baselines[1].clone(),
+        fingerprint: fingerprint_of(&baselines[1].name, 1),
+    }];
+    let made = apply(&client, CLUSTER, &other).await;
+    let Outcome::Created { id: released } = &made.applied[0].outcome else {
+        panic!("created: {:?}", made.applied);
+    };
+    let release = vec![Operation::ReleaseBaseline {
+        id: released.clone(),
+    }];
+    assert!(apply(&client, CLUSTER, &release).await.error.is_none());
+    let seen = observe_deep(&client, &fingerprints(&baselines, &windows, 1)).await;
+    assert!(
+        seen.baselines
+            .iter()
+            .any(|b| b.id == *released && b.tags.is_empty())
+    );
+    let again = apply(&client, CLUSTER, &other).await;
+    assert!(again.error.is_none(), "{:?}", again.error);
+    assert_eq!(again.calls, 2, "the replay, then the next token");
+    let Outcome::Created { id: fresh } = &again.applied[0].outcome else {
+        panic!("created: {:?}", again.applied);
+    };
+    assert_ne!(fresh, released, "the released baseline is not claimed");
+    let seen = observe_deep(&client, &fingerprints(&baselines, &windows, 1)).await;
+    let owned: Vec<&String> = seen
+        .baselines
+        .iter()
+        .filter(|b| !b.tags.is_empty())
+        .map(|b| &b.id)
+        .collect();
+    assert_eq!(owned.len(), 2);
+    assert!(owned.contains(&fresh) && owned.contains(&new));
 }
 
 #[tokio::test]

@@ -390,6 +390,66 @@ pub fn examples_state() -> (Vec<DesiredBaseline>, Vec<DesiredWindow>) {
     (baselines, windows)
 }
 
+/// The workload for one account-region: 24 baselines (early, on-time and late
+/// policies for eight operating systems, each with its group registered: 24
+/// registrations) and 3 windows, one per group, each with 1 target and 2 tasks (Scan,
+/// Install): 60 SSM objects.
+pub fn workload() -> (Vec<DesiredBaseline>, Vec<DesiredWindow>) {
+    let systems = [
+        OperatingSystem::Windows,
+        OperatingSystem::AmazonLinux,
+        OperatingSystem::AmazonLinux2,
+        OperatingSystem::RedhatEnterpriseLinux,
+        OperatingSystem::OracleLinux,
+        OperatingSystem::Centos,
+        OperatingSystem::Ubuntu,
+        OperatingSystem::Debian,
+    ];
+    let policies = [("early", 0), ("on-time", 7), ("late", 14)];
+    let mut baselines = Vec::new();
+    for (policy, days) in policies {
+        for os in systems {
+            let mut spec = baseline_spec(os, days);
+            spec.description = Some(format!("Managed by patchfleet: patching/{policy}"));
+            baselines.push(desired_baseline(policy, spec, &[policy]));
+        }
+    }
+    let windows = policies
+        .iter()
+        .map(|(group, _)| {
+            desired_window(
+                &format!("{group}-monthly"),
+                window_definition("cron(0 2 ? * SUN#2 *)", 4, 1),
+                &[group],
+                vec![
+                    (
+                        "scan",
+                        run_patch_baseline(PatchOperation::Scan, &[group], 1),
+                    ),
+                    (
+                        "install",
+                        run_patch_baseline(PatchOperation::Install, &[group], 2),
+                    ),
+                ],
+            )
+        })
+        .collect();
+    (baselines, windows)
+}
+
+/// SSM objects of a state: baselines, registrations, windows, targets, tasks.
+pub fn object_count(baselines: &[DesiredBaseline], windows: &[DesiredWindow]) -> usize {
+    baselines.len()
+        + baselines
+            .iter()
+            .map(|b| b.patch_groups.len())
+            .sum::<usize>()
+        + windows
+            .iter()
+            .map(|w| 1 + w.targets.len() + w.tasks.len())
+            .sum::<usize>()
+}
+
 /// Calls the simulator answered, by operation, for one account-region.
 pub fn sim_calls(server: &Server, account: &str, region: &str) -> BTreeMap<String, u64> {
     let mut calls = BTreeMap::new();

@@ -71,14 +71,9 @@ async fn look_alikes_and_other_clusters_are_not_ours() {
             .find(|b| b.name == n)
             .unwrap_or_else(|| panic!("{n} observed"))
     };
+    // Not ours: reported without tags.
     assert!(by_name(&untagged).tags.is_empty());
-    assert_eq!(
-        by_name(&other_cluster)
-            .tags
-            .get(tags::CLUSTER)
-            .map(String::as_str),
-        Some("another-cluster")
-    );
+    assert!(by_name(&other_cluster).tags.is_empty());
     // Without the prefix, tags are not even listed.
     assert!(by_name("team-baseline").tags.is_empty());
     assert!(observed.baselines.iter().all(|b| b.definition.is_none()));
@@ -87,4 +82,38 @@ async fn look_alikes_and_other_clusters_are_not_ours() {
     assert_eq!(observed.windows[0].targets, None);
     // 3 lists + 2 baseline tag reads + 1 window tag read; no Get*.
     assert_eq!(seen.calls, 6);
+
+    // Remembered as not ours: a cheap pass reads no tags.
+    let cheap = observe(&client, CLUSTER, &expected, false)
+        .await
+        .expect("observe");
+    assert_eq!(cheap.calls, 3);
+
+    // Adopted by hand: tagged with this cluster's tags. The periodic deep pass reads the
+    // tags again of objects not ours whose name the planner expects, and claims it.
+    let id = by_name(&untagged).id.clone();
+    ssm.add_tags_to_resource()
+        .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::PatchBaseline)
+        .resource_id(&id)
+        .tags(tag(tags::CLUSTER, CLUSTER))
+        .tags(tag(tags::OWNER, "PatchPolicy/patching/early"))
+        .send()
+        .await
+        .expect("tag by hand");
+    let deep = observe(&client, CLUSTER, &expected, true)
+        .await
+        .expect("observe");
+    let adopted = deep
+        .observed
+        .baselines
+        .iter()
+        .find(|b| b.id == id)
+        .expect("listed");
+    assert_eq!(
+        adopted.tags.get(tags::CLUSTER).map(String::as_str),
+        Some(CLUSTER)
+    );
+    assert!(adopted.definition.is_some(), "ours now: read deeply");
+    // 3 lists + the 3 expected names not ours re-read + GetPatchBaseline.
+    assert_eq!(deep.calls, 7);
 }
