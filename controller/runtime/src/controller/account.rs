@@ -180,9 +180,9 @@ async fn reconcile_account(
     Ok(Action::requeue(next_pass(&ctx, &outcomes, first_error)))
 }
 
-/// When to pass over the account again: soon after a write (to confirm it and settle
-/// what it leaves for a second pass, such as a window's fingerprint), after a failure by
-/// its kind, else at the resync; and no later than the run poll while an Emergency
+/// When to pass over the account again: soon after a write (to confirm it: a pass that
+/// finds nothing to change is what marks the account-region converged), after a failure
+/// by its kind, else at the resync; and no later than the run poll while an Emergency
 /// command is still running.
 fn next_pass(
     ctx: &Context,
@@ -316,7 +316,7 @@ async fn pass_region(
         problems: plan.problems,
         error,
         // Converged means this pass found nothing to change: writes are confirmed by the
-        // next pass (settle), which also stamps what writes leave pending.
+        // next pass (settle).
         converged: plan.operations.is_empty(),
         wrote: !plan.operations.is_empty(),
         counts,
