@@ -322,11 +322,15 @@ async fn the_defaults_converge_in_two_accounts_and_then_cost_no_writes() {
                     Some(os),
                     "{at} {name}"
                 );
+                // SSM holds the declared description followed by the fingerprint marker.
+                let (description, fingerprint) =
+                    patchfleet_planner::fingerprint::read_description(observed.description());
                 assert_eq!(
-                    observed.description(),
+                    description.as_deref(),
                     declared["description"].as_str(),
                     "{at} {name}"
                 );
+                assert!(fingerprint.is_some(), "{at} {name}: no fingerprint marker");
                 assert_eq!(
                     observed_rules(&observed),
                     declared_rules(declared),

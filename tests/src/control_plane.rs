@@ -155,12 +155,26 @@ impl ControlPlane {
         ])?;
         for crd in patchfleet_api::crds() {
             let name = crd.metadata.name.unwrap_or_default();
-            self.kubectl([
-                "wait",
-                "--for=condition=Established",
-                "--timeout=60s",
-                &format!("crd/{name}"),
-            ])?;
+            // A CRD read before the API server wrote its first status has no conditions,
+            // and `kubectl wait` then fails at once instead of waiting: ask again.
+            let mut attempts = 0;
+            loop {
+                match self.kubectl([
+                    "wait",
+                    "--for=condition=Established",
+                    "--timeout=60s",
+                    &format!("crd/{name}"),
+                ]) {
+                    Ok(_) => break,
+                    Err(error)
+                        if attempts < 50 && format!("{error:#}").contains("accessor error") =>
+                    {
+                        attempts += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(200));
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
         }
         Ok(())
     }

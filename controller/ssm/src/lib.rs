@@ -1,12 +1,12 @@
 //! The only code that talks to AWS: credentials per account (STS AssumeRole, cached),
-//! one SSM client and retry budget per account-region, a rate limit per account,
-//! [`observe`] (SSM -> [`Observed`](patchfleet_planner::model::Observed)) and [`apply`]
-//! ([`Operation`](patchfleet_planner::model::Operation)s -> SSM).
+//! SSM clients built per pass with one retry budget per account-region, a rate limit per
+//! account, [`observe`] (SSM -> [`Observed`](patchfleet_planner::model::Observed)) and
+//! [`apply`] ([`Operation`](patchfleet_planner::model::Operation)s -> SSM).
 //!
 //! ```text
 //! let edge = SsmEdge::from_env(EdgeSettings::default()).await;
 //! let account = edge.account(&AccountAccess::from_spec(name, &spec)).await;
-//! let caller = account.verify_identity().await?;          // status.callerArn
+//! let caller = account.caller_identity().await?;          // status.callerArn, cached
 //! let client = account.client("eu-west-1");
 //! let seen = observe(&client, cluster_id, &fingerprints, deep).await?;
 //! let report = apply(&client, cluster_id, &operations).await;
@@ -16,6 +16,7 @@ mod apply;
 pub mod convert;
 mod edge;
 mod error;
+mod memory;
 mod observe;
 mod ratelimit;
 pub mod runs;

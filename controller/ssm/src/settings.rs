@@ -9,7 +9,7 @@ pub struct EdgeSettings {
     pub ssm_endpoint: Option<String>,
     /// STS endpoint override, used for AssumeRole and GetCallerIdentity.
     pub sts_endpoint: Option<String>,
-    /// Attempts per call, first one included (SDK standard retry mode).
+    /// Attempts per call, first one included (SDK standard retry mode); SSM and STS.
     pub max_attempts: u32,
     /// The first retry's backoff ceiling; later ones grow exponentially (SDK standard mode).
     pub initial_backoff: Duration,
@@ -22,6 +22,16 @@ pub struct EdgeSettings {
     /// Region for STS calls (AssumeRole, GetCallerIdentity) when the base configuration
     /// names none.
     pub sts_region: String,
+    /// DurationSeconds asked of AssumeRole; None: STS's default, one hour
+    /// (https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html).
+    pub session_duration: Option<Duration>,
+    /// How long before their expiry assumed credentials are renewed, so that no call
+    /// goes out with credentials that expire on the way. Keep it shorter than the
+    /// session: credentials already within it are renewed on every use.
+    pub credentials_refresh_before: Duration,
+    /// How long a verified caller identity is trusted before
+    /// [`Account::caller_identity`](crate::Account::caller_identity) asks STS again.
+    pub identity_reverify: Duration,
 }
 
 impl Default for EdgeSettings {
@@ -37,6 +47,10 @@ impl Default for EdgeSettings {
             burst: 10,
             session_name: "patchfleet".to_owned(),
             sts_region: "us-east-1".to_owned(),
+            session_duration: None,
+            credentials_refresh_before: Duration::from_secs(5 * 60),
+            // Once per default session: the role or its trust policy may have changed.
+            identity_reverify: Duration::from_secs(3600),
         }
     }
 }
