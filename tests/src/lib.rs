@@ -2,6 +2,7 @@
 //! cases, an offline validator built from the generated CRDs, and the fixture that runs a
 //! real control plane on loopback (tests/env/control-plane).
 
+pub mod bench;
 pub mod cases;
 pub mod control_plane;
 pub mod e2e;

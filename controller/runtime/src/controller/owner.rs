@@ -269,6 +269,19 @@ async fn reconcile_owner<K: OwnerResource>(
     if deleting {
         to_wake.extend(ctx.fleet.where_present(&owner));
     }
+    // Only where the last pass did not already plan this generation: an account that
+    // appeared (or a controller that started) passes with every owner anyway, and waking
+    // it again would cost a second pass for nothing.
+    let generation = object.meta().generation;
+    ctx.fleet.read_with(|outcomes| {
+        to_wake.retain(|region| {
+            deleting
+                || outcomes.get(region).is_none_or(|outcome| {
+                    outcome.planned_generations.get(&owner).copied() != generation
+                        || (!reached.contains(region) && outcome.owners_present.contains(&owner))
+                })
+        });
+    });
     for account in to_wake
         .iter()
         .map(|r| r.account.clone())
