@@ -334,7 +334,13 @@ async fn metrics_count_exactly_what_ssm_answered_and_json_logs_name_account_and_
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert!(depth <= 1.0, "nothing piles up: queue depth {depth}");
+    let (_, body) = stack.http_get(&identity, "/metrics").expect("metrics");
+    let by_kind: Vec<String> = body
+        .lines()
+        .filter(|line| line.starts_with("patchfleet_queue_depth"))
+        .map(str::to_owned)
+        .collect();
+    assert!(depth <= 1.0, "nothing piles up: queue depth {depth}: {by_kind:?}");
 
     // JSON logs: every line is a JSON object; every line logged inside an account-region
     // pass names the account, its id and the region.

@@ -95,6 +95,8 @@ async fn reconcile_account(
             .map(|(region, _)| region),
     );
     let regions: Vec<AccountRegion> = regions.into_iter().collect();
+    // What the last passes left, to wake only the owners of what this pass changes.
+    let before = ctx.fleet.regions_of(&name);
     ctx.fleet.retain_of(&name, |r, _| regions.contains(r));
 
     let access = AccountAccess::from_spec(&name, &account.spec);
@@ -111,7 +113,7 @@ async fn reconcile_account(
                 outcome.converged = false;
                 ctx.fleet.record(region.clone(), outcome);
             }
-            wake_owners_of(&ctx, &regions);
+            wake_owners_of(&ctx, &regions, &before);
             status::write_account(
                 &ctx,
                 &account,
@@ -152,7 +154,7 @@ async fn reconcile_account(
     }
     events::writes(&ctx, &written).await;
 
-    wake_owners_of(&ctx, &regions);
+    wake_owners_of(&ctx, &regions, &before);
     // A dropped region is forgotten once it is empty.
     ctx.fleet.retain_of(&name, |r, outcome| {
         account.spec.regions.contains(&r.region)
@@ -696,10 +698,24 @@ fn window_owner_by_name(name: &str, inventory: &Inventory) -> Option<Owner> {
 }
 
 /// After a pass, the owners it touched roll their status up again.
-fn wake_owners_of(ctx: &Context, regions: &[AccountRegion]) {
+/// After a pass, the owners concerned by an account-region whose outcome changed roll
+/// their status up again (those it concerned before and those it concerns now). A pass
+/// that changed nothing, such as the cheap pass of a converged account, wakes no one: a
+/// steady fleet costs no rollups.
+fn wake_owners_of(
+    ctx: &Context,
+    regions: &[AccountRegion],
+    before: &BTreeMap<AccountRegion, RegionOutcome>,
+) {
     let mut owners = BTreeSet::new();
-    for region in regions {
-        if let Some(outcome) = ctx.fleet.get(region) {
+    let forgotten = before.keys().filter(|r| !regions.contains(r));
+    for region in regions.iter().chain(forgotten) {
+        let now = ctx.fleet.get(region);
+        let was = before.get(region);
+        if now.as_ref() == was {
+            continue;
+        }
+        for outcome in now.iter().chain(was) {
             owners.extend(outcome.planned_generations.keys().cloned());
             owners.extend(outcome.owners_present.iter().cloned());
             owners.extend(outcome.runs.keys().cloned());
