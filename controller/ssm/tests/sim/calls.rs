@@ -6,42 +6,12 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ssm::types::OperatingSystem as SdkOs;
-use patchfleet_planner::model::{Desired, DesiredBaseline, DesiredWindow, Observed};
-use patchfleet_planner::normalize::normalize_baseline;
-use patchfleet_planner::{Orphaned, Settings, baseline_fingerprint, diff, window_fingerprint};
+use patchfleet_planner::model::{Desired, Observed};
+use patchfleet_planner::{Orphaned, Settings, diff};
 use patchfleet_ssm::{Fingerprints, SsmClient, apply, observe};
 use ssm_sim::Server;
 
 use crate::common::*;
-
-fn desired_of(baselines: Vec<DesiredBaseline>, windows: Vec<DesiredWindow>) -> Desired {
-    Desired {
-        baselines: baselines
-            .into_iter()
-            .map(|mut b| {
-                b.definition = normalize_baseline(&b.definition);
-                (b.name.clone(), b)
-            })
-            .collect(),
-        windows: windows.into_iter().map(|w| (w.name.clone(), w)).collect(),
-        ..Desired::default()
-    }
-}
-
-fn expected(desired: &Desired) -> Fingerprints {
-    Fingerprints {
-        baselines: desired
-            .baselines
-            .values()
-            .map(|b| (b.name.clone(), baseline_fingerprint(b)))
-            .collect(),
-        windows: desired
-            .windows
-            .values()
-            .map(|w| (w.name.clone(), window_fingerprint(w)))
-            .collect(),
-    }
-}
 
 /// Observe, plan, apply: what the runtime's pass does. The planned operation count.
 async fn pass(client: &SsmClient, desired: &Desired, deep: bool) -> (Observed, usize) {

@@ -10,9 +10,11 @@ use patchfleet_api::v1alpha1::{
     PatchOperation, RebootOption,
 };
 use patchfleet_planner::model::{
-    DesiredBaseline, DesiredWindow, ObjectRef, Operation, Owner, OwnerKind, TargetDefinition,
-    TaskAction, TaskDefinition, WindowDefinition,
+    Desired, DesiredBaseline, DesiredWindow, ObjectRef, Operation, Owner, OwnerKind,
+    TargetDefinition, TaskAction, TaskDefinition, WindowDefinition,
 };
+use patchfleet_planner::normalize::normalize_baseline;
+use patchfleet_planner::{baseline_fingerprint, window_fingerprint};
 use patchfleet_ssm::{AccountAccess, EdgeSettings, Fingerprints, SsmClient, SsmEdge};
 use ssm_sim::config::{AccountConfig, RoleConfig};
 use ssm_sim::{Config, Server};
@@ -459,4 +461,36 @@ pub fn sim_calls(server: &Server, account: &str, region: &str) -> BTreeMap<Strin
         }
     }
     calls
+}
+
+/// The desired state of one account-region from its baselines (normalized, as the planner
+/// hands them over) and windows.
+pub fn desired_of(baselines: Vec<DesiredBaseline>, windows: Vec<DesiredWindow>) -> Desired {
+    Desired {
+        baselines: baselines
+            .into_iter()
+            .map(|mut b| {
+                b.definition = normalize_baseline(&b.definition);
+                (b.name.clone(), b)
+            })
+            .collect(),
+        windows: windows.into_iter().map(|w| (w.name.clone(), w)).collect(),
+        ..Desired::default()
+    }
+}
+
+/// The fingerprints the planner expects for `desired`, as the runtime hands them to observe.
+pub fn expected(desired: &Desired) -> Fingerprints {
+    Fingerprints {
+        baselines: desired
+            .baselines
+            .values()
+            .map(|b| (b.name.clone(), baseline_fingerprint(b)))
+            .collect(),
+        windows: desired
+            .windows
+            .values()
+            .map(|w| (w.name.clone(), window_fingerprint(w)))
+            .collect(),
+    }
 }

@@ -2,40 +2,14 @@
 //! converged pass costs the list calls and no writes; an interrupted batch is finished.
 
 use patchfleet_planner::model::Desired;
-use patchfleet_planner::normalize::normalize_baseline;
-use patchfleet_planner::{Orphaned, Settings, baseline_fingerprint, diff, window_fingerprint};
-use patchfleet_ssm::{Fingerprints, apply, observe};
+use patchfleet_planner::{Orphaned, Settings, diff};
+use patchfleet_ssm::{apply, observe};
 
 use crate::common::*;
 
 fn desired() -> Desired {
     let (baselines, windows) = examples_state();
-    Desired {
-        baselines: baselines
-            .into_iter()
-            .map(|mut b| {
-                b.definition = normalize_baseline(&b.definition);
-                (b.name.clone(), b)
-            })
-            .collect(),
-        windows: windows.into_iter().map(|w| (w.name.clone(), w)).collect(),
-        ..Desired::default()
-    }
-}
-
-fn expected(desired: &Desired) -> Fingerprints {
-    Fingerprints {
-        baselines: desired
-            .baselines
-            .values()
-            .map(|b| (b.name.clone(), baseline_fingerprint(b)))
-            .collect(),
-        windows: desired
-            .windows
-            .values()
-            .map(|w| (w.name.clone(), window_fingerprint(w)))
-            .collect(),
-    }
+    desired_of(baselines, windows)
 }
 
 #[tokio::test]
