@@ -317,9 +317,11 @@ async fn pass_region(
         observed: true,
         problems: plan.problems,
         error,
-        // Converged means this pass found nothing to change: writes are confirmed by the
-        // next pass (settle).
-        converged: plan.operations.is_empty(),
+        // Converged: the account-region holds the desired state, as far as this pass
+        // knows: it found nothing to change, or it carried its whole plan out. The next
+        // pass (settle) confirms the writes; a plan that has to be written again pass
+        // after pass (something in SSM keeps differing) is not converged.
+        converged: plan.operations.is_empty() || !previous.wrote,
         wrote: !plan.operations.is_empty(),
         counts,
         runs: previous.runs,

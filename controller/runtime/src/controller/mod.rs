@@ -222,7 +222,7 @@ async fn reconcile_all(
         let changes = changes.clone();
         reflector::reflector(
             namespaces_writer,
-            watcher(Api::<Namespace>::all(client), watcher::Config::default()),
+            watcher(Api::<Namespace>::all(client), watcher::Config::default()).modify(slim),
         )
         .default_backoff()
         .applied_objects()
@@ -326,7 +326,7 @@ impl Watch<'_> {
         let kind = kind_name::<K>();
         let events = reflector::reflector(
             writer,
-            watcher(Api::<K>::all(self.client.clone()), self.config.clone()),
+            watcher(Api::<K>::all(self.client.clone()), self.config.clone()).modify(slim),
         )
         .applied_objects()
         .predicate_filter(filter, PredicateConfig::default())
@@ -338,6 +338,18 @@ impl Watch<'_> {
             );
         });
         Controller::for_stream(events, reader)
+    }
+}
+
+/// Drops what the controller never reads before an object is kept in memory: managed
+/// fields (a field tree per manager, often larger than the spec) and kubectl's
+/// last-applied copy of the whole object. At 1,000 SystemAccounts with their status
+/// writes, these were most of the reflector stores.
+fn slim<K: kube::Resource>(object: &mut K) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
 }
 
