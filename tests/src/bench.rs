@@ -913,23 +913,48 @@ impl BenchStack {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        // One list per kind, not `kubectl wait --all`: that reads the objects one by one
+        // under kubectl's client-side rate limit (102 s for 1,000 SystemAccounts that were
+        // all Ready already), which would be measured as the controller's time.
         for kind in [
             "systemaccounts",
             "patchpolicies",
             "patchgroups",
             "maintenancewindows",
         ] {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            self.kubectl(&[
-                "wait".into(),
-                "--for=condition=Ready".into(),
-                "--all".into(),
-                "--all-namespaces".into(),
-                format!("--timeout={}s", remaining.as_secs().max(1)).into(),
-                kind.into(),
-            ])
-            .await
-            .with_context(|| format!("waiting for every {kind} to be Ready"))?;
+            loop {
+                let listed = self
+                    .kubectl(&[
+                        "get".into(),
+                        kind.into(),
+                        "--all-namespaces".into(),
+                        "-o".into(),
+                        "json".into(),
+                    ])
+                    .await
+                    .with_context(|| format!("listing {kind}"))?;
+                let listed: serde_json::Value =
+                    serde_json::from_str(&listed).with_context(|| format!("{kind} list"))?;
+                let items = listed["items"].as_array().cloned().unwrap_or_default();
+                let ready = items.iter().all(|item| {
+                    item["status"]["conditions"]
+                        .as_array()
+                        .is_some_and(|conditions| {
+                            conditions.iter().any(|c| {
+                                c["type"] == "Ready"
+                                    && c["status"] == "True"
+                                    && c["observedGeneration"] == item["metadata"]["generation"]
+                            })
+                        })
+                });
+                if ready {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("not every {kind} Ready within {timeout:?}");
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
         }
         Ok(last_write)
     }
