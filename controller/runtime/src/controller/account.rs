@@ -182,10 +182,9 @@ async fn reconcile_account(
     Ok(Action::requeue(next_pass(&ctx, &outcomes, first_error)))
 }
 
-/// When to pass over the account again: soon after a write (to confirm it: a pass that
-/// finds nothing to change is what marks the account-region converged), after a failure
-/// by its kind, else at the resync; and no later than the run poll while an Emergency
-/// command is still running.
+/// When to pass over the account again: soon after a write (to confirm that nothing is
+/// left to change), after a failure by its kind, else at the resync; and no later than
+/// the run poll while an Emergency command is still running.
 fn next_pass(
     ctx: &Context,
     outcomes: &[RegionOutcome],
