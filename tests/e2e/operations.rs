@@ -340,7 +340,10 @@ async fn metrics_count_exactly_what_ssm_answered_and_json_logs_name_account_and_
         .filter(|line| line.starts_with("patchfleet_queue_depth"))
         .map(str::to_owned)
         .collect();
-    assert!(depth <= 1.0, "nothing piles up: queue depth {depth}: {by_kind:?}");
+    assert!(
+        depth <= 1.0,
+        "nothing piles up: queue depth {depth}: {by_kind:?}"
+    );
 
     // JSON logs: every line is a JSON object; every line logged inside an account-region
     // pass names the account, its id and the region.
