@@ -334,19 +334,22 @@ pub fn fingerprints(
     }
 }
 
+/// The eight operating systems examples/defaults gives a baseline each.
+pub const DEFAULT_SYSTEMS: [OperatingSystem; 8] = [
+    OperatingSystem::Windows,
+    OperatingSystem::AmazonLinux,
+    OperatingSystem::AmazonLinux2,
+    OperatingSystem::RedhatEnterpriseLinux,
+    OperatingSystem::OracleLinux,
+    OperatingSystem::Centos,
+    OperatingSystem::Ubuntu,
+    OperatingSystem::Debian,
+];
+
 /// The examples' state in customer A's primary region: early, on-time and late policies
 /// for eight operating systems plus the frozen policy's two, and three windows.
 pub fn examples_state() -> (Vec<DesiredBaseline>, Vec<DesiredWindow>) {
-    let systems = [
-        OperatingSystem::Windows,
-        OperatingSystem::AmazonLinux,
-        OperatingSystem::AmazonLinux2,
-        OperatingSystem::RedhatEnterpriseLinux,
-        OperatingSystem::OracleLinux,
-        OperatingSystem::Centos,
-        OperatingSystem::Ubuntu,
-        OperatingSystem::Debian,
-    ];
+    let systems = DEFAULT_SYSTEMS;
     let mut baselines = Vec::new();
     for (policy, days) in [("early", 0), ("on-time", 7), ("late", 14)] {
         for os in systems {
@@ -397,16 +400,7 @@ pub fn examples_state() -> (Vec<DesiredBaseline>, Vec<DesiredWindow>) {
 /// registrations) and 3 windows, one per group, each with 1 target and 2 tasks (Scan,
 /// Install): 60 SSM objects.
 pub fn workload() -> (Vec<DesiredBaseline>, Vec<DesiredWindow>) {
-    let systems = [
-        OperatingSystem::Windows,
-        OperatingSystem::AmazonLinux,
-        OperatingSystem::AmazonLinux2,
-        OperatingSystem::RedhatEnterpriseLinux,
-        OperatingSystem::OracleLinux,
-        OperatingSystem::Centos,
-        OperatingSystem::Ubuntu,
-        OperatingSystem::Debian,
-    ];
+    let systems = DEFAULT_SYSTEMS;
     let policies = [("early", 0), ("on-time", 7), ("late", 14)];
     let mut baselines = Vec::new();
     for (policy, days) in policies {
