@@ -88,30 +88,23 @@ impl Fleet {
 
     /// Every account-region of one SystemAccount (a range of the map: accounts sort first).
     pub fn regions_of(&self, account: &str) -> BTreeMap<AccountRegion, RegionOutcome> {
-        let from = AccountRegion {
-            account: account.to_owned(),
-            account_id: String::new(),
-            region: String::new(),
-        };
         self.read()
-            .range(from..)
+            .range(first_of(account)..)
             .take_while(|(region, _)| region.account == account)
             .map(|(region, outcome)| (region.clone(), outcome.clone()))
             .collect()
     }
 
-    /// Forgets the account-regions of `account` that `keep` refuses, leaving the others'.
+    /// Forgets the account-regions of `account` that `keep` refuses, leaving the others';
+    /// under one lock, copying nothing but the keys it drops.
     pub fn retain_of(&self, account: &str, keep: impl Fn(&AccountRegion, &RegionOutcome) -> bool) {
-        let gone: Vec<AccountRegion> = self
-            .regions_of(account)
-            .into_iter()
-            .filter(|(region, outcome)| !keep(region, outcome))
-            .map(|(region, _)| region)
-            .collect();
-        if gone.is_empty() {
-            return;
-        }
         let mut regions = self.write();
+        let gone: Vec<AccountRegion> = regions
+            .range(first_of(account)..)
+            .take_while(|(region, _)| region.account == account)
+            .filter(|(region, outcome)| !keep(region, outcome))
+            .map(|(region, _)| region.clone())
+            .collect();
         for region in gone {
             regions.remove(&region);
         }
@@ -159,6 +152,15 @@ impl Fleet {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<AccountRegion, RegionOutcome>> {
         self.regions.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The smallest key of `account`'s account-regions.
+fn first_of(account: &str) -> AccountRegion {
+    AccountRegion {
+        account: account.to_owned(),
+        account_id: String::new(),
+        region: String::new(),
     }
 }
 
@@ -216,6 +218,30 @@ mod tests {
             account_id: "111111111111".to_owned(),
             region: region.to_owned(),
         }
+    }
+
+    #[test]
+    fn one_accounts_regions_are_read_and_dropped_without_touching_the_others() {
+        let fleet = Fleet::default();
+        for (account, name) in [("a", "eu-west-1"), ("a", "us-east-1"), ("ab", "eu-west-1")] {
+            fleet.record(region(account, name), RegionOutcome::default());
+        }
+        fleet.record(region("b", "eu-west-1"), RegionOutcome::default());
+        assert_eq!(
+            fleet.regions_of("a").into_keys().collect::<Vec<_>>(),
+            [region("a", "eu-west-1"), region("a", "us-east-1")]
+        );
+        fleet.retain_of("a", |r, _| r.region == "us-east-1");
+        assert_eq!(
+            fleet.accounts(),
+            BTreeSet::from(["a".to_owned(), "ab".to_owned(), "b".to_owned()])
+        );
+        assert_eq!(fleet.regions_of("a").len(), 1);
+        assert_eq!(
+            fleet.regions_of("ab").len(),
+            1,
+            "a longer name is another account"
+        );
     }
 
     #[test]
