@@ -182,9 +182,10 @@ async fn reconcile_account(
     Ok(Action::requeue(next_pass(&ctx, &outcomes, first_error)))
 }
 
-/// When to pass over the account again: soon after a write (to confirm that nothing is
-/// left to change), after a failure by its kind, else at the resync; and no later than
-/// the run poll while an Emergency command is still running.
+/// When to pass over the account again: soon after a write (to confirm it: a pass that
+/// finds nothing to change is what marks the account-region converged), after a failure
+/// by its kind, else at the resync; and no later than the run poll while an Emergency
+/// command is still running.
 fn next_pass(
     ctx: &Context,
     outcomes: &[RegionOutcome],
@@ -316,11 +317,9 @@ async fn pass_region(
         observed: true,
         problems: plan.problems,
         error,
-        // Converged: the account-region holds the desired state, as far as this pass
-        // knows: it found nothing to change, or it carried its whole plan out. The next
-        // pass (settle) confirms the writes; a plan that has to be written again pass
-        // after pass (something in SSM keeps differing) is not converged.
-        converged: plan.operations.is_empty() || !previous.wrote,
+        // Converged means this pass found nothing to change: writes are confirmed by the
+        // next pass (settle), which reads what they left.
+        converged: plan.operations.is_empty(),
         wrote: !plan.operations.is_empty(),
         counts,
         runs: previous.runs,
