@@ -255,6 +255,7 @@ pub fn mk_inventory(
         groups,
         windows,
         namespaces,
+        definitions: Default::default(),
     }
 }
 
@@ -342,7 +343,7 @@ pub fn mk_observed_baseline(
         name: want.name.clone(),
         operating_system: want.operating_system(),
         tags: owned_tags(settings, &want.owner, &baseline_fingerprint(want)),
-        definition: Some(want.definition.clone()),
+        definition: Some((*want.definition).clone()),
     }
 }
 

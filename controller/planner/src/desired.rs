@@ -54,7 +54,7 @@ pub fn desired(
     };
     if let Some(account) = find_account(inventory, account_region) {
         let groups = planner.planned_groups(inventory, account);
-        planner.add_baselines(&groups);
+        planner.add_baselines(inventory, &groups);
         planner.add_windows(inventory, account, &groups);
     }
     let Planner {
@@ -165,7 +165,7 @@ impl<'a> Planner<'a> {
 
     /// One baseline per operating system of each policy followed here, with the groups
     /// following it registered.
-    fn add_baselines(&mut self, groups: &BTreeMap<Owner, PlannedGroup<'_>>) {
+    fn add_baselines(&mut self, inventory: &Inventory, groups: &BTreeMap<Owner, PlannedGroup<'_>>) {
         let mut by_policy: BTreeMap<Owner, Vec<&PlannedGroup<'_>>> = BTreeMap::new();
         for planned in groups.values() {
             by_policy
@@ -212,7 +212,12 @@ impl<'a> Planner<'a> {
                 let baseline = DesiredBaseline {
                     name: name.clone(),
                     owner: policy_owner.clone(),
-                    definition: baseline_definition(&policy_owner, policy.spec.mode, spec),
+                    definition: inventory.definitions.get_or_compute(
+                        &policy_owner,
+                        policy.spec.mode,
+                        spec,
+                        || baseline_definition(&policy_owner, policy.spec.mode, spec),
+                    ),
                     patch_groups,
                 };
                 self.desired.baselines.insert(name, baseline);

@@ -9,6 +9,7 @@ use patchfleet_api::v1alpha1::{
     DeletionPolicy, MaintenanceWindow, PatchGroup, PatchPolicy, SystemAccount,
 };
 
+use crate::definitions::DefinitionCache;
 use crate::model::{Owner, OwnerKind};
 
 /// The label the API server sets on every namespace (immutable since Kubernetes 1.22), so
@@ -25,6 +26,9 @@ pub struct Inventory {
     /// Namespace name -> its labels. A namespace missing here admits nothing: the
     /// tenancy boundary is never opened on missing information.
     pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
+    /// Baseline definitions computed from `policies`, shared by every plan made from this
+    /// inventory.
+    pub definitions: DefinitionCache,
 }
 
 /// How this controller runs. The default has an empty cluster id, which owns nothing:

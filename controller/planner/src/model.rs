@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 use patchfleet_api::v1alpha1::{BaselineSpec, OperatingSystem, PatchOperation, RebootOption};
 
@@ -162,7 +163,8 @@ pub struct DesiredBaseline {
     pub name: String,
     pub owner: Owner,
     /// Normalized: lists in a canonical order, so that equal intent compares equal.
-    pub definition: BaselineSpec,
+    /// Shared by every account-region that follows the policy (see `definitions`).
+    pub definition: Arc<BaselineSpec>,
     /// `Patch Group` values registered to this baseline.
     pub patch_groups: BTreeSet<String>,
 }

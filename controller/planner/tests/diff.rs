@@ -4,6 +4,7 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use patchfleet_api::v1alpha1::{ComplianceLevel, OperatingSystem};
 use patchfleet_planner::builders::*;
@@ -162,8 +163,8 @@ fn a_description_clipped_to_fit_the_fingerprint_marker_is_not_drift() {
     case.desired
         .baselines
         .get_mut(AL2_BASELINE)
+        .map(|b| Arc::make_mut(&mut b.definition))
         .expect("al2")
-        .definition
         .description = Some(baseline_text.clone());
     // SSM holds what fits beside the marker; the fingerprints are of the full intent.
     case.observed = mk_observed(&case.settings, &case.desired);
@@ -239,8 +240,8 @@ fn an_observed_definition_in_another_order_is_not_drift() {
     case.desired
         .baselines
         .get_mut(WINDOWS_BASELINE)
+        .map(|b| Arc::make_mut(&mut b.definition))
         .expect("desired")
-        .definition
         .approval_rules[0]
         .patch_filters[0]
         .values
@@ -691,7 +692,7 @@ fn a_new_policy_and_a_removed_window_follow_the_safe_order() {
     let mut case = converged();
     let mut extra = case.desired.baselines[AL2_BASELINE].clone();
     extra.name = "patchfleet-patching-early-ubuntu".into();
-    extra.definition.operating_system = OperatingSystem::Ubuntu;
+    Arc::make_mut(&mut extra.definition).operating_system = OperatingSystem::Ubuntu;
     case.desired.baselines.insert(extra.name.clone(), extra);
     case.desired.baselines.remove(WINDOWS_BASELINE);
     let window = case.desired.windows.get_mut(MONTHLY).expect("desired");

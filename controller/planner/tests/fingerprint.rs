@@ -81,7 +81,7 @@ fn a_baseline_fingerprint_covers_its_definition_only() {
     ];
     for (what, change) in changes {
         let mut changed = original.clone();
-        change(&mut changed.definition);
+        change(std::sync::Arc::make_mut(&mut changed.definition));
         assert_ne!(baseline_fingerprint(&changed), fp, "{what}");
     }
 }

@@ -8,9 +8,9 @@
 //! for the renew deadline, and every write is a replace carrying the resourceVersion read,
 //! so two candidates can never both win (the API server answers the second with 409).
 //!
-//! Expiry is judged by the candidate's own clock from the moment it saw the last renewal
-//! (client-go's rule; only a record seen for the first time, at start-up, is aged by its
-//! renewTime). The holder's renew deadline is counted from before its last good renewal's
+//! Expiry is judged by the candidate's own monotonic clock from the moment it saw the last
+//! renewal (client-go's rule), a record seen for the first time included: wall clocks of
+//! two machines are never compared. The holder's renew deadline is counted from before its last good renewal's
 //! request, so it steps down leaseDuration - renewDeadline before anyone may take over.
 
 use std::time::Duration;
@@ -85,19 +85,18 @@ enum Round {
     Conflict,
 }
 
-/// A record as first seen: the holder and renewTime, when, and how old it was then.
+/// A record as first seen: the holder and renewTime, and when this replica saw them.
 #[derive(Clone, Debug)]
 struct Seen {
     holder: Option<String>,
     renew_time: Option<MicroTime>,
     at: Instant,
-    age: Duration,
 }
 
 pub struct Elector {
     api: Api<Lease>,
     settings: LeaseSettings,
-    seen: Option<Seen>,
+    observer: Observer,
     /// The resourceVersion of our own last write: a Lease that names us but changed since
     /// was written by another process with our identity.
     written: Option<String>,
@@ -108,7 +107,7 @@ impl Elector {
         Elector {
             api: Api::namespaced(client, &settings.namespace),
             settings,
-            seen: None,
+            observer: Observer::default(),
             written: None,
         }
     }
@@ -215,7 +214,7 @@ impl Elector {
             };
         };
         let spec = lease.spec.clone().unwrap_or_default();
-        let remaining = self.remaining(&spec, now);
+        let remaining = self.remaining(&spec);
         match decide(&spec, &self.settings.identity, remaining) {
             Decision::Wait(wait) => {
                 debug!(holder = ?spec.holder_identity, ?wait, "the Lease is held");
@@ -268,39 +267,41 @@ impl Elector {
     }
 
     /// How long the holder's claim still runs, by this replica's clock.
-    fn remaining(&mut self, spec: &LeaseSpec, now: Timestamp) -> Duration {
+    fn remaining(&mut self, spec: &LeaseSpec) -> Duration {
+        self.observer.remaining(spec, self.settings.duration)
+    }
+}
+
+/// What this replica has seen of the Lease record, timed by its own monotonic clock.
+///
+/// client-go's rule (leaderelection.go, `observedTime`): a record is as old as the time
+/// since this replica first saw it in its current form, whatever its renewTime says. A
+/// record seen for the first time (at start-up) is therefore waited for a full lease
+/// duration: aging it by renewTime would compare two machines' wall clocks, and a standby
+/// whose clock runs ahead would take a Lease its live holder is still renewing.
+#[derive(Debug, Default)]
+struct Observer {
+    seen: Option<Seen>,
+}
+
+impl Observer {
+    fn remaining(&mut self, spec: &LeaseSpec, default_duration: Duration) -> Duration {
         let changed = self.seen.as_ref().is_none_or(|seen| {
             seen.holder != spec.holder_identity || seen.renew_time != spec.renew_time
         });
         if changed {
-            // The first record seen (at start-up) is aged by the wall clocks, never
-            // negatively (a holder clock ahead of ours counts as fresh), so that a Lease
-            // left by a dead leader is not waited for twice. Every later change is a renewal
-            // observed now: its age is zero whatever the clocks say (client-go's rule), so
-            // clock skew never shortens a live leader's term.
-            let age = match &self.seen {
-                Some(_) => Duration::ZERO,
-                None => spec
-                    .renew_time
-                    .as_ref()
-                    .and_then(|renewed| Duration::try_from(now.duration_since(renewed.0)).ok())
-                    .unwrap_or_default(),
-            };
             self.seen = Some(Seen {
                 holder: spec.holder_identity.clone(),
                 renew_time: spec.renew_time.clone(),
                 at: Instant::now(),
-                age,
             });
         }
         let duration = spec
             .lease_duration_seconds
             .and_then(|s| u64::try_from(s).ok())
-            .map_or(self.settings.duration, Duration::from_secs);
+            .map_or(default_duration, Duration::from_secs);
         match &self.seen {
-            Some(seen) => duration
-                .saturating_sub(seen.age)
-                .saturating_sub(seen.at.elapsed()),
+            Some(seen) => duration.saturating_sub(seen.at.elapsed()),
             None => duration,
         }
     }
@@ -335,5 +336,54 @@ mod tests {
                 "{spec:?} {remaining:?}"
             );
         }
+    }
+
+    fn renewed(holder: &str, renew_time: Timestamp) -> LeaseSpec {
+        LeaseSpec {
+            holder_identity: Some(holder.to_owned()),
+            renew_time: Some(MicroTime(renew_time)),
+            lease_duration_seconds: Some(15),
+            ..LeaseSpec::default()
+        }
+    }
+
+    /// A standby whose wall clock runs an hour ahead of the holder's sees a renewTime an
+    /// hour old: it still waits a full lease duration by its own clock before taking over.
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_seen_first_is_waited_for_a_full_duration_whatever_the_clocks_say() {
+        let default = Duration::from_secs(30);
+        let an_hour_ago = Timestamp::now() - jiff_hours(1);
+        let spec = renewed("leader", an_hour_ago);
+        let mut observer = Observer::default();
+        assert_eq!(observer.remaining(&spec, default), Duration::from_secs(15));
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(observer.remaining(&spec, default), Duration::from_secs(5));
+        assert_eq!(decide(&spec, "standby", Duration::from_secs(5)), Decision::Wait(Duration::from_secs(5)));
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let remaining = observer.remaining(&spec, default);
+        assert_eq!(remaining, Duration::ZERO);
+        assert_eq!(decide(&spec, "standby", remaining), Decision::Take);
+    }
+
+    /// Every renewal seen starts the term again, by the standby's clock.
+    #[tokio::test(start_paused = true)]
+    async fn a_renewal_seen_restarts_the_term() {
+        let default = Duration::from_secs(30);
+        let start = Timestamp::now();
+        let mut observer = Observer::default();
+        observer.remaining(&renewed("leader", start), default);
+        tokio::time::advance(Duration::from_secs(14)).await;
+        let renewal = renewed("leader", start + jiff_seconds(2));
+        assert_eq!(observer.remaining(&renewal, default), Duration::from_secs(15));
+        tokio::time::advance(Duration::from_secs(14)).await;
+        assert_eq!(observer.remaining(&renewal, default), Duration::from_secs(1));
+    }
+
+    fn jiff_hours(hours: i64) -> k8s_openapi::jiff::SignedDuration {
+        k8s_openapi::jiff::SignedDuration::from_hours(hours)
+    }
+
+    fn jiff_seconds(seconds: i64) -> k8s_openapi::jiff::SignedDuration {
+        k8s_openapi::jiff::SignedDuration::from_secs(seconds)
     }
 }

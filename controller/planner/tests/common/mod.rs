@@ -267,7 +267,7 @@ impl Ssm {
                     name: baseline.name.clone(),
                     operating_system: baseline.operating_system(),
                     tags: owned_tags(settings, &baseline.owner, fingerprint),
-                    definition: Some(baseline.definition.clone()),
+                    definition: Some((*baseline.definition).clone()),
                 });
             }
             Operation::UpdateBaseline {
@@ -276,7 +276,7 @@ impl Ssm {
                 fingerprint,
             } => {
                 let have = self.baseline(id)?;
-                have.definition = Some(baseline.definition.clone());
+                have.definition = Some((*baseline.definition).clone());
                 have.tags = owned_tags(settings, &baseline.owner, fingerprint);
             }
             Operation::DeleteBaseline { id, .. } => {

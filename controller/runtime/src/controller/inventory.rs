@@ -45,5 +45,6 @@ pub fn snapshot(stores: &Stores) -> Inventory {
             .map(|w| (**w).clone())
             .collect(),
         namespaces,
+        definitions: Default::default(),
     }
 }

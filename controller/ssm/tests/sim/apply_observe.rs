@@ -87,7 +87,7 @@ async fn applied_state_observes_back_equal() {
         assert_eq!(got.operating_system, want.operating_system());
         assert_eq!(
             got.definition.as_ref(),
-            Some(&want.definition),
+            Some(&*want.definition),
             "{}",
             want.name
         );
@@ -141,10 +141,11 @@ async fn updates_keep_ids_and_deletes_are_idempotent() {
 
     // Change everything in place.
     let mut baseline = baselines[1].clone();
-    baseline.definition.approval_rules[0].approve_after_days = Some(3);
-    baseline.definition.approved_patches = vec!["openssl-1.0.2k".into()];
-    baseline.definition.approved_patches_compliance_level = ComplianceLevel::Low;
-    baseline.definition.description = Some("changed".into());
+    let definition = std::sync::Arc::make_mut(&mut baseline.definition);
+    definition.approval_rules[0].approve_after_days = Some(3);
+    definition.approved_patches = vec!["openssl-1.0.2k".into()];
+    definition.approved_patches_compliance_level = ComplianceLevel::Low;
+    definition.description = Some("changed".into());
     let baseline_id = before
         .baselines
         .iter()
@@ -215,7 +216,7 @@ async fn updates_keep_ids_and_deletes_are_idempotent() {
         .iter()
         .find(|b| b.id == baseline_id)
         .expect("same id");
-    assert_eq!(b.definition.as_ref(), Some(&baseline.definition));
+    assert_eq!(b.definition.as_ref(), Some(&*baseline.definition));
     assert_eq!(
         b.tags.get(tags::FINGERPRINT),
         Some(&fingerprint_of(&baseline.name, 2))

@@ -189,7 +189,7 @@ pub fn desired_baseline(policy: &str, spec: BaselineSpec, groups: &[&str]) -> De
     DesiredBaseline {
         name: baseline_name(policy, spec.operating_system),
         owner: owner(OwnerKind::PatchPolicy, policy),
-        definition: spec,
+        definition: spec.into(),
         patch_groups: groups.iter().map(|g| (*g).to_owned()).collect(),
     }
 }
@@ -464,7 +464,7 @@ pub fn desired_of(baselines: Vec<DesiredBaseline>, windows: Vec<DesiredWindow>) 
         baselines: baselines
             .into_iter()
             .map(|mut b| {
-                b.definition = normalize_baseline(&b.definition);
+                b.definition = normalize_baseline(&b.definition).into();
                 (b.name.clone(), b)
             })
             .collect(),
