@@ -364,8 +364,65 @@ async fn deleting_resources_removes_their_ssm_state_and_orphan_leaves_it() {
             "--timeout=120s",
         ])
         .expect("windows deleted (finalizers released)");
+    // Another controller's finalizer on the group outlives ours: patchfleet cleans up and
+    // removes its own entry alone.
     stack
-        .kubectl(["delete", "pgrp", "late", "-n", "patching", "--timeout=120s"])
+        .kubectl([
+            "patch",
+            "pgrp",
+            "late",
+            "-n",
+            "patching",
+            "--type",
+            "json",
+            "-p",
+            r#"[{"op":"add","path":"/metadata/finalizers/-","value":"example.com/keep"}]"#,
+        ])
+        .expect("foreign finalizer added");
+    stack
+        .kubectl(["delete", "pgrp", "late", "-n", "patching", "--wait=false"])
+        .expect("group deletion requested");
+    eventually(
+        "patchfleet removes its finalizer and leaves the other one",
+        &stack,
+        CONVERGE,
+        || async {
+            stack
+                .kubectl([
+                    "get",
+                    "pgrp",
+                    "late",
+                    "-n",
+                    "patching",
+                    "-o",
+                    "jsonpath={.metadata.finalizers}",
+                ])
+                .is_ok_and(|f| f == r#"["example.com/keep"]"#)
+        },
+    )
+    .await;
+    stack
+        .kubectl([
+            "patch",
+            "pgrp",
+            "late",
+            "-n",
+            "patching",
+            "--type",
+            "json",
+            "-p",
+            r#"[{"op":"remove","path":"/metadata/finalizers/0"}]"#,
+        ])
+        .expect("foreign finalizer removed");
+    stack
+        .kubectl([
+            "wait",
+            "--for=delete",
+            "pgrp/late",
+            "-n",
+            "patching",
+            "--timeout=60s",
+        ])
         .expect("group deleted");
     stack
         .kubectl(["delete", "ppol", "late", "-n", "patching", "--timeout=120s"])
@@ -502,7 +559,8 @@ async fn a_new_account_is_filled_and_relabelling_it_empties_it() {
     let stack = converged_examples("new-account", &[]).await;
     // The controller's own account (no role): the simulator's default account.
     let manifest = r#"{"apiVersion":"patchfleet.io/v1alpha1","kind":"SystemAccount",
-        "metadata":{"name":"own","labels":{"patchfleet.io/managed":"true"}},
+        "metadata":{"name":"own","labels":{"patchfleet.io/managed":"true"},
+                    "finalizers":["example.com/keep"]},
         "spec":{"accountId":"123456789012","regions":["ap-southeast-2"],
                 "namespaceSelector":{"matchLabels":{"patchfleet.io/tenant":"platform"}}}}"#;
     let file = std::env::temp_dir().join(format!("own-account-{}.json", std::process::id()));
@@ -521,6 +579,19 @@ async fn a_new_account_is_filled_and_relabelling_it_empties_it() {
     let filled = inspect::snapshot(&client).await.expect("snapshot");
     assert_eq!(filled.owned_by(&stack.cluster_id).0.len(), 24);
     assert_eq!(filled.owned_by(&stack.cluster_id).1.len(), 2);
+    // patchfleet added its finalizer beside another controller's, never in its place.
+    assert_eq!(
+        stack
+            .kubectl([
+                "get",
+                "sysacct",
+                "own",
+                "-o",
+                "jsonpath={.metadata.finalizers}"
+            ])
+            .expect("finalizers"),
+        r#"["example.com/keep","patchfleet.io/cleanup"]"#
+    );
 
     // A region dropped from the account is emptied; the new one is filled.
     stack

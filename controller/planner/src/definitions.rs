@@ -119,7 +119,10 @@ mod tests {
         let after_edit = get(&edited, PolicyMode::Active);
         assert_eq!(after_edit.approved_patches, vec!["KB1".to_owned()]);
         let frozen = get(&edited, PolicyMode::Frozen);
-        assert!(!Arc::ptr_eq(&after_edit, &frozen), "the mode is part of the key");
+        assert!(
+            !Arc::ptr_eq(&after_edit, &frozen),
+            "the mode is part of the key"
+        );
         assert_eq!(computed.get(), 3);
     }
 
@@ -128,8 +131,12 @@ mod tests {
         let cache = DefinitionCache::default();
         let windows = BaselineSpec::new(OperatingSystem::Windows);
         let linux = BaselineSpec::new(OperatingSystem::AmazonLinux2);
-        let a = cache.get_or_compute(&owner("a"), PolicyMode::Active, &windows, || windows.clone());
-        let b = cache.get_or_compute(&owner("b"), PolicyMode::Active, &windows, || windows.clone());
+        let a = cache.get_or_compute(&owner("a"), PolicyMode::Active, &windows, || {
+            windows.clone()
+        });
+        let b = cache.get_or_compute(&owner("b"), PolicyMode::Active, &windows, || {
+            windows.clone()
+        });
         let c = cache.get_or_compute(&owner("a"), PolicyMode::Active, &linux, || linux.clone());
         assert!(!Arc::ptr_eq(&a, &b));
         assert_eq!(c.operating_system, OperatingSystem::AmazonLinux2);

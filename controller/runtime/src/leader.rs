@@ -358,7 +358,10 @@ mod tests {
         assert_eq!(observer.remaining(&spec, default), Duration::from_secs(15));
         tokio::time::advance(Duration::from_secs(10)).await;
         assert_eq!(observer.remaining(&spec, default), Duration::from_secs(5));
-        assert_eq!(decide(&spec, "standby", Duration::from_secs(5)), Decision::Wait(Duration::from_secs(5)));
+        assert_eq!(
+            decide(&spec, "standby", Duration::from_secs(5)),
+            Decision::Wait(Duration::from_secs(5))
+        );
         tokio::time::advance(Duration::from_secs(5)).await;
         let remaining = observer.remaining(&spec, default);
         assert_eq!(remaining, Duration::ZERO);
@@ -374,9 +377,15 @@ mod tests {
         observer.remaining(&renewed("leader", start), default);
         tokio::time::advance(Duration::from_secs(14)).await;
         let renewal = renewed("leader", start + jiff_seconds(2));
-        assert_eq!(observer.remaining(&renewal, default), Duration::from_secs(15));
+        assert_eq!(
+            observer.remaining(&renewal, default),
+            Duration::from_secs(15)
+        );
         tokio::time::advance(Duration::from_secs(14)).await;
-        assert_eq!(observer.remaining(&renewal, default), Duration::from_secs(1));
+        assert_eq!(
+            observer.remaining(&renewal, default),
+            Duration::from_secs(1)
+        );
     }
 
     fn jiff_hours(hours: i64) -> k8s_openapi::jiff::SignedDuration {

@@ -62,7 +62,7 @@ async fn reconcile_account(
     let has_finalizer = account.finalizers().iter().any(|f| f == FINALIZER);
     if !deleting && !has_finalizer {
         // The pass goes on: the watch filters out metadata-only changes such as this one.
-        add_finalizer(&ctx, &name).await?;
+        add_finalizer(&ctx, &account).await?;
     }
     if deleting && !has_finalizer {
         return Ok(Action::await_change());
@@ -726,12 +726,12 @@ fn wake_owners_of(
     }
 }
 
-async fn add_finalizer(ctx: &Context, name: &str) -> Result<(), AccountError> {
+async fn add_finalizer(ctx: &Context, account: &SystemAccount) -> Result<(), AccountError> {
     let api: Api<SystemAccount> = Api::all(ctx.client.clone());
-    finalizer::add(&api, name)
+    finalizer::add(&api, account)
         .await
         .map_err(|source| AccountError::Finalizer {
-            name: name.to_owned(),
+            name: account.name_any(),
             source,
         })
 }

@@ -246,7 +246,7 @@ async fn reconcile_owner<K: OwnerResource>(
     }
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &owner.namespace);
     if !deleting && !has_finalizer {
-        finalizer::add(&api, &owner.name)
+        finalizer::add(&api, object.as_ref())
             .await
             .map_err(|source| OwnerError::Finalizer {
                 owner: owner.clone(),

@@ -202,7 +202,8 @@ async fn a_changed_fingerprint_costs_that_objects_deep_read_and_one_write() {
     let desired = desired_of(baselines.clone(), windows.clone());
     converged(&server, &client, &desired).await;
 
-    std::sync::Arc::make_mut(&mut baselines[0].definition).approved_patches = vec!["KB5034439".into()];
+    std::sync::Arc::make_mut(&mut baselines[0].definition).approved_patches =
+        vec!["KB5034439".into()];
     let changed = desired_of(baselines, windows);
     let (_, planned) = pass(&client, &changed, false).await;
     assert_eq!(planned, 1);
