@@ -64,10 +64,13 @@ pub fn all_namespaces() -> LabelSelector {
     match_expression(NAMESPACE_NAME_LABEL, "Exists", &[])
 }
 
+/// As the API server would set it: a uid unique to the object, generation 1.
 fn meta(namespace: Option<&str>, name: &str) -> ObjectMeta {
     ObjectMeta {
         name: Some(name.to_owned()),
         namespace: namespace.map(str::to_owned),
+        uid: Some(format!("uid-{}-{name}", namespace.unwrap_or_default())),
+        generation: Some(1),
         ..ObjectMeta::default()
     }
 }

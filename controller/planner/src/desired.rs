@@ -16,7 +16,8 @@ use crate::inventory::{
 };
 use crate::model::{
     AccountRegion, Desired, DesiredBaseline, DesiredRun, DesiredWindow, Owner, OwnerKind, Problem,
-    TargetDefinition, TaskAction, TaskDefinition, WindowDefinition, reasons, sort_problems,
+    Revision, TargetDefinition, TaskAction, TaskDefinition, WindowDefinition, reasons,
+    sort_problems,
 };
 use crate::naming::{baseline_name, target_name, task_name, window_name};
 use crate::normalize::normalize_baseline;
@@ -219,6 +220,7 @@ impl<'a> Planner<'a> {
                         || baseline_definition(&policy_owner, policy.spec.mode, spec),
                     ),
                     patch_groups,
+                    revision: Revision::of(&policy.metadata),
                 };
                 self.desired.baselines.insert(name, baseline);
             }
@@ -339,6 +341,7 @@ impl<'a> Planner<'a> {
                 definition,
                 targets,
                 tasks,
+                revision: Revision::of(&window.metadata),
             };
             self.desired.windows.insert(name, desired_window);
         }

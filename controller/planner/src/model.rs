@@ -167,6 +167,28 @@ pub struct DesiredBaseline {
     pub definition: Arc<BaselineSpec>,
     /// `Patch Group` values registered to this baseline.
     pub patch_groups: BTreeSet<String>,
+    /// The incarnation of the policy it was planned for (create tokens).
+    pub revision: Revision,
+}
+
+/// Which incarnation of its owner an object was planned for: the owner's metadata.uid
+/// and generation. Create tokens are made from it (with the fingerprint), so a resource
+/// deleted and applied again, however many times, gets tokens SSM has never seen: SSM
+/// answers a token it remembers with the id of the object it once created, deleted or not
+/// (<https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_CreatePatchBaseline.html>).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Revision {
+    pub uid: String,
+    pub generation: i64,
+}
+
+impl Revision {
+    pub fn of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Revision {
+        Revision {
+            uid: meta.uid.clone().unwrap_or_default(),
+            generation: meta.generation.unwrap_or_default(),
+        }
+    }
 }
 
 impl DesiredBaseline {
@@ -183,6 +205,8 @@ pub struct DesiredWindow {
     pub definition: WindowDefinition,
     pub targets: BTreeMap<String, TargetDefinition>,
     pub tasks: BTreeMap<String, TaskDefinition>,
+    /// The incarnation of the MaintenanceWindow it was planned for (create tokens).
+    pub revision: Revision,
 }
 
 /// An Emergency run that should have happened in this account-region: AWS-RunPatchBaseline

@@ -10,8 +10,8 @@ use patchfleet_api::v1alpha1::{
 use patchfleet_planner::builders::*;
 use patchfleet_planner::desired::SNAPSHOT_RUNBOOK;
 use patchfleet_planner::model::{
-    AccountRegion, Desired, DesiredRun, DesiredWindow, Owner, OwnerKind, Problem, TargetDefinition,
-    TaskAction, TaskDefinition, WindowDefinition, reasons,
+    AccountRegion, Desired, DesiredRun, DesiredWindow, Owner, OwnerKind, Problem, Revision,
+    TargetDefinition, TaskAction, TaskDefinition, WindowDefinition, reasons,
 };
 use patchfleet_planner::{Inventory, desired, reference_problems};
 
@@ -105,6 +105,10 @@ fn the_window_targets_each_reaching_group_and_runs_every_task_on_all_targets() {
             ("install".into(), task(PatchOperation::Install)),
             ("scan".into(), task(PatchOperation::Scan)),
         ]),
+        revision: Revision {
+            uid: "uid-patching-monthly".into(),
+            generation: 1,
+        },
     };
     assert_eq!(desired.windows.values().collect::<Vec<_>>(), [&want]);
     assert!(desired.held.is_empty());

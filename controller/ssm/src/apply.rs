@@ -184,7 +184,15 @@ impl Run<'_> {
                     fingerprint,
                     BASELINE_DESCRIPTION_MAX,
                 );
-                let parts = [self.cluster_id, &owner, &baseline.name, fingerprint];
+                let generation = baseline.revision.generation.to_string();
+                let parts = [
+                    self.cluster_id,
+                    &owner,
+                    &baseline.revision.uid,
+                    &generation,
+                    &baseline.name,
+                    fingerprint,
+                ];
                 let id = self
                     .create(
                         "CreatePatchBaseline",
@@ -313,7 +321,15 @@ impl Run<'_> {
                 // PENDING until its targets and tasks are registered (see `stamp`).
                 let description =
                     mark_description(d.description.as_deref(), PENDING, WINDOW_DESCRIPTION_MAX);
-                let parts = [self.cluster_id, &owner, &window.name, fingerprint];
+                let generation = window.revision.generation.to_string();
+                let parts = [
+                    self.cluster_id,
+                    &owner,
+                    &window.revision.uid,
+                    &generation,
+                    &window.name,
+                    fingerprint,
+                ];
                 let id = self
                     .create(
                         "CreateMaintenanceWindow",

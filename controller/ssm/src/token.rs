@@ -1,4 +1,6 @@
-//! Idempotency tokens for creates.
+//! Idempotency tokens for creates, made from (cluster, owner, owner uid, owner generation,
+//! object name, fingerprint): the same create retried after a crash or a lost answer sends
+//! the same token, and a resource deleted and applied again sends new ones (a new uid).
 
 /// Tokens tried per create within one batch. SSM remembers a ClientToken and answers the
 /// first call's id to a repeat, even once that object is deleted; a create identical to
@@ -8,8 +10,8 @@
 pub(crate) const CREATE_ATTEMPTS: u32 = 3;
 
 /// Which version of what a create sends the tokens are for: older patchfleets sent other
-/// requests (the fingerprint as a tag) under tokens of the same parts.
-const TOKEN_SCHEME: &str = "description-fingerprint";
+/// requests (the fingerprint as a tag, then no owner uid and generation in the parts).
+const TOKEN_SCHEME: &str = "owner-revision";
 
 /// The key the memory keeps a create's attempt under: the token's parts, hashed.
 pub(crate) fn token_key(parts: &[&str]) -> u64 {

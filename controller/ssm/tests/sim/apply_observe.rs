@@ -291,6 +291,75 @@ async fn updates_keep_ids_and_deletes_are_idempotent() {
     assert!(gone >= teardown.len() - 3, "{:?}", again.applied);
 }
 
+/// A resource deleted and applied again gets a new uid from the API server: each of ten
+/// incarnations of the same spec creates its baseline and window afresh, in one call each,
+/// where tokens made of the spec alone ran out after three replays of deleted ids.
+#[tokio::test]
+async fn a_resource_recreated_ten_times_creates_afresh_each_time() {
+    let server = start(sim_config()).await;
+    let (_edge, client) = client_a(&server).await;
+    let (baselines, windows) = small_state();
+    let mut seen_ids = std::collections::BTreeSet::new();
+    for incarnation in 1..=10 {
+        let mut baseline = baselines[0].clone();
+        baseline.revision.uid = format!("uid-policy-{incarnation}");
+        let mut window = windows[0].clone();
+        window.revision.uid = format!("uid-window-{incarnation}");
+        let create = vec![
+            Operation::CreateBaseline {
+                baseline: baseline.clone(),
+                fingerprint: fingerprint_of(&baseline.name, 1),
+            },
+            Operation::CreateWindow {
+                window: window.clone(),
+                fingerprint: fingerprint_of(&window.name, 1),
+            },
+        ];
+        let made = apply(&client, CLUSTER, &create).await;
+        assert!(
+            made.error.is_none(),
+            "incarnation {incarnation}: {:?}",
+            made.error
+        );
+        let ids: Vec<String> = made
+            .applied
+            .iter()
+            .filter_map(|a| match &a.outcome {
+                Outcome::Created { id } => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            ids.len(),
+            2,
+            "incarnation {incarnation}: {:?}",
+            made.applied
+        );
+        let seen = observe_deep(&client, &fingerprints(&baselines, &windows, 1)).await;
+        assert_eq!(
+            (seen.baselines.len(), seen.windows.len()),
+            (1, 1),
+            "incarnation {incarnation}: both listed"
+        );
+        assert!(
+            ids.iter().all(|id| seen_ids.insert(id.clone())),
+            "incarnation {incarnation}: a new object, not a replayed id: {ids:?}"
+        );
+        let delete = vec![
+            Operation::DeleteBaseline {
+                id: ids[0].clone(),
+                name: baseline.name.clone(),
+            },
+            Operation::DeleteWindow {
+                id: ids[1].clone(),
+                name: window.name.clone(),
+            },
+        ];
+        let deleted = apply(&client, CLUSTER, &delete).await;
+        assert!(deleted.error.is_none(), "{:?}", deleted.error);
+    }
+}
+
 #[tokio::test]
 async fn the_same_create_twice_makes_one_object() {
     let server = start(sim_config()).await;

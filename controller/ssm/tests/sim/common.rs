@@ -10,7 +10,7 @@ use patchfleet_api::v1alpha1::{
     PatchOperation, RebootOption,
 };
 use patchfleet_planner::model::{
-    Desired, DesiredBaseline, DesiredWindow, ObjectRef, Operation, Owner, OwnerKind,
+    Desired, DesiredBaseline, DesiredWindow, ObjectRef, Operation, Owner, OwnerKind, Revision,
     TargetDefinition, TaskAction, TaskDefinition, WindowDefinition,
 };
 use patchfleet_planner::normalize::normalize_baseline;
@@ -191,6 +191,7 @@ pub fn desired_baseline(policy: &str, spec: BaselineSpec, groups: &[&str]) -> De
         owner: owner(OwnerKind::PatchPolicy, policy),
         definition: spec.into(),
         patch_groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        revision: revision(policy),
     }
 }
 
@@ -270,6 +271,15 @@ pub fn desired_window(
             .map(|g| ((*g).to_owned(), target(g)))
             .collect(),
         tasks: tasks.into_iter().map(|(n, t)| (n.to_owned(), t)).collect(),
+        revision: revision(name),
+    }
+}
+
+/// The owner's first incarnation, as the API server would number it.
+pub fn revision(owner_name: &str) -> Revision {
+    Revision {
+        uid: format!("uid-{owner_name}"),
+        generation: 1,
     }
 }
 
