@@ -562,7 +562,9 @@ async fn a_new_account_is_filled_and_relabelling_it_empties_it() {
         "metadata":{"name":"own","labels":{"patchfleet.io/managed":"true"},
                     "finalizers":["example.com/keep"]},
         "spec":{"accountId":"123456789012","regions":["ap-southeast-2"],
-                "namespaceSelector":{"matchLabels":{"patchfleet.io/tenant":"platform"}}}}"#;
+                "namespaceSelector":{"matchLabels":{"patchfleet.io/tenant":"platform"}},
+                "patchGroupGrants":[{"namespace":"patching","prefixes":[""]}],
+                "taskRoles":["patchfleet-patching"]}}"#;
     let file = std::env::temp_dir().join(format!("own-account-{}.json", std::process::id()));
     std::fs::write(&file, manifest).expect("manifest written");
     stack
@@ -906,7 +908,7 @@ async fn a_controller_killed_mid_convergence_leaves_no_duplicate_and_nothing_orp
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_quota_that_would_be_exceeded_refuses_the_account_region_before_any_write() {
+async fn a_quota_that_would_be_exceeded_refuses_the_creates_over_it_and_nothing_else() {
     // customer-a eu-west-1 needs 26 baselines; the other account-regions need 24.
     let mut stack = Stack::start("quota").await.expect("stack");
     stack
@@ -914,8 +916,9 @@ async fn a_quota_that_would_be_exceeded_refuses_the_account_region_before_any_wr
         .expect("controller");
     stack.apply("examples").expect("examples");
     // examples/ reaches the controller resource by resource, so what fits the quota may
-    // be created before the rest arrives; from the moment the whole set would exceed it,
-    // the account-region is refused and nothing more is written there.
+    // be created before the rest arrives; from the moment the new baselines would exceed
+    // it, they are refused (and nothing more is written for them), while the windows and
+    // everything else in the account-region are written as declared.
     eventually(
         "the account names the refused region",
         &stack,
@@ -945,6 +948,17 @@ async fn a_quota_that_would_be_exceeded_refuses_the_account_region_before_any_wr
     assert!(
         eu.owned_by(&stack.cluster_id).0.len() <= 25,
         "the quota was exceeded"
+    );
+    let us = look(&stack, CUSTOMER_A_US).await;
+    let window_names = |snapshot: &Snapshot| {
+        let (_, windows) = snapshot.owned_by(&stack.cluster_id);
+        windows.iter().map(|w| w.name.clone()).collect::<Vec<_>>()
+    };
+    assert!(!window_names(&us).is_empty());
+    assert_eq!(
+        window_names(&eu),
+        window_names(&us),
+        "the windows are not held back by the baselines' quota"
     );
     let reasons = stack
         .kubectl([

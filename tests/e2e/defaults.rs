@@ -52,6 +52,9 @@ spec:
   namespaceSelector:
     matchLabels:
       patchfleet.io/defaults: "true"
+  patchGroupGrants:
+    - namespace: patchfleet-defaults
+      values: [early, on-time, late]
 ---
 apiVersion: patchfleet.io/v1alpha1
 kind: SystemAccount
@@ -66,6 +69,9 @@ spec:
   namespaceSelector:
     matchLabels:
       patchfleet.io/defaults: "true"
+  patchGroupGrants:
+    - namespace: patchfleet-defaults
+      values: [early, on-time, late]
 "#;
 
 fn defaults() -> Vec<Manifest> {

@@ -160,7 +160,9 @@ impl Workload {
                  name: {name}\n  labels:\n    patchfleet.io/bench: \"true\"\nspec:\n  \
                  accountId: \"{id}\"\n  roleArn: arn:aws:iam::{id}:role/patchfleet\n  \
                  externalId: {external}\n  regions: [{regions}]\n  platform: aws\n  \
-                 namespaceSelector:\n    matchLabels:\n      patchfleet.io/defaults: \"true\"\n",
+                 namespaceSelector:\n    matchLabels:\n      patchfleet.io/defaults: \"true\"\n  \
+                 patchGroupGrants:\n    - namespace: patchfleet-defaults\n      \
+                 values: [early, on-time, late]\n",
                 name = Self::account_name(i),
                 external = Self::external_id(i),
             );

@@ -2,7 +2,7 @@
 //! policy controller): each makes a valid object in one line, with the fields a test
 //! usually varies as arguments, so the test shows only what matters to it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     LabelSelector, LabelSelectorRequirement, ObjectMeta, Time,
@@ -11,9 +11,9 @@ use k8s_openapi::jiff::Timestamp;
 use patchfleet_api::v1alpha1::{
     ApprovalRule, BaselineSpec, ComplianceLevel, DeletionPolicy, MaintenanceWindow,
     MaintenanceWindowSpec, OperatingSystem, PatchFilter, PatchFilterKey, PatchGroup,
-    PatchGroupSpec, PatchOperation, PatchPolicy, PatchPolicySpec, Platform, PolicyMode,
-    PolicyReference, RebootOption, Strategy, SystemAccount, SystemAccountSpec, WindowTargets,
-    WindowTask,
+    PatchGroupGrant, PatchGroupSpec, PatchOperation, PatchPolicy, PatchPolicySpec, Platform,
+    PolicyMode, PolicyReference, RebootOption, Strategy, SystemAccount, SystemAccountSpec,
+    WindowTargets, WindowTask,
 };
 
 use crate::fingerprint::{baseline_fingerprint, window_fingerprint};
@@ -98,9 +98,29 @@ pub fn mk_account(
             regions: strings(regions),
             platform: Platform::Aws,
             namespace_selector: Some(all_namespaces()),
+            patch_group_grants: Vec::new(),
+            task_roles: Vec::new(),
             suspend: false,
         },
         status: None,
+    }
+}
+
+/// A grant of every `Patch Group` value (the empty prefix) to `namespace`.
+pub fn grant_all(namespace: &str) -> PatchGroupGrant {
+    PatchGroupGrant {
+        namespace: namespace.to_owned(),
+        values: Vec::new(),
+        prefixes: vec![String::new()],
+    }
+}
+
+/// A grant of exactly these `Patch Group` values to `namespace`.
+pub fn grant(namespace: &str, values: &[&str]) -> PatchGroupGrant {
+    PatchGroupGrant {
+        namespace: namespace.to_owned(),
+        values: strings(values),
+        prefixes: Vec::new(),
     }
 }
 
@@ -241,7 +261,7 @@ pub fn mk_emergency_window(
 /// An inventory of these resources, with every namespace they use present (labelled
 /// only with its name, as the API server does).
 pub fn mk_inventory(
-    accounts: Vec<SystemAccount>,
+    mut accounts: Vec<SystemAccount>,
     policies: Vec<PatchPolicy>,
     groups: Vec<PatchGroup>,
     windows: Vec<MaintenanceWindow>,
@@ -251,7 +271,22 @@ pub fn mk_inventory(
         .map(|p| namespace_of(&p.metadata))
         .chain(groups.iter().map(|g| namespace_of(&g.metadata)))
         .chain(windows.iter().map(|w| namespace_of(&w.metadata)));
-    let namespaces = used.map(|ns| mk_namespace(ns, &[])).collect();
+    let namespaces: BTreeMap<String, BTreeMap<String, String>> =
+        used.map(|ns| mk_namespace(ns, &[])).collect();
+    // Accounts written without grants grant every value to each namespace used, so that
+    // tests of anything but grants need not spell them out.
+    for account in &mut accounts {
+        if account.spec.patch_group_grants.is_empty() {
+            account.spec.patch_group_grants = namespaces.keys().map(|ns| grant_all(ns)).collect();
+        }
+        if account.spec.task_roles.is_empty() {
+            let roles = windows
+                .iter()
+                .flat_map(|w| &w.spec.tasks)
+                .filter_map(|t| t.service_role_name.clone());
+            account.spec.task_roles = roles.collect::<BTreeSet<_>>().into_iter().collect();
+        }
+    }
     Inventory {
         accounts,
         policies,

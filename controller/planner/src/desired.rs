@@ -21,7 +21,7 @@ use crate::model::{
 };
 use crate::naming::{baseline_name, target_name, task_name, window_name};
 use crate::normalize::normalize_baseline;
-use crate::selection::{Reach, reach, validate_selector};
+use crate::selection::{Reach, admits, reach, validate_selector};
 
 /// The Automation runbook a task with `snapshotBeforePatch` runs: it snapshots the
 /// instance's root volume, installs missing patches (AWS-RunPatchBaseline), and restores
@@ -147,6 +147,9 @@ impl<'a> Planner<'a> {
                         owner.namespace
                     );
                     self.problem(&owner, reasons::NAMESPACE_NOT_PERMITTED, message);
+                }
+                Reach::NotGranted(message) => {
+                    self.problem(&owner, reasons::PATCH_GROUP_NOT_GRANTED, message);
                 }
                 Reach::InvalidAccountSelector(e) => {
                     let message = format!("spec.accountSelector: {e}; it selects no account");
@@ -283,6 +286,11 @@ impl<'a> Planner<'a> {
         windows.sort_by_key(|w| window_owner(w));
         for window in windows {
             let owner = window_owner(window);
+            // A namespace the account does not admit has nothing here: not even a window
+            // held for a missing group (that would keep it running after admission ends).
+            if admits(inventory, account, &owner.namespace) != Ok(true) {
+                continue;
+            }
             let missing = missing_groups(inventory, window);
             let targets = window_targets(window, groups);
             if !missing.is_empty() {
@@ -551,6 +559,17 @@ pub fn task_definition(
             task.name
         );
         return Err((reasons::INSTALL_IN_FROZEN_WINDOW, message));
+    }
+    if let Some(role) = &task.service_role_name
+        && !account.spec.task_roles.contains(role)
+    {
+        let message = format!(
+            "spec.tasks[{}].serviceRoleName: SystemAccount {} does not allow the role {role:?} \
+             (spec.taskRoles); the task is not registered there",
+            task.name,
+            name_of(&account.metadata)
+        );
+        return Err((reasons::TASK_ROLE_NOT_ALLOWED, message));
     }
     let service_role_arn = task
         .service_role_name

@@ -28,5 +28,5 @@ pub use fingerprint::{baseline_fingerprint, window_fingerprint};
 pub use inventory::{Inventory, Quotas, Settings, orphaned_owners};
 pub use model::*;
 pub use plan::{Plan, baseline_needs_deep_read, plan, window_needs_deep_read};
-pub use quota::check_quotas;
+pub use quota::fit_quotas;
 pub use selection::{account_regions, reached_by};

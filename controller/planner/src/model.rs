@@ -432,6 +432,13 @@ pub mod reasons {
     pub const PATCH_GROUP_NOT_FOUND: &str = "PatchGroupNotFound";
     /// A SystemAccount selected by a PatchGroup does not admit the group's namespace.
     pub const NAMESPACE_NOT_PERMITTED: &str = "NamespaceNotPermitted";
+    /// A SystemAccount admits the group's namespace but does not grant it the group's
+    /// `Patch Group` value (or grants it to several namespaces): nothing is planned for
+    /// the group there.
+    pub const PATCH_GROUP_NOT_GRANTED: &str = "PatchGroupNotGranted";
+    /// A window task names a service role its SystemAccount does not list in
+    /// `spec.taskRoles`: the task is not registered there.
+    pub const TASK_ROLE_NOT_ALLOWED: &str = "TaskRoleNotAllowed";
     /// A label selector that Kubernetes would refuse (unknown operator, missing values).
     pub const INVALID_SELECTOR: &str = "InvalidSelector";
     /// Two resources map to the same SSM name (see `naming`).

@@ -13,7 +13,7 @@ use crate::model::{
     reasons, sort_problems,
 };
 use crate::ownership::{fingerprint_of, is_owned};
-use crate::quota::check_quotas;
+use crate::quota::fit_quotas;
 use crate::selection::{Reach, reach};
 
 pub use crate::inventory::orphaned_owners;
@@ -32,8 +32,8 @@ pub struct Plan {
 /// deletionPolicy Orphan (usually [`orphaned_owners`] of the same inventory).
 ///
 /// No operations at all when the account is unknown (or its account id changed) or
-/// suspended ("nothing is created, changed or deleted"), or when a quota would be
-/// exceeded. An account being deleted, or a region no longer listed, has an empty desired
+/// suspended ("nothing is created, changed or deleted"). What would exceed a quota is left
+/// out of `desired` (see `quota`). An account being deleted, or a region no longer listed, has an empty desired
 /// state: its plan removes (or releases) what patchfleet owns there.
 pub fn plan(
     inventory: &Inventory,
@@ -46,18 +46,9 @@ pub fn plan(
         Some(account) if !account.spec.suspend => {}
         _ => return Plan::default(),
     }
-    let (desired, mut problems) = desired(inventory, settings, account_region);
-
-    let quota_problems = check_quotas(settings, account_region, &desired, observed);
-    if !quota_problems.is_empty() {
-        problems.extend(quota_problems);
-        sort_problems(&mut problems);
-        return Plan {
-            desired,
-            operations: Vec::new(),
-            problems,
-        };
-    }
+    let (mut desired, mut problems) = desired(inventory, settings, account_region);
+    // What would exceed a quota is left out; everything else (updates, deletes) goes on.
+    problems.extend(fit_quotas(settings, account_region, &mut desired, observed));
 
     let orphaned = Orphaned::from_owners(inventory, orphaned);
     let diff = diff(settings, &desired, observed, &orphaned);

@@ -1,6 +1,7 @@
 //! Which account-regions a resource reaches. Selection is the tenancy boundary, so it is
-//! decided in one place: a PatchGroup's accountSelector proposes accounts, and each
-//! account's namespaceSelector decides whether the group's namespace may use it.
+//! decided in one place: a PatchGroup's accountSelector proposes accounts, each account's
+//! namespaceSelector decides whether the group's namespace may use it, and its
+//! patchGroupGrants whether that namespace may use the group's `Patch Group` value.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -95,13 +96,17 @@ pub enum Reach {
     InvalidAccountSelector(String),
     /// The account's namespaceSelector is invalid: it admits nothing.
     InvalidNamespaceSelector(String),
+    /// The account admits the namespace, but does not grant it the group's `Patch Group`
+    /// value (spec.patchGroupGrants): why, naming the fields.
+    NotGranted(String),
 }
 
 /// Whether `group` reaches `region` of `account`. The account must be active (not
 /// suspended, not being deleted) and the region one of its regions and of the group's; the
-/// group's accountSelector must match the account's labels; and the account's
-/// namespaceSelector must admit the group's namespace. Unlike Kubernetes' usual
-/// convention, an absent or empty namespaceSelector admits NO namespace (see
+/// group's accountSelector must match the account's labels; the account's
+/// namespaceSelector must admit the group's namespace ([`admits`]); and the account must
+/// grant that namespace the group's `Patch Group` value ([`grant`]). Unlike Kubernetes'
+/// usual convention, an absent or empty namespaceSelector admits NO namespace (see
 /// SystemAccountSpec): opening an account to every tenant must be written out.
 ///
 /// An account the group's selector matches but that does not admit its namespace is
@@ -131,26 +136,85 @@ pub fn reach(
         Ok(false) => return Reach::NotSelected,
         Ok(true) => {}
     }
-    let admitted = match &account.spec.namespace_selector {
-        None => false,
-        Some(selector) if is_empty_selector(selector) => false,
-        Some(selector) => {
-            let namespace = namespace_of(&group.metadata);
-            match inventory.namespace_labels(namespace) {
-                None => false,
-                Some(labels) => match selector_matches(selector, &labels) {
-                    Err(e) => return Reach::InvalidNamespaceSelector(e),
-                    Ok(admitted) => admitted,
-                },
-            }
-        }
+    let namespace = namespace_of(&group.metadata);
+    let admitted = match admits(inventory, account, namespace) {
+        Err(e) => return Reach::InvalidNamespaceSelector(e),
+        Ok(admitted) => admitted,
     };
-    if admitted {
-        Reach::Reached
-    } else if is_empty_selector(&group.spec.account_selector) {
-        Reach::NotSelected
-    } else {
-        Reach::NotPermitted
+    if !admitted {
+        return if is_empty_selector(&group.spec.account_selector) {
+            Reach::NotSelected
+        } else {
+            Reach::NotPermitted
+        };
+    }
+    match grant(account, namespace, group.group_name()) {
+        Grant::Granted => Reach::Reached,
+        Grant::Refused(why) => Reach::NotGranted(why),
+    }
+}
+
+/// Whether the account's namespaceSelector admits `namespace`. Unlike Kubernetes' usual
+/// convention, an absent or empty selector admits NO namespace, and a namespace the
+/// controller has not seen is not admitted. Err: the selector is invalid (admits nothing).
+pub fn admits(
+    inventory: &Inventory,
+    account: &SystemAccount,
+    namespace: &str,
+) -> Result<bool, String> {
+    match &account.spec.namespace_selector {
+        None => Ok(false),
+        Some(selector) if is_empty_selector(selector) => Ok(false),
+        Some(selector) => match inventory.namespace_labels(namespace) {
+            None => Ok(false),
+            Some(labels) => selector_matches(selector, &labels),
+        },
+    }
+}
+
+/// Whether an account lets a namespace use a `Patch Group` value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Grant {
+    Granted,
+    /// Why not, naming the SystemAccount's fields.
+    Refused(String),
+}
+
+/// The account's decision on `namespace` using `value`: granted when exactly that
+/// namespace holds a grant covering it. A value covered by the grants of several
+/// namespaces is refused to all of them, so that no order of creation or of names ever
+/// decides which tenant's machines are whose.
+pub fn grant(account: &SystemAccount, namespace: &str, value: &str) -> Grant {
+    let account_name = name_of(&account.metadata);
+    let holders: Vec<String> = account
+        .spec
+        .patch_group_grants
+        .iter()
+        .enumerate()
+        .filter_map(|(i, g)| {
+            g.covers(value)
+                .map(|field| (g, format!("spec.patchGroupGrants[{i}].{field}")))
+        })
+        .map(|(g, field)| format!("{} ({field})", g.namespace))
+        .collect();
+    let ours = account
+        .spec
+        .patch_group_grants
+        .iter()
+        .any(|g| g.namespace == namespace && g.covers(value).is_some());
+    match (ours, holders.len()) {
+        (true, 1) => Grant::Granted,
+        (true, _) => Grant::Refused(format!(
+            "spec.groupName: SystemAccount {account_name} grants the Patch Group value \
+             {value:?} to several namespaces: {}; a value granted to more than one \
+             namespace is granted to none",
+            holders.join(", ")
+        )),
+        (false, _) => Grant::Refused(format!(
+            "spec.groupName: SystemAccount {account_name} does not grant the Patch Group \
+             value {value:?} to namespace {namespace} (spec.patchGroupGrants); nothing is \
+             planned for this group there"
+        )),
     }
 }
 

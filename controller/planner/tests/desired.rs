@@ -477,6 +477,7 @@ fn snapshot_before_patch_runs_the_rollback_runbook_as_the_service_role_where_sna
     ] {
         let mut inventory = world();
         inventory.accounts[0].spec.platform = platform;
+        inventory.accounts[0].spec.task_roles = vec!["service-role/patching".into()];
         let task = &mut inventory.windows[0].spec.tasks[1];
         task.snapshot_before_patch = true;
         task.service_role_name = Some("service-role/patching".into());
@@ -642,6 +643,8 @@ fn names_that_meet_are_a_conflict_not_an_overwrite() {
     inventory.windows.clear();
     inventory.namespaces.insert("a".into(), labels(&[]));
     inventory.namespaces.insert("a-b".into(), labels(&[]));
+    inventory.accounts[0].spec.patch_group_grants =
+        vec![grant("a", &["g2"]), grant("a-b", &["g1"])];
     let (desired, problems) = plan_desired(&inventory);
     let name = "patchfleet-a-b-c-windows";
     assert_eq!(baseline_names(&desired), [name]);

@@ -1,11 +1,13 @@
-//! Quotas: every object in the account-region counts, ours or not, and a plan that would
-//! exceed one is refused whole.
+//! Quotas: every object in the account-region counts, ours or not, and the additions
+//! that would exceed one are left out of the plan while updates and deletes go on.
 
 mod common;
 
 use patchfleet_api::v1alpha1::OperatingSystem;
 use patchfleet_planner::builders::*;
-use patchfleet_planner::model::{Observed, ObservedTarget, Owner, OwnerKind, Problem, reasons};
+use patchfleet_planner::model::{
+    Observed, ObservedTarget, Operation, Owner, OwnerKind, Problem, reasons,
+};
 use patchfleet_planner::{Inventory, Plan, Settings, plan};
 
 use common::*;
@@ -27,6 +29,17 @@ fn foreign_baselines(n: usize) -> Vec<patchfleet_planner::model::ObservedBaselin
         .collect()
 }
 
+fn creates_baseline_or_registers(op: &Operation) -> bool {
+    matches!(
+        op,
+        Operation::CreateBaseline { .. } | Operation::RegisterPatchGroup { .. }
+    )
+}
+
+fn creates_baseline(op: &Operation) -> bool {
+    matches!(op, Operation::CreateBaseline { .. })
+}
+
 fn quota_problem(kind: OwnerKind, name: &str, message: &str) -> Problem {
     Problem {
         owner: Owner::new(kind, NS, name),
@@ -44,20 +57,30 @@ fn baselines_not_ours_count_toward_the_quota() {
         ..Observed::default()
     };
     let plan = plan_with(&world(), &settings, &over);
-    assert_eq!(plan.operations, [], "refused before any write");
+    assert!(
+        !plan.operations.iter().any(creates_baseline),
+        "no baseline created: {:?}",
+        plan.operations
+    );
+    assert!(
+        plan.operations
+            .iter()
+            .any(|op| matches!(op, Operation::CreateWindow { .. })),
+        "the window is not held back by the baselines' quota"
+    );
     assert_eq!(
         plan.problems,
         [quota_problem(
             OwnerKind::PatchPolicy,
             "early",
             "51 patch baselines would exist in customer-a (111111111111) eu-west-1 (49 not \
-             owned by patchfleet), over the quota of 50 patch baselines per account and region",
+             owned by patchfleet), over the quota of 50 patch baselines per account and region: \
+             the 2 new ones are not created",
         )]
     );
-    assert_eq!(
-        plan.desired.baselines.len(),
-        2,
-        "the desired state is still shown"
+    assert!(
+        plan.desired.baselines.is_empty(),
+        "the plan shows what it does"
     );
 
     let at_limit = Observed {
@@ -94,14 +117,26 @@ fn windows_not_ours_count_toward_the_quota() {
         ..Observed::default()
     };
     let plan = plan_with(&world(), &settings, &observed);
-    assert_eq!(plan.operations, [], "not even the baselines are created");
+    assert!(
+        plan.operations.iter().all(creates_baseline_or_registers),
+        "the baselines are created, the window is not: {:?}",
+        plan.operations
+    );
+    assert_eq!(
+        plan.operations
+            .iter()
+            .filter(|op| creates_baseline(op))
+            .count(),
+        2
+    );
     assert_eq!(
         plan.problems,
         [quota_problem(
             OwnerKind::MaintenanceWindow,
             "monthly",
             "51 maintenance windows would exist in customer-a (111111111111) eu-west-1 (50 not \
-             owned by patchfleet), over the quota of 50 maintenance windows per account and region",
+             owned by patchfleet), over the quota of 50 maintenance windows per account and \
+             region: the 1 new ones are not created",
         )]
     );
 }
@@ -125,7 +160,7 @@ fn parts_of_windows_and_baselines_have_quotas_too() {
             OwnerKind::MaintenanceWindow,
             "monthly",
             "window patchfleet-patching-monthly would have 2 targets, over the quota of 1 \
-             targets per maintenance window",
+             targets per maintenance window: it is not created",
         ),
         (
             "tasks",
@@ -133,7 +168,7 @@ fn parts_of_windows_and_baselines_have_quotas_too() {
             OwnerKind::MaintenanceWindow,
             "monthly",
             "window patchfleet-patching-monthly would have 2 tasks, over the quota of 1 tasks \
-             per maintenance window",
+             per maintenance window: it is not created",
         ),
         (
             "patch groups",
@@ -148,16 +183,21 @@ fn parts_of_windows_and_baselines_have_quotas_too() {
         let mut settings = mk_settings();
         lower(&mut settings);
         let plan = plan_with(&inventory, &settings, &Observed::default());
-        assert_eq!(plan.operations, [], "{case}");
+        let refused_window = kind == OwnerKind::MaintenanceWindow;
+        assert_eq!(plan.desired.windows.is_empty(), refused_window, "{case}");
+        assert_eq!(plan.desired.baselines.is_empty(), !refused_window, "{case}");
+        assert!(!plan.operations.is_empty(), "the rest is created: {case}");
         if message.is_empty() {
             let messages: Vec<&str> = plan.problems.iter().map(|p| p.message.as_str()).collect();
             assert_eq!(
                 messages,
                 [
                     "baseline patchfleet-patching-early-amazon-linux-2 would have 2 patch groups \
-                     registered, over the quota of 1 patch groups per patch baseline",
+                     registered, over the quota of 1 patch groups per patch baseline: it is not \
+                     created",
                     "baseline patchfleet-patching-early-windows would have 2 patch groups \
-                     registered, over the quota of 1 patch groups per patch baseline",
+                     registered, over the quota of 1 patch groups per patch baseline: it is not \
+                     created",
                 ],
                 "{case}"
             );
@@ -205,14 +245,34 @@ fn a_target_on_its_way_out_still_counts_while_the_new_one_is_added() {
         definition: targets[0].definition.clone(),
     });
     let plan = plan_with(&inventory, &settings, &observed);
-    assert_eq!(plan.operations, []);
+    // The new target is not registered (nor named by the tasks); the stale one is still
+    // deregistered (a delete is never refused: it is what makes room), and the group is
+    // registered to its baselines (a quota of its own).
+    let deregister = Operation::DeregisterTarget {
+        window_id: observed.windows[0].id.clone(),
+        target_id: "wt-old".into(),
+    };
+    assert!(
+        plan.operations.contains(&deregister),
+        "{:?}",
+        plan.operations
+    );
+    for op in &plan.operations {
+        match op {
+            Operation::RegisterTarget { .. } => panic!("a target registered: {op:?}"),
+            Operation::UpdateTask { task, .. } | Operation::RegisterTask { task, .. } => {
+                assert!(!task.targets.contains("pg-web"), "{op:?}")
+            }
+            _ => {}
+        }
+    }
     assert_eq!(
         plan.problems,
         [quota_problem(
             OwnerKind::MaintenanceWindow,
             "monthly",
             "window patchfleet-patching-monthly would have 3 targets, over the quota of 2 \
-             targets per maintenance window",
+             targets per maintenance window: the new ones are not registered",
         )]
     );
 }
@@ -232,4 +292,68 @@ fn a_plan_that_adds_nothing_is_not_refused() {
     let plan = plan_with(&world(), &settings, &observed);
     assert_eq!(plan.problems, []);
     assert_eq!(plan.operations.len(), 1, "{:?}", plan.operations);
+}
+
+/// One tenant's new baselines over the quota: refused, while another tenant's drifted
+/// baseline is corrected and a removed one deleted in the same pass.
+#[test]
+fn an_overrun_refuses_only_the_creates() {
+    let settings = mk_settings();
+    let (converged, _) = patchfleet_planner::desired(&world(), &settings, &ar());
+    let mut observed = mk_observed(&settings, &converged);
+    assert!(observed.baselines[1].name.ends_with("-windows"));
+    let drifted = observed.baselines[1].definition.as_mut().expect("deep");
+    drifted.approved_patches.push("drift".into());
+    observed.baselines.extend(foreign_baselines(48));
+
+    let mut inventory = world();
+    // The early policy drops Amazon Linux 2 (a delete) ...
+    inventory.policies[0]
+        .spec
+        .baselines
+        .retain(|b| b.operating_system != OperatingSystem::AmazonLinux2);
+    // ... and another tenant's group brings a policy of two new baselines: 48 + 2 + 2 > 50.
+    inventory.policies.push(mk_policy(
+        "tenant-b",
+        "greedy",
+        vec![
+            mk_baseline(OperatingSystem::Ubuntu, 0),
+            mk_baseline(OperatingSystem::Debian, 0),
+        ],
+    ));
+    inventory.groups.push(mk_group(
+        "tenant-b",
+        "greedy",
+        "greedy",
+        &[("managed", "true")],
+    ));
+    inventory.namespaces.insert("tenant-b".into(), labels(&[]));
+    inventory.accounts[0].spec.patch_group_grants =
+        vec![grant(NS, &["early"]), grant("tenant-b", &["greedy"])];
+
+    let plan = plan_with(&inventory, &settings, &observed);
+    assert!(
+        !plan.operations.iter().any(creates_baseline),
+        "{:?}",
+        plan.operations
+    );
+    assert!(
+        plan.operations
+            .iter()
+            .any(|op| matches!(op, Operation::UpdateBaseline { .. })),
+        "the drift is corrected: {:?}",
+        plan.operations
+    );
+    assert!(
+        plan.operations
+            .iter()
+            .any(|op| matches!(op, Operation::DeleteBaseline { .. })),
+        "the dropped baseline is deleted: {:?}",
+        plan.operations
+    );
+    let refused: Vec<&Owner> = plan.problems.iter().map(|p| &p.owner).collect();
+    assert_eq!(
+        refused,
+        [&Owner::new(OwnerKind::PatchPolicy, "tenant-b", "greedy")]
+    );
 }

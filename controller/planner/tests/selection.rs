@@ -304,12 +304,9 @@ fn account_regions_are_every_region_of_every_active_account() {
 #[test]
 fn reached_by_rolls_up_groups_for_policies_and_windows() {
     let mut inventory = world();
-    inventory.accounts.push(mk_account(
-        "b",
-        "222222222222",
-        &["eu-central-1"],
-        &[("tier", "gold")],
-    ));
+    let mut gold = mk_account("b", "222222222222", &["eu-central-1"], &[("tier", "gold")]);
+    gold.spec.patch_group_grants = vec![grant_all(NS)];
+    inventory.accounts.push(gold);
     // A second group of the same policy on account b only.
     inventory
         .groups

@@ -20,5 +20,5 @@ pub use ssm::{
 };
 pub use status::{AccountFailure, FleetStatus, MAX_FAILURES, Summary};
 pub use system_account::{
-    Platform, RegionStatus, SystemAccount, SystemAccountSpec, SystemAccountStatus,
+    PatchGroupGrant, Platform, RegionStatus, SystemAccount, SystemAccountSpec, SystemAccountStatus,
 };

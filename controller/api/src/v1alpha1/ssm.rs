@@ -229,6 +229,8 @@ pub mod limits {
     /// comment, which is limited to 100 characters).
     pub const RUN_TOKEN_PATTERN: &str = r"^[A-Za-z0-9_.:-]+$";
     /// A Kubernetes object name (DNS-1123 subdomain).
+    /// A namespace name: a DNS label (RFC 1123).
+    pub const NAMESPACE_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
     pub const OBJECT_NAME_PATTERN: &str =
         r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 }

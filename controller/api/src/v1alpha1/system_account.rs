@@ -71,10 +71,76 @@ pub struct SystemAccountSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace_selector: Option<LabelSelector>,
 
+    /// Which `Patch Group` tag values each namespace may use in this account: the
+    /// instances its PatchGroups register to its baselines, its windows target and its
+    /// Emergency runs reach. A PatchGroup whose value is not granted to its namespace here
+    /// is refused (reason PatchGroupNotGranted) before anything is planned, and costs no
+    /// SSM write. A value granted to two namespaces (by value or prefix) is granted to
+    /// neither. Absent or empty: no value is granted, so no namespace's groups reach the
+    /// account. See docs/tenancy.md.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["namespace".into()]))]
+    pub patch_group_grants: Vec<PatchGroupGrant>,
+
+    /// The IAM roles (names with their path, as `tasks[].serviceRoleName` gives them)
+    /// that maintenance window tasks may run as in this account. A task naming any other
+    /// role is not registered (reason TaskRoleNotAllowed). Absent or empty: none, so tasks
+    /// run with SSM's service-linked role and snapshotBeforePatch is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 50),
+        inner(length(min = 1, max = 512), pattern(limits::ROLE_NAME_PATTERN))
+    )]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub task_roles: Vec<String>,
+
     /// Stop reconciling this account: nothing is created, changed or deleted in it until
     /// suspend is false again. Status keeps the last state seen.
     #[serde(default)]
     pub suspend: bool,
+}
+
+/// The `Patch Group` values one namespace may use in an account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("(has(self.values) ? size(self.values) : 0) + (has(self.prefixes) ? size(self.prefixes) : 0) > 0")
+    .message("a grant needs values or prefixes")
+    .field_path(".values"))]
+pub struct PatchGroupGrant {
+    /// The namespace granted.
+    #[schemars(length(min = 1, max = 63), pattern(limits::NAMESPACE_PATTERN))]
+    pub namespace: String,
+    /// `Patch Group` values it may use, exactly.
+    #[serde(default)]
+    #[schemars(
+        length(max = 100),
+        inner(length(min = 1, max = 256), pattern(limits::PATCH_GROUP_PATTERN))
+    )]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub values: Vec<String>,
+    /// Every value that starts with one of these, such as `team-a-`. The empty prefix
+    /// grants every value: for an account that serves one namespace alone.
+    #[serde(default)]
+    #[schemars(
+        length(max = 20),
+        inner(length(max = 256), pattern(limits::PATCH_GROUP_PATTERN))
+    )]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub prefixes: Vec<String>,
+}
+
+impl PatchGroupGrant {
+    /// Whether this grant covers `value`, and by which field (for messages).
+    pub fn covers(&self, value: &str) -> Option<String> {
+        if let Some(i) = self.values.iter().position(|v| v == value) {
+            return Some(format!("values[{i}]"));
+        }
+        self.prefixes
+            .iter()
+            .position(|p| value.starts_with(p.as_str()))
+            .map(|i| format!("prefixes[{i}]"))
+    }
 }
 
 /// Where an account's managed instances run.

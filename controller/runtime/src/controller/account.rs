@@ -294,7 +294,8 @@ async fn pass_region(
     if !plan.operations.is_empty() {
         info!(writes = plan.operations.len(), "applied");
     }
-    // A quota refuses the whole account-region: nothing there is as declared.
+    // A quota left some creates out: the account-region is not as declared until the
+    // account's quota or the resources change.
     let refused = plan
         .problems
         .iter()
