@@ -17,7 +17,7 @@ use patchfleet_api::v1alpha1::{
 };
 
 use crate::fingerprint::{baseline_fingerprint, window_fingerprint};
-use crate::inventory::{Inventory, NAMESPACE_NAME_LABEL, Settings, namespace_of};
+use crate::inventory::{Inventory, NAMESPACE_NAME_LABEL, Settings, Shared, namespace_of};
 use crate::model::{
     AccountRegion, Desired, DesiredBaseline, DesiredWindow, Observed, ObservedBaseline,
     ObservedRegistration, ObservedTarget, ObservedTask, ObservedWindow, Owner, tags,
@@ -288,7 +288,7 @@ pub fn mk_inventory(
         }
     }
     Inventory {
-        accounts,
+        accounts: accounts.into_iter().map(Shared::new).collect(),
         policies,
         groups,
         windows,

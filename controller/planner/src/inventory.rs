@@ -3,6 +3,7 @@
 //! and the runtime fills one from its reflector stores.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use patchfleet_api::v1alpha1::{
@@ -19,7 +20,9 @@ pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 /// Every resource the plan of any account-region depends on.
 #[derive(Clone, Debug, Default)]
 pub struct Inventory {
-    pub accounts: Vec<SystemAccount>,
+    /// Shared with the runtime's reflector store, not copied: a snapshot of a thousand
+    /// accounts costs a thousand pointers (see `Shared`).
+    pub accounts: Vec<Shared<SystemAccount>>,
     pub policies: Vec<PatchPolicy>,
     pub groups: Vec<PatchGroup>,
     pub windows: Vec<MaintenanceWindow>,
@@ -29,6 +32,42 @@ pub struct Inventory {
     /// Baseline definitions computed from `policies`, shared by every plan made from this
     /// inventory.
     pub definitions: DefinitionCache,
+}
+
+/// A resource held by reference, as the reflector stores hold it: snapshots share it
+/// instead of copying it, and a change (in a test) copies it first (copy on write).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Shared<T>(Arc<T>);
+
+impl<T> Shared<T> {
+    pub fn new(value: T) -> Shared<T> {
+        Shared(Arc::new(value))
+    }
+}
+
+impl<T> From<T> for Shared<T> {
+    fn from(value: T) -> Shared<T> {
+        Shared::new(value)
+    }
+}
+
+impl<T> From<Arc<T>> for Shared<T> {
+    fn from(value: Arc<T>) -> Shared<T> {
+        Shared(value)
+    }
+}
+
+impl<T> std::ops::Deref for Shared<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: Clone> std::ops::DerefMut for Shared<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        Arc::make_mut(&mut self.0)
+    }
 }
 
 /// How this controller runs. The default has an empty cluster id, which owns nothing:
@@ -106,7 +145,10 @@ pub fn window_owner(window: &MaintenanceWindow) -> Owner {
 
 impl Inventory {
     pub fn account(&self, name: &str) -> Option<&SystemAccount> {
-        self.accounts.iter().find(|a| name_of(&a.metadata) == name)
+        self.accounts
+            .iter()
+            .find(|a| name_of(&a.metadata) == name)
+            .map(|a| &**a)
     }
 
     pub fn policy(&self, namespace: &str, name: &str) -> Option<&PatchPolicy> {

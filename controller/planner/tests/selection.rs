@@ -282,13 +282,13 @@ fn account_regions_are_every_region_of_every_active_account() {
     let mut inventory = world();
     inventory
         .accounts
-        .push(mk_account("b", "222222222222", &["eu-central-1"], &[]));
+        .push(mk_account("b", "222222222222", &["eu-central-1"], &[]).into());
     let mut suspended = mk_account("c", "333333333333", &["eu-west-1"], &[]);
     suspended.spec.suspend = true;
-    inventory.accounts.push(suspended);
+    inventory.accounts.push(suspended.into());
     let mut leaving = mk_account("d", "444444444444", &["eu-west-1"], &[]);
     deleting(&mut leaving.metadata);
-    inventory.accounts.push(leaving);
+    inventory.accounts.push(leaving.into());
 
     let got = account_regions(&inventory);
     let want = vec![
@@ -306,7 +306,7 @@ fn reached_by_rolls_up_groups_for_policies_and_windows() {
     let mut inventory = world();
     let mut gold = mk_account("b", "222222222222", &["eu-central-1"], &[("tier", "gold")]);
     gold.spec.patch_group_grants = vec![grant_all(NS)];
-    inventory.accounts.push(gold);
+    inventory.accounts.push(gold.into());
     // A second group of the same policy on account b only.
     inventory
         .groups

@@ -136,9 +136,11 @@ fn add(inventory: &mut Inventory, value: serde_json::Value) -> anyhow::Result<()
             labels.insert("kubernetes.io/metadata.name".to_owned(), name.clone());
             inventory.namespaces.insert(name, labels);
         }
-        "SystemAccount" => inventory
-            .accounts
-            .push(serde_json::from_value::<SystemAccount>(value).with_context(context)?),
+        "SystemAccount" => inventory.accounts.push(
+            serde_json::from_value::<SystemAccount>(value)
+                .with_context(context)?
+                .into(),
+        ),
         "PatchPolicy" => inventory.policies.push(with_generation(
             serde_json::from_value::<PatchPolicy>(value).with_context(context)?,
         )),

@@ -108,9 +108,11 @@ pub fn examples() -> Inventory {
                             .expect("labels");
                     inventory.namespaces.insert(name.to_owned(), labels);
                 }
-                "SystemAccount" => inventory
-                    .accounts
-                    .push(serde_yaml::from_value(value).expect("SystemAccount")),
+                "SystemAccount" => inventory.accounts.push(
+                    serde_yaml::from_value::<SystemAccount>(value)
+                        .expect("SystemAccount")
+                        .into(),
+                ),
                 "PatchPolicy" => inventory
                     .policies
                     .push(serde_yaml::from_value(value).expect("PatchPolicy")),
