@@ -42,7 +42,7 @@ pub fn load() -> anyhow::Result<Vec<Case>> {
     let path = crate::repo_root().join("tests/validation/cases.yaml");
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    serde_norway::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 impl Case {

@@ -37,7 +37,7 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Vec<Manifest>> {
     let mut manifests = Vec::new();
     for path in files {
         let text = std::fs::read_to_string(&path)?;
-        for document in serde_yaml::Deserializer::from_str(&text) {
+        for document in serde_norway::Deserializer::from_str(&text) {
             let value = Value::deserialize(document)
                 .with_context(|| format!("parsing {}", path.display()))?;
             if value.is_null() {

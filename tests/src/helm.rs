@@ -141,7 +141,7 @@ pub fn run(command: &mut Command) -> Output {
 
 /// Every non-empty YAML document of a multi-document stream.
 pub fn parse_documents(yaml: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(yaml)
+    serde_norway::Deserializer::from_str(yaml)
         .map(|document| serde::Deserialize::deserialize(document).expect("helm renders valid YAML"))
         .filter(|value: &Value| !value.is_null())
         .collect()

@@ -9,7 +9,7 @@ pub mod conditions;
 pub mod v1alpha1;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::core::CustomResourceExt;
+use kube_core::CustomResourceExt;
 
 /// The API group of every patchfleet resource.
 pub const GROUP: &str = "patchfleet.io";

@@ -249,24 +249,19 @@ fn session_name(identity: &str) -> String {
     }
 }
 
-/// `90s`, `5m`, `3h`, `1d`, or plain seconds.
+/// Plain seconds (`30`), or a duration as humantime reads it: `90s`, `5m`, `3h`, `1d`,
+/// `1h30m`. Clap names the flag in front of the error.
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
     let value = value.trim();
-    let (number, unit) = match value.find(|c: char| !c.is_ascii_digit()) {
-        Some(index) => value.split_at(index),
-        None => (value, "s"),
-    };
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("'{value}': expected a number followed by s, m, h or d"))?;
-    let seconds = match unit {
-        "s" => number,
-        "m" => number * 60,
-        "h" => number * 3600,
-        "d" => number * 86_400,
-        _ => return Err(format!("'{value}': the unit must be s, m, h or d")),
-    };
-    Ok(Duration::from_secs(seconds))
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return value
+            .parse()
+            .map(Duration::from_secs)
+            .map_err(|e| format!("'{value}': {e}"));
+    }
+    humantime::parse_duration(value).map_err(|e| {
+        format!("'{value}': {e} (expected plain seconds or a number with a unit: 90s, 5m, 3h, 1d)")
+    })
 }
 
 pub fn init_logging(format: LogFormat) {
@@ -299,8 +294,39 @@ mod tests {
         assert_eq!(parse_duration("3h"), Ok(Duration::from_secs(10_800)));
         assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
         assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
-        assert!(parse_duration("5 minutes").is_err());
+        assert_eq!(parse_duration(" 15s "), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5_400)));
+        assert_eq!(parse_duration("5 minutes"), Ok(Duration::from_secs(300)));
         assert!(parse_duration("m").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("-5s").is_err());
+        assert!(parse_duration("99999999999999999999").is_err());
+        let error = parse_duration("5x").expect_err("unknown unit");
+        assert!(error.contains("'5x'") && error.contains("5m"), "{error}");
+    }
+
+    /// Clap names the flag and the value when a duration does not parse.
+    #[test]
+    fn a_bad_duration_names_the_flag_and_the_value() {
+        #[derive(clap::Parser)]
+        struct Run {
+            #[command(flatten)]
+            args: RunArgs,
+        }
+        let error = <Run as clap::Parser>::try_parse_from([
+            "patchfleet",
+            "--cluster-id",
+            "test",
+            "--resync",
+            "5x",
+        ])
+        .err()
+        .expect("rejected")
+        .to_string();
+        assert!(
+            error.contains("--resync") && error.contains("5x"),
+            "{error}"
+        );
     }
 
     #[test]

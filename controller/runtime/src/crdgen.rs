@@ -61,7 +61,7 @@ pub fn crd_file_name(crd: &CustomResourceDefinition) -> String {
 }
 
 fn crd_yaml(crd: &CustomResourceDefinition) -> anyhow::Result<String> {
-    let yaml = serde_yaml::to_string(crd).context("serializing a CRD to YAML")?;
+    let yaml = serde_norway::to_string(crd).context("serializing a CRD to YAML")?;
     Ok(format!("{HEADER}{yaml}"))
 }
 

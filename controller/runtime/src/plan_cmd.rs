@@ -92,7 +92,7 @@ pub fn load(path: &Path) -> anyhow::Result<Inventory> {
     for file in yaml_files(path)? {
         let text = std::fs::read_to_string(&file)
             .with_context(|| format!("reading {}", file.display()))?;
-        for document in serde_yaml::Deserializer::from_str(&text) {
+        for document in serde_norway::Deserializer::from_str(&text) {
             let value = serde_json::Value::deserialize(document)
                 .with_context(|| format!("parsing {}", file.display()))?;
             add(&mut inventory, value).with_context(|| format!("in {}", file.display()))?;

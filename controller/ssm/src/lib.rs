@@ -18,6 +18,7 @@ mod edge;
 mod error;
 mod memory;
 mod observe;
+mod paging;
 mod ratelimit;
 pub mod runs;
 mod settings;

@@ -283,110 +283,91 @@ async fn list_baselines(s: &Session<'_>) -> Result<Vec<ListedBaseline>, EdgeErro
         .values("Self")
         .build();
     let mut found = Vec::new();
-    let mut token = None;
-    loop {
-        let out = s
-            .send(
-                "DescribePatchBaselines",
-                s.ssm()
-                    .describe_patch_baselines()
-                    .filters(owner.clone())
-                    .max_results(BASELINES_PAGE)
-                    .set_next_token(token)
-                    .send(),
-            )
-            .await?;
-        for b in out.baseline_identities() {
-            let (Some(id), Some(name)) = (b.baseline_id(), b.baseline_name()) else {
-                continue;
-            };
-            let os = b.operating_system().and_then(convert::os_from_sdk);
-            match os {
-                Some(operating_system) => found.push(ListedBaseline {
-                    id: id.to_owned(),
-                    name: name.to_owned(),
-                    operating_system,
-                    description: b.baseline_description().map(str::to_owned),
-                }),
-                // A newer SSM's operating system: not one patchfleet manages.
-                None => {
-                    tracing::warn!(baseline = %id, "skipping baseline of unknown operating system")
+    s.each_page(
+        "DescribePatchBaselines",
+        |token| {
+            s.ssm()
+                .describe_patch_baselines()
+                .filters(owner.clone())
+                .max_results(BASELINES_PAGE)
+                .set_next_token(token)
+                .send()
+        },
+        |out| {
+            for b in out.baseline_identities() {
+                let (Some(id), Some(name)) = (b.baseline_id(), b.baseline_name()) else {
+                    continue;
+                };
+                let os = b.operating_system().and_then(convert::os_from_sdk);
+                match os {
+                    Some(operating_system) => found.push(ListedBaseline {
+                        id: id.to_owned(),
+                        name: name.to_owned(),
+                        operating_system,
+                        description: b.baseline_description().map(str::to_owned),
+                    }),
+                    // A newer SSM's operating system: not one patchfleet manages.
+                    None => {
+                        tracing::warn!(baseline = %id, "skipping baseline of unknown operating system")
+                    }
                 }
             }
-        }
-        token = out
-            .next_token()
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned);
-        if token.is_none() {
-            return Ok(found);
-        }
-    }
+        },
+    )
+    .await?;
+    Ok(found)
 }
 
 async fn list_registrations(s: &Session<'_>) -> Result<Vec<ObservedRegistration>, EdgeError> {
     let mut found = Vec::new();
-    let mut token = None;
-    loop {
-        let out = s
-            .send(
-                "DescribePatchGroups",
-                s.ssm()
-                    .describe_patch_groups()
-                    .max_results(PATCH_GROUPS_PAGE)
-                    .set_next_token(token)
-                    .send(),
-            )
-            .await?;
-        for m in out.mappings() {
-            let Some(identity) = m.baseline_identity() else {
-                continue;
-            };
-            let os = identity.operating_system().and_then(convert::os_from_sdk);
-            if let (Some(group), Some(id), Some(os)) = (m.patch_group(), identity.baseline_id(), os)
-            {
-                found.push(ObservedRegistration {
-                    patch_group: group.to_owned(),
-                    operating_system: os,
-                    baseline_id: id.to_owned(),
-                });
+    s.each_page(
+        "DescribePatchGroups",
+        |token| {
+            s.ssm()
+                .describe_patch_groups()
+                .max_results(PATCH_GROUPS_PAGE)
+                .set_next_token(token)
+                .send()
+        },
+        |out| {
+            for m in out.mappings() {
+                let Some(identity) = m.baseline_identity() else {
+                    continue;
+                };
+                let os = identity.operating_system().and_then(convert::os_from_sdk);
+                if let (Some(group), Some(id), Some(os)) =
+                    (m.patch_group(), identity.baseline_id(), os)
+                {
+                    found.push(ObservedRegistration {
+                        patch_group: group.to_owned(),
+                        operating_system: os,
+                        baseline_id: id.to_owned(),
+                    });
+                }
             }
-        }
-        token = out
-            .next_token()
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned);
-        if token.is_none() {
-            return Ok(found);
-        }
-    }
+        },
+    )
+    .await?;
+    Ok(found)
 }
 
 async fn list_windows(
     s: &Session<'_>,
 ) -> Result<Vec<aws_sdk_ssm::types::MaintenanceWindowIdentity>, EdgeError> {
     let mut found = Vec::new();
-    let mut token = None;
-    loop {
-        let out = s
-            .send(
-                "DescribeMaintenanceWindows",
-                s.ssm()
-                    .describe_maintenance_windows()
-                    .max_results(WINDOWS_PAGE)
-                    .set_next_token(token)
-                    .send(),
-            )
-            .await?;
-        found.extend(out.window_identities().iter().cloned());
-        token = out
-            .next_token()
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned);
-        if token.is_none() {
-            return Ok(found);
-        }
-    }
+    s.each_page(
+        "DescribeMaintenanceWindows",
+        |token| {
+            s.ssm()
+                .describe_maintenance_windows()
+                .max_results(WINDOWS_PAGE)
+                .set_next_token(token)
+                .send()
+        },
+        |out| found.extend(out.window_identities().iter().cloned()),
+    )
+    .await?;
+    Ok(found)
 }
 
 pub(crate) async fn list_targets(
@@ -394,37 +375,31 @@ pub(crate) async fn list_targets(
     window_id: &str,
 ) -> Result<Vec<ObservedTarget>, EdgeError> {
     let mut found = Vec::new();
-    let mut token = None;
-    loop {
-        let out = s
-            .send(
-                "DescribeMaintenanceWindowTargets",
-                s.ssm()
-                    .describe_maintenance_window_targets()
-                    .window_id(window_id)
-                    .max_results(TARGETS_PAGE)
-                    .set_next_token(token)
-                    .send(),
-            )
-            .await?;
-        for t in out.targets() {
-            let Some(id) = t.window_target_id() else {
-                continue;
-            };
-            found.push(ObservedTarget {
-                id: id.to_owned(),
-                name: t.name().map(str::to_owned),
-                definition: convert::target_from_sdk(t.targets(), t.owner_information()),
-            });
-        }
-        token = out
-            .next_token()
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned);
-        if token.is_none() {
-            return Ok(found);
-        }
-    }
+    s.each_page(
+        "DescribeMaintenanceWindowTargets",
+        |token| {
+            s.ssm()
+                .describe_maintenance_window_targets()
+                .window_id(window_id)
+                .max_results(TARGETS_PAGE)
+                .set_next_token(token)
+                .send()
+        },
+        |out| {
+            for t in out.targets() {
+                let Some(id) = t.window_target_id() else {
+                    continue;
+                };
+                found.push(ObservedTarget {
+                    id: id.to_owned(),
+                    name: t.name().map(str::to_owned),
+                    definition: convert::target_from_sdk(t.targets(), t.owner_information()),
+                });
+            }
+        },
+    )
+    .await?;
+    Ok(found)
 }
 
 /// The window's tasks, each read with GetMaintenanceWindowTask: DescribeMaintenanceWindowTasks
@@ -440,32 +415,25 @@ async fn list_tasks(
         .map(|t| (t.id.clone(), t.name.clone().unwrap_or_else(|| t.id.clone())))
         .collect();
     let mut ids = Vec::new();
-    let mut token = None;
-    loop {
-        let out = s
-            .send(
-                "DescribeMaintenanceWindowTasks",
-                s.ssm()
-                    .describe_maintenance_window_tasks()
-                    .window_id(window_id)
-                    .max_results(TASKS_PAGE)
-                    .set_next_token(token)
-                    .send(),
-            )
-            .await?;
-        ids.extend(
-            out.tasks()
-                .iter()
-                .filter_map(|t| t.window_task_id().map(str::to_owned)),
-        );
-        token = out
-            .next_token()
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned);
-        if token.is_none() {
-            break;
-        }
-    }
+    s.each_page(
+        "DescribeMaintenanceWindowTasks",
+        |token| {
+            s.ssm()
+                .describe_maintenance_window_tasks()
+                .window_id(window_id)
+                .max_results(TASKS_PAGE)
+                .set_next_token(token)
+                .send()
+        },
+        |out| {
+            ids.extend(
+                out.tasks()
+                    .iter()
+                    .filter_map(|t| t.window_task_id().map(str::to_owned)),
+            );
+        },
+    )
+    .await?;
     let mut tasks = Vec::with_capacity(ids.len());
     for id in ids {
         let t = s

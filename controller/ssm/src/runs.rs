@@ -107,31 +107,22 @@ pub async fn find_command(
                 e.to_string(),
             )
         })?;
-    let mut token: Option<String> = None;
-    loop {
-        let out = s
-            .send(
-                "ListCommands",
-                s.ssm()
-                    .list_commands()
-                    .filters(filter.clone())
-                    .max_results(COMMANDS_PAGE)
-                    .set_next_token(token)
-                    .send(),
-            )
-            .await?;
-        let page: Vec<ObservedCommand> = out.commands().iter().map(command_from_sdk).collect();
-        if let Some(found) = patchfleet_planner::runs::find_command(marker, &page) {
-            return Ok(Some(found.clone()));
-        }
-        token = out
-            .next_token()
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned);
-        if token.is_none() {
-            return Ok(None);
-        }
-    }
+    s.find_in_pages(
+        "ListCommands",
+        |token| {
+            s.ssm()
+                .list_commands()
+                .filters(filter.clone())
+                .max_results(COMMANDS_PAGE)
+                .set_next_token(token)
+                .send()
+        },
+        |out| {
+            let page: Vec<ObservedCommand> = out.commands().iter().map(command_from_sdk).collect();
+            patchfleet_planner::runs::find_command(marker, &page).cloned()
+        },
+    )
+    .await
 }
 
 fn command_from_sdk(c: &sdk::Command) -> ObservedCommand {

@@ -31,6 +31,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use serde_json::Value;
+
 type Result<T> = std::result::Result<T, String>;
 
 fn workspace_root() -> PathBuf {
@@ -81,15 +83,16 @@ fn sdk_source(package: &str) -> Result<PathBuf> {
         ));
     }
     let text = String::from_utf8(out.stdout).map_err(|e| format!("cargo metadata: {e}"))?;
-    let metadata = json::parse(&text).map_err(|e| format!("cargo metadata output: {e}"))?;
+    let metadata =
+        serde_json::from_str::<Value>(&text).map_err(|e| format!("cargo metadata output: {e}"))?;
     let packages = metadata
         .get("packages")
-        .and_then(json::Value::as_array)
+        .and_then(Value::as_array)
         .ok_or("cargo metadata: no packages")?;
     let manifests: BTreeSet<&str> = packages
         .iter()
-        .filter(|p| p.get("name").and_then(json::Value::as_str) == Some(package))
-        .filter_map(|p| p.get("manifest_path").and_then(json::Value::as_str))
+        .filter(|p| p.get("name").and_then(Value::as_str) == Some(package))
+        .filter_map(|p| p.get("manifest_path").and_then(Value::as_str))
         .collect();
     match manifests.iter().collect::<Vec<_>>().as_slice() {
         [one] => Path::new(one)
@@ -372,7 +375,7 @@ fn sources_containing(ident: &str) -> Result<bool> {
 struct Policy {
     /// The ```json block's first line number in docs/iam.md.
     line: usize,
-    statements: Vec<json::Value>,
+    statements: Vec<Value>,
 }
 
 impl Policy {
@@ -383,14 +386,14 @@ impl Policy {
     fn actions(&self) -> BTreeSet<String> {
         let mut actions = BTreeSet::new();
         for s in &self.statements {
-            if s.get("Effect").and_then(json::Value::as_str) != Some("Allow") {
+            if s.get("Effect").and_then(Value::as_str) != Some("Allow") {
                 continue;
             }
             match s.get("Action") {
-                Some(json::Value::Str(a)) => {
+                Some(Value::String(a)) => {
                     actions.insert(a.clone());
                 }
-                Some(json::Value::Arr(list)) => {
+                Some(Value::Array(list)) => {
                     actions.extend(list.iter().filter_map(|a| a.as_str()).map(str::to_owned));
                 }
                 _ => {}
@@ -403,8 +406,8 @@ impl Policy {
         let mut out = Vec::new();
         for s in &self.statements {
             match s.get("Resource") {
-                Some(json::Value::Str(r)) => out.push(r.clone()),
-                Some(json::Value::Arr(list)) => {
+                Some(Value::String(r)) => out.push(r.clone()),
+                Some(Value::Array(list)) => {
                     out.extend(list.iter().filter_map(|r| r.as_str()).map(str::to_owned));
                 }
                 _ => {}
@@ -428,11 +431,11 @@ fn documented_policies() -> Result<(String, Vec<Policy>)> {
             .map(|(_, l)| l)
             .take_while(|l| l.trim() != "```")
             .collect();
-        let value = json::parse(&body.join("\n"))
+        let value: Value = serde_json::from_str(&body.join("\n"))
             .map_err(|e| format!("docs/iam.md line {}: the json block: {e}", n + 1))?;
         let statements = match value.get("Statement") {
-            Some(json::Value::Arr(list)) => list.clone(),
-            Some(one @ json::Value::Obj(_)) => vec![one.clone()],
+            Some(Value::Array(list)) => list.clone(),
+            Some(one @ Value::Object(_)) => vec![one.clone()],
             _ => {
                 return Err(format!(
                     "docs/iam.md line {}: a json block that is not a policy (no Statement)",
@@ -654,7 +657,7 @@ fn pass_role_documented() -> Result<()> {
             s.get("Condition")
                 .and_then(|c| c.get("StringEquals"))
                 .and_then(|c| c.get("iam:PassedToService"))
-                .and_then(json::Value::as_str)
+                .and_then(Value::as_str)
                 == Some("ssm.amazonaws.com")
         })
         && policy
@@ -683,8 +686,8 @@ fn trust_policy_has_external_id() -> Result<()> {
     let ok = policies.iter().filter(|p| p.is_trust_policy()).any(|p| {
         p.statements.iter().any(|s| {
             let assume = match s.get("Action") {
-                Some(json::Value::Str(a)) => a == "sts:AssumeRole",
-                Some(json::Value::Arr(list)) => {
+                Some(Value::String(a)) => a == "sts:AssumeRole",
+                Some(Value::Array(list)) => {
                     list.iter().any(|a| a.as_str() == Some("sts:AssumeRole"))
                 }
                 _ => false,
@@ -705,181 +708,5 @@ fn trust_policy_has_external_id() -> Result<()> {
              a StringEquals sts:ExternalId condition"
                 .to_owned(),
         )
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// A small JSON reader (cargo metadata's output and the policy blocks): the crate has no
-// JSON dependency, and this is all the test needs.
-
-mod json {
-    #[derive(Clone, Debug, PartialEq)]
-    pub enum Value {
-        Null,
-        Bool(bool),
-        Num(String),
-        Str(String),
-        Arr(Vec<Value>),
-        Obj(Vec<(String, Value)>),
-    }
-
-    impl Value {
-        pub fn get(&self, key: &str) -> Option<&Value> {
-            match self {
-                Value::Obj(members) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-                _ => None,
-            }
-        }
-
-        pub fn as_str(&self) -> Option<&str> {
-            match self {
-                Value::Str(s) => Some(s),
-                _ => None,
-            }
-        }
-
-        pub fn as_array(&self) -> Option<&Vec<Value>> {
-            match self {
-                Value::Arr(a) => Some(a),
-                _ => None,
-            }
-        }
-    }
-
-    pub fn parse(text: &str) -> Result<Value, String> {
-        let mut p = Parser {
-            chars: text.char_indices().peekable(),
-        };
-        let value = p.value()?;
-        p.ws();
-        match p.chars.peek() {
-            None => Ok(value),
-            Some((at, c)) => Err(format!("unexpected {c:?} at byte {at} after the value")),
-        }
-    }
-
-    struct Parser<'a> {
-        chars: std::iter::Peekable<std::str::CharIndices<'a>>,
-    }
-
-    impl Parser<'_> {
-        fn ws(&mut self) {
-            while self.chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
-        }
-
-        fn expect(&mut self, want: char) -> Result<(), String> {
-            match self.chars.next() {
-                Some((_, c)) if c == want => Ok(()),
-                Some((at, c)) => Err(format!("expected {want:?} at byte {at}, found {c:?}")),
-                None => Err(format!("expected {want:?}, found the end")),
-            }
-        }
-
-        fn word(&mut self, word: &str, value: Value) -> Result<Value, String> {
-            for want in word.chars() {
-                self.expect(want)?;
-            }
-            Ok(value)
-        }
-
-        fn value(&mut self) -> Result<Value, String> {
-            self.ws();
-            match self.chars.peek().copied() {
-                Some((_, '{')) => self.object(),
-                Some((_, '[')) => self.array(),
-                Some((_, '"')) => self.string().map(Value::Str),
-                Some((_, 't')) => self.word("true", Value::Bool(true)),
-                Some((_, 'f')) => self.word("false", Value::Bool(false)),
-                Some((_, 'n')) => self.word("null", Value::Null),
-                Some((_, c)) if c == '-' || c.is_ascii_digit() => {
-                    let mut n = String::new();
-                    while let Some((_, c)) = self
-                        .chars
-                        .next_if(|(_, c)| c.is_ascii_digit() || "+-.eE".contains(*c))
-                    {
-                        n.push(c);
-                    }
-                    Ok(Value::Num(n))
-                }
-                Some((at, c)) => Err(format!("unexpected {c:?} at byte {at}")),
-                None => Err("unexpected end".to_owned()),
-            }
-        }
-
-        fn object(&mut self) -> Result<Value, String> {
-            self.expect('{')?;
-            let mut members = Vec::new();
-            self.ws();
-            if self.chars.next_if(|(_, c)| *c == '}').is_some() {
-                return Ok(Value::Obj(members));
-            }
-            loop {
-                self.ws();
-                let key = self.string()?;
-                self.ws();
-                self.expect(':')?;
-                members.push((key, self.value()?));
-                self.ws();
-                match self.chars.next() {
-                    Some((_, ',')) => continue,
-                    Some((_, '}')) => return Ok(Value::Obj(members)),
-                    Some((at, c)) => {
-                        return Err(format!("expected , or }} at byte {at}, found {c:?}"));
-                    }
-                    None => return Err("unterminated object".to_owned()),
-                }
-            }
-        }
-
-        fn array(&mut self) -> Result<Value, String> {
-            self.expect('[')?;
-            let mut items = Vec::new();
-            self.ws();
-            if self.chars.next_if(|(_, c)| *c == ']').is_some() {
-                return Ok(Value::Arr(items));
-            }
-            loop {
-                items.push(self.value()?);
-                self.ws();
-                match self.chars.next() {
-                    Some((_, ',')) => continue,
-                    Some((_, ']')) => return Ok(Value::Arr(items)),
-                    Some((at, c)) => {
-                        return Err(format!("expected , or ] at byte {at}, found {c:?}"));
-                    }
-                    None => return Err("unterminated array".to_owned()),
-                }
-            }
-        }
-
-        fn string(&mut self) -> Result<String, String> {
-            self.expect('"')?;
-            let mut s = String::new();
-            loop {
-                match self.chars.next() {
-                    Some((_, '"')) => return Ok(s),
-                    Some((_, '\\')) => match self.chars.next() {
-                        Some((_, 'n')) => s.push('\n'),
-                        Some((_, 't')) => s.push('\t'),
-                        Some((_, 'r')) => s.push('\r'),
-                        Some((_, 'b')) => s.push('\u{8}'),
-                        Some((_, 'f')) => s.push('\u{c}'),
-                        Some((_, 'u')) => {
-                            let hex: String = (0..4)
-                                .filter_map(|_| self.chars.next())
-                                .map(|(_, c)| c)
-                                .collect();
-                            let code = u32::from_str_radix(&hex, 16)
-                                .map_err(|_| format!("bad \\u escape {hex:?}"))?;
-                            s.push(char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER));
-                        }
-                        Some((_, c)) => s.push(c),
-                        None => return Err("unterminated escape".to_owned()),
-                    },
-                    Some((_, c)) => s.push(c),
-                    None => return Err("unterminated string".to_owned()),
-                }
-            }
-        }
     }
 }

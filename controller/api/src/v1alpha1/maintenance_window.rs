@@ -1,6 +1,6 @@
 //! MaintenanceWindow: WHEN and HOW the instances of some PatchGroups are patched.
 
-use kube::{CustomResource, KubeSchema};
+use kube_derive::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -10,7 +10,9 @@ use super::status::FleetStatus;
 /// An SSM maintenance window with one target per patch group and its patching tasks. It
 /// exists in every account and region where one of its target PatchGroups exists.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[x_kube(crates(kube_core = ::kube_core))]
 #[kube(
+    crates(kube_core = ::kube_core),
     group = "patchfleet.io",
     version = "v1alpha1",
     kind = "MaintenanceWindow",
@@ -156,6 +158,7 @@ fn enabled_by_default() -> bool {
 /// Status of a MaintenanceWindow: the rollup every namespaced kind has, and the runs of
 /// an Emergency window.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[x_kube(crates(kube_core = ::kube_core))]
 #[serde(rename_all = "camelCase")]
 pub struct MaintenanceWindowStatus {
     #[serde(flatten)]
@@ -237,6 +240,7 @@ pub struct WindowTargets {
 /// One patching task: AWS-RunPatchBaseline (or, with `snapshotBeforePatch`, an Automation
 /// runbook that snapshots first) run against the window's targets.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[x_kube(crates(kube_core = ::kube_core))]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!self.snapshotBeforePatch || self.operation == 'Install'")
     .message("tasks[].snapshotBeforePatch needs operation Install: a scan changes nothing to roll back")

@@ -1,7 +1,7 @@
 //! PatchGroup: WHICH instances, in which accounts and regions, follow which PatchPolicy.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::{CustomResource, KubeSchema};
+use kube_derive::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -12,7 +12,9 @@ use super::status::FleetStatus;
 /// In each of them, the group is registered to the baselines of its PatchPolicy, one per
 /// operating system.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[x_kube(crates(kube_core = ::kube_core))]
 #[kube(
+    crates(kube_core = ::kube_core),
     group = "patchfleet.io",
     version = "v1alpha1",
     kind = "PatchGroup",

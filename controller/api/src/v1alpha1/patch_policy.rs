@@ -1,8 +1,8 @@
 //! PatchPolicy: WHAT is approved, per operating system. Becomes one patch baseline per
 //! operating system in every account-region where a PatchGroup that follows it exists.
 
-use kube::core::Rule;
-use kube::{CustomResource, KubeSchema};
+use kube_core::Rule;
+use kube_derive::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +13,9 @@ use super::status::FleetStatus;
 /// explicit lists) and which are rejected. Each entry of `baselines` becomes an SSM patch
 /// baseline in every account and region where a PatchGroup following this policy exists.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[x_kube(crates(kube_core = ::kube_core))]
 #[kube(
+    crates(kube_core = ::kube_core),
     group = "patchfleet.io",
     version = "v1alpha1",
     kind = "PatchPolicy",
@@ -54,6 +56,7 @@ pub enum PolicyMode {
 /// The patch baseline of one operating system (SSM CreatePatchBaseline's fields:
 /// <https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_CreatePatchBaseline.html>).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[x_kube(crates(kube_core = ::kube_core))]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = filter_keys_rule("approvalRules", "self.approvalRules.all(r, r.patchFilters.all(f, "))]
 #[x_kube(validation = filter_keys_rule("globalFilters", "self.globalFilters.all(f, "))]
@@ -119,6 +122,7 @@ pub struct BaselineSpec {
 /// One approval rule (SSM PatchRule:
 /// <https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PatchRule.html>).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[x_kube(crates(kube_core = ::kube_core))]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!(has(self.approveAfterDays) && has(self.approveUntilDate))")
     .message("approvalRules[]: set approveAfterDays or approveUntilDate, not both"))]
@@ -235,7 +239,7 @@ fn filter_keys_rule(field: &str, all_filters: &str) -> Rule {
     Rule::new(format!(
         "!has(self.{field}) || {all_filters}f.key in {allowed}{closing}"
     ))
-    .message(kube::core::Message::Expression(format!(
+    .message(kube_core::Message::Expression(format!(
         "'{filter_path}: ' + self.operatingSystem + ' baselines accept only ' + {allowed_text}"
     )))
     .field_path(format!(".{field}"))
@@ -248,7 +252,7 @@ fn approval_delay_unsupported_rule() -> Rule {
         "!(self.operatingSystem in {no_delay}) || !has(self.approvalRules) || \
          self.approvalRules.all(r, !has(r.approveAfterDays) && !has(r.approveUntilDate))"
     ))
-    .message(kube::core::Message::Expression(
+    .message(kube_core::Message::Expression(
         "'approvalRules[]: SSM supports neither approveAfterDays nor approveUntilDate for ' + \
          self.operatingSystem + ' (patches are approved as released): remove them'"
             .to_owned(),
@@ -263,7 +267,7 @@ fn approval_delay_required_rule() -> Rule {
         "self.operatingSystem in {no_delay} || !has(self.approvalRules) || \
          self.approvalRules.all(r, has(r.approveAfterDays) || has(r.approveUntilDate))"
     ))
-    .message(kube::core::Message::Expression(
+    .message(kube_core::Message::Expression(
         "'approvalRules[]: each rule for ' + self.operatingSystem + \
          ' needs approveAfterDays (0-360) or approveUntilDate (YYYY-MM-DD)'"
             .to_owned(),
@@ -280,7 +284,7 @@ fn linux_only_rule() -> Rule {
          !self.approvedPatchesEnableNonSecurity && \
          (!has(self.sources) || size(self.sources) == 0))"
     ))
-    .message(kube::core::Message::Expression(
+    .message(kube_core::Message::Expression(
         "'enableNonSecurity, approvedPatchesEnableNonSecurity and sources apply to Linux only: \
          remove them from the ' + self.operatingSystem + ' baseline'"
             .to_owned(),

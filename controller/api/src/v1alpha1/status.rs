@@ -2,7 +2,7 @@
 //! account and region the resource reaches.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::KubeSchema;
+use kube_derive::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +13,7 @@ pub const MAX_FAILURES: usize = 20;
 
 /// Status of a PatchPolicy, PatchGroup or MaintenanceWindow (kstatus conventions).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[x_kube(crates(kube_core = ::kube_core))]
 #[serde(rename_all = "camelCase")]
 pub struct FleetStatus {
     /// The metadata.generation this status describes.

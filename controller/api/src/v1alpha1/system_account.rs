@@ -1,7 +1,7 @@
 //! SystemAccount: an AWS account that holds SSM state for patchfleet.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
-use kube::{CustomResource, KubeSchema};
+use kube_derive::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +13,9 @@ use super::status::{AccountFailure, Summary};
 /// keeps its share of every PatchPolicy, PatchGroup and MaintenanceWindow that selects it
 /// converged in each of its regions.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[x_kube(crates(kube_core = ::kube_core))]
 #[kube(
+    crates(kube_core = ::kube_core),
     group = "patchfleet.io",
     version = "v1alpha1",
     kind = "SystemAccount",
@@ -103,6 +105,7 @@ pub struct SystemAccountSpec {
 
 /// The `Patch Group` values one namespace may use in an account.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[x_kube(crates(kube_core = ::kube_core))]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("(has(self.values) ? size(self.values) : 0) + (has(self.prefixes) ? size(self.prefixes) : 0) > 0")
     .message("a grant needs values or prefixes")
@@ -177,6 +180,7 @@ impl Platform {
 
 /// What patchfleet verified and applied in this account, written by the account reconciler.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[x_kube(crates(kube_core = ::kube_core))]
 #[serde(rename_all = "camelCase")]
 pub struct SystemAccountStatus {
     /// The metadata.generation this status describes.

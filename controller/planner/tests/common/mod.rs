@@ -95,7 +95,8 @@ pub fn examples() -> Inventory {
     for file in files {
         let text = std::fs::read_to_string(&file).expect("example is readable");
         for document in text.split("\n---\n") {
-            let value: serde_yaml::Value = serde_yaml::from_str(document).expect("example is YAML");
+            let value: serde_norway::Value =
+                serde_norway::from_str(document).expect("example is YAML");
             let kind = value["kind"]
                 .as_str()
                 .expect("example has a kind")
@@ -104,24 +105,24 @@ pub fn examples() -> Inventory {
                 "Namespace" => {
                     let name = value["metadata"]["name"].as_str().expect("named");
                     let labels: BTreeMap<String, String> =
-                        serde_yaml::from_value(value["metadata"]["labels"].clone())
+                        serde_norway::from_value(value["metadata"]["labels"].clone())
                             .expect("labels");
                     inventory.namespaces.insert(name.to_owned(), labels);
                 }
                 "SystemAccount" => inventory.accounts.push(
-                    serde_yaml::from_value::<SystemAccount>(value)
+                    serde_norway::from_value::<SystemAccount>(value)
                         .expect("SystemAccount")
                         .into(),
                 ),
                 "PatchPolicy" => inventory
                     .policies
-                    .push(serde_yaml::from_value(value).expect("PatchPolicy")),
+                    .push(serde_norway::from_value(value).expect("PatchPolicy")),
                 "PatchGroup" => inventory
                     .groups
-                    .push(serde_yaml::from_value(value).expect("PatchGroup")),
+                    .push(serde_norway::from_value(value).expect("PatchGroup")),
                 "MaintenanceWindow" => inventory
                     .windows
-                    .push(serde_yaml::from_value(value).expect("MaintenanceWindow")),
+                    .push(serde_norway::from_value(value).expect("MaintenanceWindow")),
                 other => panic!("unexpected kind {other} in {}", file.display()),
             }
         }
