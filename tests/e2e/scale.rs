@@ -138,6 +138,7 @@ async fn a_fleet_converges_within_its_call_budget() {
         quiet: Duration::from_secs(3),
         timeout: Duration::from_secs(600),
         progress: true,
+        delete_accounts: true,
     };
     let report = bench::run(&options).await.expect("the benchmark runs");
     show(&report);
@@ -250,6 +251,36 @@ async fn a_fleet_converges_within_its_call_budget() {
         &report.caller_identity_calls,
         &(ACCOUNTS * IDENTITY_PER_ACCOUNT),
     );
+    // Deleted accounts are emptied (every object deleted once) and then forgotten: the
+    // controller keeps no credentials, clients or pass records of them.
+    match &report.delete {
+        None => check(false, "the deletion phase did not run".to_owned()),
+        Some(deleted) => {
+            for operation in ["DeletePatchBaseline", "DeleteMaintenanceWindow"] {
+                let created = converge.calls_of(&operation.replace("Delete", "Create"));
+                same(
+                    &format!("deletion: {operation} (every object created deleted once)"),
+                    &deleted.phase.calls_of(operation),
+                    &created,
+                );
+            }
+            same(
+                "deletion: accounts cached before (patchfleet_cached_accounts)",
+                &deleted.cached_accounts_before,
+                &(ACCOUNTS as f64),
+            );
+            same(
+                "deletion: accounts still cached (patchfleet_cached_accounts)",
+                &deleted.cached_accounts,
+                &0.0,
+            );
+            same(
+                "deletion: account-regions still recorded (patchfleet_account_regions)",
+                &deleted.account_regions,
+                &0.0,
+            );
+        }
+    }
     check(
         report
             .ceiling_calls_per_second

@@ -229,6 +229,9 @@ pub struct Options {
     pub timeout: Duration,
     /// Progress lines on stderr.
     pub progress: bool,
+    /// At the end, delete every SystemAccount and read what the controller still keeps
+    /// of them (the suite; the benchmark leaves them).
+    pub delete_accounts: bool,
 }
 
 /// Counts of one phase.
@@ -382,6 +385,22 @@ pub struct Report {
     pub cpu_total_seconds: f64,
     /// Calls per second the plain clients achieved (None when skipped).
     pub ceiling_calls_per_second: Option<f64>,
+    /// With `delete_accounts`: the deletion's calls, and what the controller's gauges
+    /// say it keeps afterwards.
+    pub delete: Option<Deletion>,
+}
+
+/// Every SystemAccount deleted, and what the controller kept of them afterwards.
+#[derive(Clone, Debug, Default)]
+pub struct Deletion {
+    pub phase: Phase,
+    /// `patchfleet_cached_accounts` before the deletion.
+    pub cached_accounts_before: f64,
+    /// `patchfleet_cached_accounts`: accounts whose credentials and clients are kept.
+    pub cached_accounts: f64,
+    /// Sum of `patchfleet_account_regions`: account-regions whose last pass is kept.
+    pub account_regions: f64,
+    pub rss_bytes: u64,
 }
 
 /// Runs the benchmark.
@@ -583,6 +602,52 @@ async fn measure(
     report.caller_identity_calls = edited.calls.get("GetCallerIdentity").copied().unwrap_or(0);
     report.rss_peak_bytes = edited.process.peak_rss_bytes;
     report.cpu_total_seconds = edited.process.cpu_seconds;
+
+    if options.delete_accounts {
+        say("deleting every SystemAccount: each is emptied, then forgotten");
+        let before = stack.controller_metrics().await?;
+        let cached_accounts_before = prometheus_sum(&before, "patchfleet_cached_accounts", &[]);
+        let from = Instant::now();
+        stack
+            .kubectl(&[
+                "delete".into(),
+                "systemaccounts".into(),
+                "--all".into(),
+                "--wait=false".into(),
+            ])
+            .await?;
+        let deadline = from + options.timeout;
+        loop {
+            stack.check_controller()?;
+            let left = stack
+                .kubectl(&[
+                    "get".into(),
+                    "systemaccounts".into(),
+                    "-o".into(),
+                    "name".into(),
+                ])
+                .await?;
+            if left.trim().is_empty() {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("SystemAccounts left after {:?}: {left}", options.timeout);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        stack.wait_quiet(options.quiet, options.timeout).await?;
+        // The gauges refresh every 2 s.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let deleted = stack.sample().await?;
+        let metrics = stack.controller_metrics().await?;
+        report.delete = Some(Deletion {
+            phase: deleted.since(&edited, from.elapsed().as_secs_f64()),
+            cached_accounts_before,
+            cached_accounts: prometheus_sum(&metrics, "patchfleet_cached_accounts", &[]),
+            account_regions: prometheus_sum(&metrics, "patchfleet_account_regions", &[]),
+            rss_bytes: deleted.process.rss_bytes,
+        });
+    }
 
     if !options.ceiling.is_zero() {
         say(&format!(

@@ -52,6 +52,7 @@ pub struct Metrics {
     accounts: Family<StateLabels, Gauge>,
     queue_depth: Family<KindLabels, Gauge>,
     leader: Gauge,
+    cached_accounts: Gauge,
 }
 
 /// States of an account or account-region in the gauges.
@@ -119,6 +120,12 @@ impl Default for Metrics {
             "1 while this replica holds the leader Lease and reconciles, else 0",
             leader.clone(),
         );
+        let cached_accounts = Gauge::default();
+        registry.register(
+            "cached_accounts",
+            "SystemAccounts whose credentials, rate limit and SSM memory the controller keeps (dropped once a SystemAccount is deleted)",
+            cached_accounts.clone(),
+        );
         for state in STATES {
             accounts.get_or_create(&StateLabels { state }).set(0);
             account_regions.get_or_create(&StateLabels { state }).set(0);
@@ -137,6 +144,7 @@ impl Default for Metrics {
             accounts,
             queue_depth,
             leader,
+            cached_accounts,
         }
     }
 }
@@ -163,6 +171,10 @@ impl Metrics {
         self.queue_depth
             .get_or_create(&KindLabels { kind })
             .set(gauge_value(depth));
+    }
+
+    pub fn set_cached_accounts(&self, count: usize) {
+        self.cached_accounts.set(gauge_value(count));
     }
 
     pub fn set_leader(&self, leading: bool) {

@@ -234,9 +234,15 @@ impl SsmEdge {
         }
     }
 
-    /// Drops an account's cached credentials and identity (SystemAccount deleted).
+    /// Drops an account's cached credentials and identity (SystemAccount deleted); its
+    /// rate limit and SSM memory go with the last client of the account.
     pub fn forget(&self, account: &str) {
         lock(&self.accounts).remove(account);
+    }
+
+    /// Accounts whose credentials, identity and rate limit are kept.
+    pub fn cached_accounts(&self) -> usize {
+        lock(&self.accounts).len()
     }
 }
 

@@ -99,6 +99,7 @@ async fn run() -> anyhow::Result<()> {
         // A phase that takes this long is broken, not slow: 1,000 accounts converge far sooner.
         timeout: Duration::from_secs(3600),
         progress: true,
+        delete_accounts: false,
     };
     let report = bench::run(&options).await?;
     for (key, value) in report.lines() {

@@ -65,6 +65,7 @@ async fn reconcile_account(
         add_finalizer(&ctx, &account).await?;
     }
     if deleting && !has_finalizer {
+        ctx.forget_account(&name);
         return Ok(Action::await_change());
     }
 
@@ -175,6 +176,7 @@ async fn reconcile_account(
             .all(|o| o.error.is_none() && o.observed_empty_after_pass());
         if empty {
             remove_finalizer(&ctx, &name).await?;
+            ctx.forget_account(&name);
             info!("every region is clean: finalizer removed");
             return Ok(Action::await_change());
         }

@@ -291,4 +291,24 @@ impl Context {
             .unwrap_or_else(|e| e.into_inner())
             .remove(owner);
     }
+
+    /// Drops everything kept for a SystemAccount that is gone: its cached credentials,
+    /// clients and rate limit (the edge), what its passes found, and when it was last read
+    /// in full. Without this a deleted account's memory stayed until the process ended.
+    pub fn forget_account(&self, name: &str) {
+        self.edge.forget(name);
+        self.fleet.retain_of(name, |_, _| false);
+        self.deep_reads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|region, _| region.account != name);
+        for (_, regions) in self
+            .reach
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values_mut()
+        {
+            regions.retain(|region| region.account != name);
+        }
+    }
 }

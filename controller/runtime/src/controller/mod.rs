@@ -407,6 +407,7 @@ async fn refresh_gauges(ctx: &Context) {
             .filter(|a| !a.spec.suspend && !known.contains(&a.name_any()))
             .count();
         ctx.metrics.set_health(&health, suspended.len());
+        ctx.metrics.set_cached_accounts(ctx.edge.cached_accounts());
         let stores = &ctx.stores;
         queue_depth(ctx, &stores.accounts);
         queue_depth(ctx, &stores.policies);
