@@ -302,10 +302,19 @@ async fn metrics_count_exactly_what_ssm_answered_and_json_logs_name_account_and_
             "{kind} durations observed"
         );
     }
-    // The gauges are refreshed every 2 s: give them one refresh after convergence.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let (_, body) = stack.http_get(&identity, "/metrics").expect("metrics");
-    let metrics = samples(&body);
+    // The gauges are refreshed every 2 s: wait (bounded) for a refresh after convergence.
+    let gauges_current = |metrics: &_| {
+        sum(metrics, "patchfleet_accounts", &[("state", "ready")]) == 2.0
+            && sum(metrics, "patchfleet_account_regions", &[("state", "ready")]) == 3.0
+    };
+    let mut metrics = samples(&stack.http_get(&identity, "/metrics").expect("metrics").1);
+    for _ in 0..40 {
+        if gauges_current(&metrics) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        metrics = samples(&stack.http_get(&identity, "/metrics").expect("metrics").1);
+    }
     assert_eq!(
         sum(&metrics, "patchfleet_accounts", &[("state", "ready")]),
         2.0

@@ -70,11 +70,27 @@ async fn throttling_beyond_the_retries_is_classified() {
     assert_eq!(err.operation, "DescribePatchBaselines");
 }
 
+/// Calls the simulator answered with a throttling error in one account.
+fn throttled_in(server: &ssm_sim::Server, account: &str) -> u64 {
+    server
+        .sim()
+        .counters
+        .snapshot()
+        .iter()
+        .filter(|c| c.key.account == account && c.key.outcome == "ThrottlingException")
+        .map(|c| c.count)
+        .sum()
+}
+
+/// Account A is throttled on every call and keeps retrying (10 attempts, backoff from
+/// 200 ms): account B's pass, started after A's, is answered in full while A is still
+/// retrying. Nothing is timed: if B waited on anything of A's (a shared rate limit, retry
+/// budget, lock or connection), A would be finished, or B never would.
 #[tokio::test]
 async fn one_throttled_account_does_not_slow_another() {
     let server = start(sim_config()).await;
     let edge = edge_with(EdgeSettings {
-        max_attempts: 4,
+        max_attempts: 10,
         initial_backoff: Duration::from_millis(200),
         ..settings(&server)
     })
@@ -100,13 +116,23 @@ async fn one_throttled_account_does_not_slow_another() {
         accounts: vec![ACCOUNT_A.into()],
         ..FaultSpec::default()
     });
-    let none = patchfleet_ssm::Fingerprints::default();
-    let started = tokio::time::Instant::now();
-    let (ra, rb) = tokio::join!(
-        observe(&a, CLUSTER, &none, false),
-        observe(&b, CLUSTER, &none, false)
+    let throttled_before = throttled_in(&server, ACCOUNT_A);
+    let a_pass = tokio::spawn(async move {
+        observe(&a, CLUSTER, &patchfleet_ssm::Fingerprints::default(), false).await
+    });
+    // A is under way: its first attempt has been throttled.
+    while throttled_in(&server, ACCOUNT_A) == throttled_before {
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let observed = observe(&b, CLUSTER, &patchfleet_ssm::Fingerprints::default(), false)
+        .await
+        .expect("B unaffected");
+    assert_eq!(observed.calls, 3, "one list per kind, no retry");
+    assert!(
+        !a_pass.is_finished(),
+        "B was answered only once A had given up: it waited on A"
     );
-    assert_eq!(ra.expect_err("A throttled").kind(), ErrorKind::Throttled);
-    rb.expect("B unaffected");
-    println!("A gave up after {:?}", started.elapsed());
+    assert_eq!(throttled_in(&server, ACCOUNT_B), 0);
+    a_pass.abort();
 }

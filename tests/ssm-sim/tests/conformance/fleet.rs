@@ -569,8 +569,16 @@ async fn statuses_move_from_in_progress_to_terminal_with_the_clock() {
             .is_empty()
     );
 
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let done = listed(&ssm, &cmd).await;
+    // The command takes 1 s of the simulator's clock: wait for it (bounded), never a
+    // sleep that races it.
+    let mut done = listed(&ssm, &cmd).await;
+    for _ in 0..100 {
+        if done.status() != Some(&CommandStatus::InProgress) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        done = listed(&ssm, &cmd).await;
+    }
     assert_eq!(done.status(), Some(&CommandStatus::Success));
     assert_eq!(done.completed_count(), 1);
     assert_eq!(
