@@ -219,7 +219,9 @@ async fn futures_all(stack: &Stack) -> Vec<Snapshot> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drift_made_by_hand_is_corrected_by_the_deep_pass() {
-    let stack = converged_examples("drift", &["--deep-interval", "4s"]).await;
+    // The resync is an hour away: the deep read schedules its own pass, so drift made
+    // by hand is corrected within --deep-interval whatever the resync.
+    let stack = converged_examples("drift", &["--deep-interval", "4s", "--resync", "1h"]).await;
     let (account, external_id, region) = CUSTOMER_A_EU;
     let client = ssm_client(&stack, account, external_id, region)
         .await

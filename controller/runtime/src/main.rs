@@ -26,6 +26,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the controller: watch the resources and keep every account and region converged.
+    /// A flag given twice takes its last value (a wrapper's default, then an override).
+    #[command(args_override_self = true)]
     Run(Box<args::RunArgs>),
     /// Print the SSM state the manifests in a directory declare, per account and region;
     /// with --against, also the changes that would be applied (no cluster needed).

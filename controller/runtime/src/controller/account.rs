@@ -181,22 +181,32 @@ async fn reconcile_account(
             return Ok(Action::await_change());
         }
     }
-    Ok(Action::requeue(next_pass(&ctx, &outcomes, first_error)))
+    Ok(Action::requeue(next_pass(
+        &ctx,
+        &regions,
+        &outcomes,
+        first_error,
+    )))
 }
 
 /// When to pass over the account again: soon after a write (to confirm it: a pass that
 /// finds nothing to change is what marks the account-region converged), after a failure
-/// by its kind, else at the resync; and no later than the run poll while an Emergency
-/// command is still running.
+/// by its kind, else at the resync or when a region is due its deep read, whichever comes
+/// first; and no later than the run poll while an Emergency command is still running.
 fn next_pass(
     ctx: &Context,
+    regions: &[AccountRegion],
     outcomes: &[RegionOutcome],
     first_error: Option<PassError>,
 ) -> std::time::Duration {
     let next = match first_error {
         Some(error) => retry_for(ctx, &error),
         None if outcomes.iter().any(|o| o.wrote) => ctx.options.settle,
-        None => ctx.options.resync,
+        None => {
+            let deep_due = ctx.deep_read_due_in(regions).unwrap_or(ctx.options.resync);
+            // At least the settle delay: a deep read just missed is not chased in a loop.
+            ctx.options.resync.min(deep_due.max(ctx.options.settle))
+        }
     };
     if outcomes.iter().any(RegionOutcome::runs_in_progress) {
         next.min(ctx.options.run_poll)

@@ -268,6 +268,20 @@ impl Context {
         due
     }
 
+    /// How long until the first of these account-regions is due a deep read: the pass
+    /// after a converged one is scheduled no later, so drift made by hand is corrected
+    /// within `deep_interval` whatever the resync.
+    pub fn deep_read_due_in(&self, regions: &[AccountRegion]) -> Option<Duration> {
+        let deep_reads = self.deep_reads.lock().unwrap_or_else(|e| e.into_inner());
+        regions
+            .iter()
+            .map(|region| match deep_reads.get(region) {
+                Some(last) => self.options.deep_interval.saturating_sub(last.elapsed()),
+                None => Duration::ZERO,
+            })
+            .min()
+    }
+
     /// Records what an owner reaches now; returns the account-regions to wake (what it
     /// reaches now and what it reached before) when its generation moved since last time.
     pub fn note_reach(
