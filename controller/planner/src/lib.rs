@@ -27,6 +27,6 @@ pub use diff::{Diff, Orphaned, diff};
 pub use fingerprint::{baseline_fingerprint, window_fingerprint};
 pub use inventory::{Inventory, Quotas, Settings, orphaned_owners};
 pub use model::*;
-pub use plan::{Plan, baseline_needs_deep_read, plan, window_needs_deep_read};
+pub use plan::{Plan, baseline_needs_deep_read, plan, plan_from, window_needs_deep_read};
 pub use quota::fit_quotas;
 pub use selection::{account_regions, reached_by};

@@ -33,8 +33,9 @@ pub struct Plan {
 ///
 /// No operations at all when the account is unknown (or its account id changed) or
 /// suspended ("nothing is created, changed or deleted"). What would exceed a quota is left
-/// out of `desired` (see `quota`). An account being deleted, or a region no longer listed, has an empty desired
-/// state: its plan removes (or releases) what patchfleet owns there.
+/// out of `desired` (see `quota`). An account being deleted, or a region no longer
+/// listed, has an empty desired state: its plan removes (or releases) what patchfleet
+/// owns there.
 pub fn plan(
     inventory: &Inventory,
     settings: &Settings,
@@ -42,11 +43,32 @@ pub fn plan(
     observed: &Observed,
     orphaned: &BTreeSet<Owner>,
 ) -> Plan {
+    let planned = desired(inventory, settings, account_region);
+    plan_from(
+        inventory,
+        settings,
+        account_region,
+        planned,
+        observed,
+        orphaned,
+    )
+}
+
+/// [`plan`], from the desired state [`desired`] computed for the same inventory and
+/// account-region: a pass that needs the desired state before it observes (fingerprints,
+/// Emergency runs) computes it once.
+pub fn plan_from(
+    inventory: &Inventory,
+    settings: &Settings,
+    account_region: &AccountRegion,
+    (mut desired, mut problems): (Desired, Vec<Problem>),
+    observed: &Observed,
+    orphaned: &BTreeSet<Owner>,
+) -> Plan {
     match find_account(inventory, account_region) {
         Some(account) if !account.spec.suspend => {}
         _ => return Plan::default(),
     }
-    let (mut desired, mut problems) = desired(inventory, settings, account_region);
     // What would exceed a quota is left out; everything else (updates, deletes) goes on.
     problems.extend(fit_quotas(settings, account_region, &mut desired, observed));
 

@@ -224,7 +224,8 @@ async fn pass_region(
     snapshot: &Inventory,
 ) -> (RegionOutcome, Vec<events::Written>) {
     let previous = ctx.fleet.get(region).unwrap_or_default();
-    let (desired, _) = patchfleet_planner::desired(inventory, &ctx.settings, region);
+    // Computed once: for the fingerprints and the Emergency runs, then planned from.
+    let (desired, desired_problems) = patchfleet_planner::desired(inventory, &ctx.settings, region);
     let fingerprints = fingerprints(&desired);
     let deep = ctx.take_deep_read(region);
 
@@ -248,7 +249,14 @@ async fn pass_region(
     };
     let observed = observation.observed;
     let orphaned = patchfleet_planner::orphaned_owners(snapshot);
-    let plan = patchfleet_planner::plan(inventory, &ctx.settings, region, &observed, &orphaned);
+    let plan = patchfleet_planner::plan_from(
+        inventory,
+        &ctx.settings,
+        region,
+        (desired, desired_problems),
+        &observed,
+        &orphaned,
+    );
     for problem in &plan.problems {
         events::warning(
             ctx,
