@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 
 use patchfleet_tests::e2e::{
-    CUSTOMER_A_EU, CUSTOMER_A_US, CUSTOMER_B_EU, converged_examples, eventually, look,
+    CUSTOMER_A_EU, CUSTOMER_A_US, CUSTOMER_B_EU, converged_examples, eventually, look, sim_nodes,
 };
 use patchfleet_tests::inspect::{TaskDetail, window_tasks};
-use patchfleet_tests::stack::{ALL_KINDS, CONVERGE, Stack, http_get, ssm_client};
+use patchfleet_tests::stack::{ALL_KINDS, CONVERGE, Stack, ssm_client};
 use serde_json::Value;
 use ssm_sim::fleet::{FleetSpec, InstanceSpec, tags};
 
@@ -75,25 +75,6 @@ fn sends(stack: &Stack, region: (&str, &str, &str)) -> u64 {
 /// One DescribePatchBaselines per pass of the controller over the account-region.
 fn passes(stack: &Stack, region: (&str, &str, &str)) -> u64 {
     calls_in(stack, "DescribePatchBaselines", region)
-}
-
-/// The simulated nodes of one account-region, by id, as `/_sim/instances` reports them.
-fn nodes(stack: &Stack, (account, _, region): (&str, &str, &str)) -> BTreeMap<String, Value> {
-    let path = format!("/_sim/instances?accountId={account}&region={region}");
-    let (code, body) = http_get(stack.sim.addr(), &path).expect("GET /_sim/instances");
-    assert_eq!(code, 200, "{body}");
-    let fleet: Value = serde_json::from_str(&body).expect("fleet JSON");
-    fleet["instances"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|i| {
-            (
-                i["instanceId"].as_str().unwrap_or_default().to_owned(),
-                i.clone(),
-            )
-        })
-        .collect()
 }
 
 fn window_json(stack: &Stack, name: &str) -> Value {
@@ -220,7 +201,7 @@ async fn an_emergency_run_happens_once_per_run_token_with_each_accounts_outcome(
         assert_eq!(sends(&stack, region), 1, "one command in {region:?}");
     }
     // What the command did: installed what was missing, rebooted only that node.
-    let fleet = nodes(&stack, CUSTOMER_A_EU);
+    let fleet = sim_nodes(&stack, CUSTOMER_A_EU);
     let early = &fleet["i-0000000000000000a"];
     assert_eq!(early["installedPatches"], 3, "{early}");
     assert_eq!(early["reboots"], 1, "{early}");
@@ -316,7 +297,7 @@ async fn an_emergency_run_happens_once_per_run_token_with_each_accounts_outcome(
     for region in [CUSTOMER_A_EU, CUSTOMER_A_US, CUSTOMER_B_EU] {
         assert_eq!(sends(&stack, region), 2, "a second command in {region:?}");
     }
-    let early = &nodes(&stack, CUSTOMER_A_EU)["i-0000000000000000a"];
+    let early = &sim_nodes(&stack, CUSTOMER_A_EU)["i-0000000000000000a"];
     let second = &early["runs"][1];
     assert_eq!(second["installed"], 0, "{early}");
     assert_eq!(second["rebooted"], false, "{early}");

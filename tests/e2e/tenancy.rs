@@ -5,11 +5,10 @@
 //! for `web`, `tenant-z` (sorts last) after the owner for `db`. In both orders, nothing of
 //! the intruders reaches SSM or the machines, and their groups say why.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use patchfleet_tests::e2e::{CUSTOMER_A_EU, eventually, look};
-use patchfleet_tests::stack::{CONVERGE, Stack, http_get};
+use patchfleet_tests::e2e::{CUSTOMER_A_EU, eventually, look, sim_nodes};
+use patchfleet_tests::stack::{CONVERGE, Stack};
 use serde_json::Value;
 use ssm_sim::fleet::{FleetSpec, InstanceSpec, tags};
 
@@ -152,25 +151,6 @@ fn refused(stack: &Stack, namespace: &str, value: &str) -> bool {
         && failures.contains(&format!("namespace {namespace}"))
 }
 
-fn nodes(stack: &Stack) -> BTreeMap<String, Value> {
-    let (account, _, region) = CUSTOMER_A_EU;
-    let path = format!("/_sim/instances?accountId={account}&region={region}");
-    let (code, body) = http_get(stack.sim.addr(), &path).expect("GET /_sim/instances");
-    assert_eq!(code, 200, "{body}");
-    let fleet: Value = serde_json::from_str(&body).expect("fleet JSON");
-    fleet["instances"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|i| {
-            (
-                i["instanceId"].as_str().unwrap_or_default().to_owned(),
-                i.clone(),
-            )
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_namespace_cannot_reach_machines_whose_values_it_was_not_granted_in_either_order() {
     let mut stack = Stack::start("tenancy").await.expect("stack");
@@ -243,7 +223,7 @@ async fn a_namespace_cannot_reach_machines_whose_values_it_was_not_granted_in_ei
     // No command reached the machines: no Emergency run of the intruders (the owner has
     // none), so nothing scanned, installed or rebooted.
     assert_eq!(stack.calls("SendCommand"), 0);
-    for (id, node) in nodes(&stack) {
+    for (id, node) in sim_nodes(&stack, CUSTOMER_A_EU) {
         assert_eq!(node["runs"], Value::Array(vec![]), "{id}: {node}");
         assert_eq!(node["reboots"], 0, "{id}: {node}");
     }

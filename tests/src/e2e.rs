@@ -1,16 +1,41 @@
 //! What the controller's end-to-end tests share: the account-regions the examples
 //! select, a converged stack, a look into one account-region, and polling.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 use crate::inspect::{self, Snapshot};
-use crate::stack::{ALL_KINDS, CONVERGE, Stack, ssm_client};
+use crate::stack::{ALL_KINDS, CONVERGE, Stack, http_get, ssm_client};
 
 /// (account id, external id, region): the account-regions examples/ selects.
 pub const CUSTOMER_A_EU: (&str, &str, &str) = ("111111111111", "customer-a-7f3c", "eu-west-1");
 pub const CUSTOMER_A_US: (&str, &str, &str) = ("111111111111", "customer-a-7f3c", "us-east-1");
 pub const CUSTOMER_B_EU: (&str, &str, &str) = ("222222222222", "customer-b-91d2", "eu-central-1");
 pub const ALL_REGIONS: [(&str, &str, &str); 3] = [CUSTOMER_A_EU, CUSTOMER_A_US, CUSTOMER_B_EU];
+
+/// The simulated nodes of one account-region, by id, as `/_sim/instances` reports them.
+pub fn sim_nodes(
+    stack: &Stack,
+    (account, _, region): (&str, &str, &str),
+) -> BTreeMap<String, Value> {
+    let path = format!("/_sim/instances?accountId={account}&region={region}");
+    let (code, body) = http_get(stack.sim.addr(), &path).expect("GET /_sim/instances");
+    assert_eq!(code, 200, "{body}");
+    let fleet: Value = serde_json::from_str(&body).expect("fleet JSON");
+    fleet["instances"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|i| {
+            (
+                i["instanceId"].as_str().unwrap_or_default().to_owned(),
+                i.clone(),
+            )
+        })
+        .collect()
+}
 
 pub async fn look(stack: &Stack, (account, external_id, region): (&str, &str, &str)) -> Snapshot {
     let client = ssm_client(stack, account, external_id, region)

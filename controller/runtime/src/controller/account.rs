@@ -163,12 +163,19 @@ async fn reconcile_account(
             || outcome.error.is_some()
     });
     let first_error = outcomes.iter().find_map(|o| o.error.clone());
-    status::write_account(
+    let written = status::write_account(
         &ctx,
         &account,
         status::AccountPass::Done { caller_arn: caller },
     )
-    .await?;
+    .await;
+    // A pass over an account whose finalizer an earlier pass removed, started from a store
+    // that had not seen it yet: the account is gone, and so must be what this pass kept.
+    if deleting && is_gone(&written) {
+        ctx.forget_account(&name);
+        return Ok(Action::await_change());
+    }
+    written?;
 
     if deleting {
         let empty = outcomes
@@ -765,6 +772,17 @@ async fn remove_finalizer(ctx: &Context, name: &str) -> Result<(), AccountError>
             name: name.to_owned(),
             source,
         })
+}
+
+/// The status write found no SystemAccount: it was deleted meanwhile.
+fn is_gone(written: &Result<(), AccountError>) -> bool {
+    matches!(
+        written,
+        Err(AccountError::Status {
+            source: kube::Error::Api(response),
+            ..
+        }) if response.code == 404
+    )
 }
 
 impl RegionOutcome {
