@@ -18,7 +18,9 @@ use aws_sdk_ssm::types::{MaintenanceWindowResourceType, ResourceTypeForTagging, 
 use patchfleet_planner::fingerprint::{
     BASELINE_DESCRIPTION_MAX, PENDING, WINDOW_DESCRIPTION_MAX, mark_description,
 };
-use patchfleet_planner::model::{ObjectRef, Operation, Owner, TaskDefinition, tags};
+use patchfleet_planner::model::{
+    DesiredBaseline, DesiredWindow, ObjectRef, Operation, Owner, TaskDefinition, tags,
+};
 
 use crate::convert::{self, SdkBaseline};
 use crate::edge::{Session, SsmClient};
@@ -174,98 +176,12 @@ impl Run<'_> {
             Operation::CreateBaseline {
                 baseline,
                 fingerprint,
-            } => {
-                let b = SdkBaseline::from_spec(&baseline.definition)
-                    .map_err(|e| self.build_error("CreatePatchBaseline", e))?;
-                let tags = self.ownership_tags(&baseline.owner)?;
-                let owner = baseline.owner.to_string();
-                let description = mark_description(
-                    b.description.as_deref(),
-                    fingerprint,
-                    BASELINE_DESCRIPTION_MAX,
-                );
-                let generation = baseline.revision.generation.to_string();
-                let parts = [
-                    self.cluster_id,
-                    &owner,
-                    &baseline.revision.uid,
-                    &generation,
-                    &baseline.name,
-                    fingerprint,
-                ];
-                let id = self
-                    .create(
-                        "CreatePatchBaseline",
-                        &baseline.name,
-                        &parts,
-                        &owner,
-                        |token| {
-                            s.ssm()
-                                .create_patch_baseline()
-                                .name(&baseline.name)
-                                .operating_system(b.operating_system.clone())
-                                .description(&description)
-                                .set_global_filters(b.global_filters.clone())
-                                .set_approval_rules(b.approval_rules.clone())
-                                .set_approved_patches(b.approved_patches.clone())
-                                .set_approved_patches_compliance_level(
-                                    b.approved_patches_compliance_level.clone(),
-                                )
-                                .set_approved_patches_enable_non_security(
-                                    b.approved_patches_enable_non_security,
-                                )
-                                .set_rejected_patches(b.rejected_patches.clone())
-                                .set_rejected_patches_action(b.rejected_patches_action.clone())
-                                .set_sources(b.sources.clone())
-                                .client_token(token)
-                                .set_tags(Some(tags.clone()))
-                                .send()
-                        },
-                    )
-                    .await?;
-                self.baselines.insert(baseline.name.clone(), id.clone());
-                Ok(Outcome::Created { id })
-            }
+            } => self.create_baseline(baseline, fingerprint).await,
             Operation::UpdateBaseline {
                 id,
                 baseline,
                 fingerprint,
-            } => {
-                let b = SdkBaseline::from_spec(&baseline.definition)
-                    .map_err(|e| self.build_error("UpdatePatchBaseline", e))?;
-                // Replace=true: members left out are cleared, so the baseline ends up exactly
-                // as described (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_UpdatePatchBaseline.html).
-                // The description carries the fingerprint: recorded with the definition.
-                let description = mark_description(
-                    b.description.as_deref(),
-                    fingerprint,
-                    BASELINE_DESCRIPTION_MAX,
-                );
-                s.send(
-                    "UpdatePatchBaseline",
-                    s.ssm()
-                        .update_patch_baseline()
-                        .baseline_id(id)
-                        .name(&baseline.name)
-                        .description(description)
-                        .set_global_filters(b.global_filters)
-                        .set_approval_rules(b.approval_rules)
-                        .set_approved_patches(b.approved_patches)
-                        .set_approved_patches_compliance_level(b.approved_patches_compliance_level)
-                        .set_approved_patches_enable_non_security(
-                            b.approved_patches_enable_non_security,
-                        )
-                        .set_rejected_patches(b.rejected_patches)
-                        .set_rejected_patches_action(b.rejected_patches_action)
-                        .set_sources(b.sources)
-                        .replace(true)
-                        .send(),
-                )
-                .await?;
-                self.retag_owner(ResourceTypeForTagging::PatchBaseline, id, &baseline.owner)
-                    .await?;
-                Ok(Outcome::Done)
-            }
+            } => self.update_baseline(id, baseline, fingerprint).await,
             Operation::DeleteBaseline { id, .. } => {
                 let outcome = gone_is_done(
                     s.send(
@@ -314,109 +230,12 @@ impl Run<'_> {
             Operation::CreateWindow {
                 window,
                 fingerprint,
-            } => {
-                let d = &window.definition;
-                let tags = self.ownership_tags(&window.owner)?;
-                let owner = window.owner.to_string();
-                // PENDING until its targets and tasks are registered (see `stamp`).
-                let description =
-                    mark_description(d.description.as_deref(), PENDING, WINDOW_DESCRIPTION_MAX);
-                let generation = window.revision.generation.to_string();
-                let parts = [
-                    self.cluster_id,
-                    &owner,
-                    &window.revision.uid,
-                    &generation,
-                    &window.name,
-                    fingerprint,
-                ];
-                let id = self
-                    .create(
-                        "CreateMaintenanceWindow",
-                        &window.name,
-                        &parts,
-                        &owner,
-                        |token| {
-                            s.ssm()
-                                .create_maintenance_window()
-                                .name(&window.name)
-                                .description(&description)
-                                .schedule(&d.schedule)
-                                .set_schedule_timezone(d.schedule_timezone.clone())
-                                .set_schedule_offset(d.schedule_offset)
-                                .set_start_date(d.start_date.clone())
-                                .set_end_date(d.end_date.clone())
-                                .duration(d.duration)
-                                .cutoff(d.cutoff)
-                                // Tasks run on the registered targets only.
-                                .allow_unassociated_targets(false)
-                                .client_token(token)
-                                .set_tags(Some(tags.clone()))
-                                .send()
-                        },
-                    )
-                    .await?;
-                // CreateMaintenanceWindow has no Enabled member: windows start enabled.
-                // Disabled before any task is registered, so none runs early.
-                if !d.enabled {
-                    s.send(
-                        "UpdateMaintenanceWindow",
-                        s.ssm()
-                            .update_maintenance_window()
-                            .window_id(&id)
-                            .enabled(false)
-                            .send(),
-                    )
-                    .await?;
-                }
-                self.windows.insert(window.name.clone(), id.clone());
-                self.targets.insert(id.clone(), HashMap::new());
-                if fingerprint != PENDING {
-                    self.stamps.insert(
-                        window.name.clone(),
-                        Stamp {
-                            id: id.clone(),
-                            description: d.description.clone(),
-                            fingerprint: fingerprint.clone(),
-                        },
-                    );
-                }
-                Ok(Outcome::Created { id })
-            }
+            } => self.create_window(window, fingerprint).await,
             Operation::UpdateWindow {
                 id,
                 window,
                 fingerprint,
-            } => {
-                let d = &window.definition;
-                s.send(
-                    "UpdateMaintenanceWindow",
-                    s.ssm()
-                        .update_maintenance_window()
-                        .window_id(id)
-                        .name(&window.name)
-                        .description(mark_description(
-                            d.description.as_deref(),
-                            fingerprint,
-                            WINDOW_DESCRIPTION_MAX,
-                        ))
-                        .schedule(&d.schedule)
-                        .set_schedule_timezone(d.schedule_timezone.clone())
-                        .set_schedule_offset(d.schedule_offset)
-                        .set_start_date(d.start_date.clone())
-                        .set_end_date(d.end_date.clone())
-                        .duration(d.duration)
-                        .cutoff(d.cutoff)
-                        .allow_unassociated_targets(false)
-                        .enabled(d.enabled)
-                        .replace(true)
-                        .send(),
-                )
-                .await?;
-                self.retag_owner(ResourceTypeForTagging::MaintenanceWindow, id, &window.owner)
-                    .await?;
-                Ok(Outcome::Done)
-            }
+            } => self.update_window(id, window, fingerprint).await,
             Operation::DeleteWindow { id, .. } => {
                 // Deleting a window removes its targets and tasks with it.
                 let outcome = gone_is_done(
@@ -508,48 +327,7 @@ impl Run<'_> {
                 task_id,
                 name,
                 task,
-            } => {
-                let t = convert::task_to_sdk(&task.action);
-                // A task's type cannot change in place (UpdateMaintenanceWindowTask has no
-                // TaskType), so a task switching between RunPatchBaseline and Automation
-                // (snapshotBeforePatch toggled) is replaced: one read per update tells.
-                let current = s
-                    .send(
-                        "GetMaintenanceWindowTask",
-                        s.ssm()
-                            .get_maintenance_window_task()
-                            .window_id(window_id)
-                            .window_task_id(task_id)
-                            .send(),
-                    )
-                    .await?;
-                if current.task_type() != Some(&t.task_type) {
-                    gone_is_done(self.deregister_task(window_id, task_id).await)?;
-                    let id = self.register_task(window_id, name, task).await?;
-                    return Ok(Outcome::Replaced { id });
-                }
-                let target_ids = self.target_ids(window_id, &task.targets).await?;
-                s.send(
-                    "UpdateMaintenanceWindowTask",
-                    s.ssm()
-                        .update_maintenance_window_task()
-                        .window_id(window_id)
-                        .window_task_id(task_id)
-                        .task_arn(t.task_arn)
-                        .task_invocation_parameters(t.invocation)
-                        .targets(convert::task_targets_to_sdk(&target_ids))
-                        .max_concurrency(&task.max_concurrency)
-                        .max_errors(&task.max_errors)
-                        .priority(task.priority)
-                        .name(name)
-                        .set_description(task.description.clone())
-                        .set_service_role_arn(task.service_role_arn.clone())
-                        .replace(true)
-                        .send(),
-                )
-                .await?;
-                Ok(Outcome::Done)
-            }
+            } => self.update_task(window_id, task_id, name, task).await,
             Operation::DeregisterTask { window_id, task_id } => {
                 gone_is_done(self.deregister_task(window_id, task_id).await)
             }
@@ -561,6 +339,272 @@ impl Run<'_> {
                     .await
             }
         }
+    }
+
+    /// Creates a patch baseline, tagged as ours, its fingerprint in the description.
+    async fn create_baseline(
+        &mut self,
+        baseline: &DesiredBaseline,
+        fingerprint: &str,
+    ) -> Result<Outcome, EdgeError> {
+        let s = self.s;
+        let b = SdkBaseline::from_spec(&baseline.definition)
+            .map_err(|e| self.build_error("CreatePatchBaseline", e))?;
+        let tags = self.ownership_tags(&baseline.owner)?;
+        let owner = baseline.owner.to_string();
+        let description = mark_description(
+            b.description.as_deref(),
+            fingerprint,
+            BASELINE_DESCRIPTION_MAX,
+        );
+        let generation = baseline.revision.generation.to_string();
+        let parts = [
+            self.cluster_id,
+            &owner,
+            &baseline.revision.uid,
+            &generation,
+            &baseline.name,
+            fingerprint,
+        ];
+        let id = self
+            .create(
+                "CreatePatchBaseline",
+                &baseline.name,
+                &parts,
+                &owner,
+                |token| {
+                    s.ssm()
+                        .create_patch_baseline()
+                        .name(&baseline.name)
+                        .operating_system(b.operating_system.clone())
+                        .description(&description)
+                        .set_global_filters(b.global_filters.clone())
+                        .set_approval_rules(b.approval_rules.clone())
+                        .set_approved_patches(b.approved_patches.clone())
+                        .set_approved_patches_compliance_level(
+                            b.approved_patches_compliance_level.clone(),
+                        )
+                        .set_approved_patches_enable_non_security(
+                            b.approved_patches_enable_non_security,
+                        )
+                        .set_rejected_patches(b.rejected_patches.clone())
+                        .set_rejected_patches_action(b.rejected_patches_action.clone())
+                        .set_sources(b.sources.clone())
+                        .client_token(token)
+                        .set_tags(Some(tags.clone()))
+                        .send()
+                },
+            )
+            .await?;
+        self.baselines.insert(baseline.name.clone(), id.clone());
+        Ok(Outcome::Created { id })
+    }
+
+    /// Rewrites a baseline whole (Replace) and its owner tag.
+    async fn update_baseline(
+        &mut self,
+        id: &str,
+        baseline: &DesiredBaseline,
+        fingerprint: &str,
+    ) -> Result<Outcome, EdgeError> {
+        let s = self.s;
+        let b = SdkBaseline::from_spec(&baseline.definition)
+            .map_err(|e| self.build_error("UpdatePatchBaseline", e))?;
+        // Replace=true: members left out are cleared, so the baseline ends up exactly
+        // as described (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_UpdatePatchBaseline.html).
+        // The description carries the fingerprint: recorded with the definition.
+        let description = mark_description(
+            b.description.as_deref(),
+            fingerprint,
+            BASELINE_DESCRIPTION_MAX,
+        );
+        s.send(
+            "UpdatePatchBaseline",
+            s.ssm()
+                .update_patch_baseline()
+                .baseline_id(id)
+                .name(&baseline.name)
+                .description(description)
+                .set_global_filters(b.global_filters)
+                .set_approval_rules(b.approval_rules)
+                .set_approved_patches(b.approved_patches)
+                .set_approved_patches_compliance_level(b.approved_patches_compliance_level)
+                .set_approved_patches_enable_non_security(b.approved_patches_enable_non_security)
+                .set_rejected_patches(b.rejected_patches)
+                .set_rejected_patches_action(b.rejected_patches_action)
+                .set_sources(b.sources)
+                .replace(true)
+                .send(),
+        )
+        .await?;
+        self.retag_owner(ResourceTypeForTagging::PatchBaseline, id, &baseline.owner)
+            .await?;
+        Ok(Outcome::Done)
+    }
+
+    /// Creates a maintenance window, pending until its targets and tasks are registered.
+    async fn create_window(
+        &mut self,
+        window: &DesiredWindow,
+        fingerprint: &str,
+    ) -> Result<Outcome, EdgeError> {
+        let s = self.s;
+        let d = &window.definition;
+        let tags = self.ownership_tags(&window.owner)?;
+        let owner = window.owner.to_string();
+        // PENDING until its targets and tasks are registered (see `stamp`).
+        let description =
+            mark_description(d.description.as_deref(), PENDING, WINDOW_DESCRIPTION_MAX);
+        let generation = window.revision.generation.to_string();
+        let parts = [
+            self.cluster_id,
+            &owner,
+            &window.revision.uid,
+            &generation,
+            &window.name,
+            fingerprint,
+        ];
+        let id = self
+            .create(
+                "CreateMaintenanceWindow",
+                &window.name,
+                &parts,
+                &owner,
+                |token| {
+                    s.ssm()
+                        .create_maintenance_window()
+                        .name(&window.name)
+                        .description(&description)
+                        .schedule(&d.schedule)
+                        .set_schedule_timezone(d.schedule_timezone.clone())
+                        .set_schedule_offset(d.schedule_offset)
+                        .set_start_date(d.start_date.clone())
+                        .set_end_date(d.end_date.clone())
+                        .duration(d.duration)
+                        .cutoff(d.cutoff)
+                        // Tasks run on the registered targets only.
+                        .allow_unassociated_targets(false)
+                        .client_token(token)
+                        .set_tags(Some(tags.clone()))
+                        .send()
+                },
+            )
+            .await?;
+        // CreateMaintenanceWindow has no Enabled member: windows start enabled.
+        // Disabled before any task is registered, so none runs early.
+        if !d.enabled {
+            s.send(
+                "UpdateMaintenanceWindow",
+                s.ssm()
+                    .update_maintenance_window()
+                    .window_id(&id)
+                    .enabled(false)
+                    .send(),
+            )
+            .await?;
+        }
+        self.windows.insert(window.name.clone(), id.clone());
+        self.targets.insert(id.clone(), HashMap::new());
+        if fingerprint != PENDING {
+            self.stamps.insert(
+                window.name.clone(),
+                Stamp {
+                    id: id.clone(),
+                    description: d.description.clone(),
+                    fingerprint: fingerprint.to_owned(),
+                },
+            );
+        }
+        Ok(Outcome::Created { id })
+    }
+
+    /// Rewrites a window's definition and its owner tag.
+    async fn update_window(
+        &mut self,
+        id: &str,
+        window: &DesiredWindow,
+        fingerprint: &str,
+    ) -> Result<Outcome, EdgeError> {
+        let s = self.s;
+        let d = &window.definition;
+        s.send(
+            "UpdateMaintenanceWindow",
+            s.ssm()
+                .update_maintenance_window()
+                .window_id(id)
+                .name(&window.name)
+                .description(mark_description(
+                    d.description.as_deref(),
+                    fingerprint,
+                    WINDOW_DESCRIPTION_MAX,
+                ))
+                .schedule(&d.schedule)
+                .set_schedule_timezone(d.schedule_timezone.clone())
+                .set_schedule_offset(d.schedule_offset)
+                .set_start_date(d.start_date.clone())
+                .set_end_date(d.end_date.clone())
+                .duration(d.duration)
+                .cutoff(d.cutoff)
+                .allow_unassociated_targets(false)
+                .enabled(d.enabled)
+                .replace(true)
+                .send(),
+        )
+        .await?;
+        self.retag_owner(ResourceTypeForTagging::MaintenanceWindow, id, &window.owner)
+            .await?;
+        Ok(Outcome::Done)
+    }
+
+    /// Rewrites a registered task.
+    async fn update_task(
+        &mut self,
+        window_id: &str,
+        task_id: &str,
+        name: &str,
+        task: &TaskDefinition,
+    ) -> Result<Outcome, EdgeError> {
+        let s = self.s;
+        let t = convert::task_to_sdk(&task.action);
+        // A task's type cannot change in place (UpdateMaintenanceWindowTask has no
+        // TaskType), so a task switching between RunPatchBaseline and Automation
+        // (snapshotBeforePatch toggled) is replaced: one read per update tells.
+        let current = s
+            .send(
+                "GetMaintenanceWindowTask",
+                s.ssm()
+                    .get_maintenance_window_task()
+                    .window_id(window_id)
+                    .window_task_id(task_id)
+                    .send(),
+            )
+            .await?;
+        if current.task_type() != Some(&t.task_type) {
+            gone_is_done(self.deregister_task(window_id, task_id).await)?;
+            let id = self.register_task(window_id, name, task).await?;
+            return Ok(Outcome::Replaced { id });
+        }
+        let target_ids = self.target_ids(window_id, &task.targets).await?;
+        s.send(
+            "UpdateMaintenanceWindowTask",
+            s.ssm()
+                .update_maintenance_window_task()
+                .window_id(window_id)
+                .window_task_id(task_id)
+                .task_arn(t.task_arn)
+                .task_invocation_parameters(t.invocation)
+                .targets(convert::task_targets_to_sdk(&target_ids))
+                .max_concurrency(&task.max_concurrency)
+                .max_errors(&task.max_errors)
+                .priority(task.priority)
+                .name(name)
+                .set_description(task.description.clone())
+                .set_service_role_arn(task.service_role_arn.clone())
+                .replace(true)
+                .send(),
+        )
+        .await?;
+        Ok(Outcome::Done)
     }
 
     async fn register_task(
