@@ -567,15 +567,8 @@ async fn a_new_account_is_filled_and_relabelling_it_empties_it() {
                 "namespaceSelector":{"matchLabels":{"patchfleet.io/tenant":"platform"}},
                 "patchGroupGrants":[{"namespace":"patching","prefixes":[""]}],
                 "taskRoles":["patchfleet-patching"]}}"#;
-    let file = std::env::temp_dir().join(format!("own-account-{}.json", std::process::id()));
-    std::fs::write(&file, manifest).expect("manifest written");
     stack
-        .kubectl([
-            "apply".as_ref(),
-            "--server-side".as_ref(),
-            "-f".as_ref(),
-            file.as_os_str(),
-        ])
+        .apply_text("own-account", manifest)
         .expect("account applied");
     stack.wait_ready(&ALL_KINDS, CONVERGE).expect("filled");
     let own = ("123456789012", "", "ap-southeast-2");
@@ -763,16 +756,7 @@ spec:
   policyRef: {name: sneaky}
   accountSelector: {matchLabels: {patchfleet.io/managed: "true"}}
 "#;
-    let file = std::env::temp_dir().join(format!("intruder-{}.yaml", std::process::id()));
-    std::fs::write(&file, manifest).expect("written");
-    stack
-        .kubectl([
-            "apply".as_ref(),
-            "--server-side".as_ref(),
-            "-f".as_ref(),
-            file.as_os_str(),
-        ])
-        .expect("applied");
+    stack.apply_text("intruder", manifest).expect("applied");
     eventually(
         "the group says the accounts do not admit its namespace",
         &stack,

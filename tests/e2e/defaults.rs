@@ -254,15 +254,9 @@ async fn the_defaults_converge_in_two_accounts_and_then_cost_no_writes() {
     let started = std::time::Instant::now();
     let mut stack = Stack::start("defaults").await.expect("stack starts");
     stack.start_controller().expect("controller starts");
-    let accounts = std::env::temp_dir().join(format!(
-        "patchfleet-defaults-accounts-{}.yaml",
-        std::process::id()
-    ));
-    std::fs::write(&accounts, ACCOUNTS).expect("writing the accounts");
     stack
-        .apply(&accounts.to_string_lossy())
+        .apply_text("accounts", ACCOUNTS)
         .expect("accounts apply");
-    let _ = std::fs::remove_file(&accounts);
     stack.apply("examples/defaults").expect("defaults apply");
     stack
         .wait_ready(

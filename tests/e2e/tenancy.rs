@@ -111,15 +111,8 @@ spec:
 }
 
 fn apply(stack: &Stack, name: &str, yaml: &str) {
-    let file = std::env::temp_dir().join(format!("tenancy-{}-{name}.yaml", std::process::id()));
-    std::fs::write(&file, yaml).expect("manifest written");
     stack
-        .kubectl([
-            "apply".as_ref(),
-            "--server-side".as_ref(),
-            "-f".as_ref(),
-            file.as_os_str(),
-        ])
+        .apply_text(name, yaml)
         .unwrap_or_else(|e| panic!("{name} applied: {e:#}"));
 }
 

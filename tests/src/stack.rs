@@ -313,6 +313,25 @@ impl Stack {
         ])
     }
 
+    /// `kubectl apply --server-side` of manifests given as text (YAML or JSON); `name`
+    /// tells the temporary file apart.
+    pub fn apply_text(&self, name: &str, manifests: &str) -> anyhow::Result<String> {
+        let file = std::env::temp_dir().join(format!(
+            "patchfleet-{}-{name}-{}.yaml",
+            self.cluster_id,
+            std::process::id()
+        ));
+        std::fs::write(&file, manifests).context("writing the manifests")?;
+        let applied = self.kubectl([
+            "apply".as_ref(),
+            "--server-side".as_ref(),
+            "-f".as_ref(),
+            file.as_os_str(),
+        ]);
+        let _ = std::fs::remove_file(&file);
+        applied
+    }
+
     /// Waits until `kubectl wait --for=condition=Ready` succeeds for every resource of the
     /// given kinds, or fails with the controller's log.
     pub fn wait_ready(&self, kinds: &[&str], timeout: Duration) -> anyhow::Result<()> {
