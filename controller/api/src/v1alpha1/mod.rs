@@ -20,5 +20,6 @@ pub use ssm::{
 };
 pub use status::{AccountFailure, FleetStatus, MAX_FAILURES, Summary};
 pub use system_account::{
-    PatchGroupGrant, Platform, RegionStatus, SystemAccount, SystemAccountSpec, SystemAccountStatus,
+    GrantEntry, PatchGroupGrant, Platform, RegionStatus, SystemAccount, SystemAccountSpec,
+    SystemAccountStatus,
 };

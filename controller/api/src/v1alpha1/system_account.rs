@@ -134,15 +134,32 @@ pub struct PatchGroupGrant {
 }
 
 impl PatchGroupGrant {
-    /// Whether this grant covers `value`, and by which field (for messages).
-    pub fn covers(&self, value: &str) -> Option<String> {
+    /// Whether this grant covers `value`, and by which entry (for messages).
+    pub fn covers(&self, value: &str) -> Option<GrantEntry> {
         if let Some(i) = self.values.iter().position(|v| v == value) {
-            return Some(format!("values[{i}]"));
+            return Some(GrantEntry::Value(i));
         }
         self.prefixes
             .iter()
             .position(|p| value.starts_with(p.as_str()))
-            .map(|i| format!("prefixes[{i}]"))
+            .map(GrantEntry::Prefix)
+    }
+}
+
+/// The entry of a [`PatchGroupGrant`] that covers a value; displayed as its field path
+/// below the grant (`values[0]`, `prefixes[1]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GrantEntry {
+    Value(usize),
+    Prefix(usize),
+}
+
+impl std::fmt::Display for GrantEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GrantEntry::Value(i) => write!(f, "values[{i}]"),
+            GrantEntry::Prefix(i) => write!(f, "prefixes[{i}]"),
+        }
     }
 }
 
