@@ -611,34 +611,52 @@ pub fn task_definition(
 /// Problems of references and selectors that hold whatever the account-region, with no
 /// account-region: for the status of a resource that reaches nothing because of them.
 pub fn reference_problems(inventory: &Inventory) -> Vec<Problem> {
+    let groups = inventory.groups.iter().map(group_owner);
+    let windows = inventory.windows.iter().map(window_owner);
+    let mut problems: Vec<Problem> = groups
+        .chain(windows)
+        .flat_map(|owner| reference_problems_of(inventory, &owner))
+        .collect();
+    sort_problems(&mut problems);
+    problems
+}
+
+/// [`reference_problems`] of one owner (none for an owner being deleted or unknown): the
+/// owner reconciler reports the planner's own verdict, never one of its own making.
+pub fn reference_problems_of(inventory: &Inventory, owner: &Owner) -> Vec<Problem> {
     let mut problems = Vec::new();
-    for group in inventory
-        .groups
-        .iter()
-        .filter(|g| !is_being_deleted(&g.metadata))
-    {
-        let owner = group_owner(group);
-        if let Err(message) = resolve_policy(inventory, group) {
-            problems.push(global_problem(&owner, reasons::POLICY_NOT_FOUND, message));
+    match owner.kind {
+        OwnerKind::PatchPolicy => {}
+        OwnerKind::PatchGroup => {
+            let Some(group) = inventory
+                .group(&owner.namespace, &owner.name)
+                .filter(|g| !is_being_deleted(&g.metadata))
+            else {
+                return problems;
+            };
+            if let Err(message) = resolve_policy(inventory, group) {
+                problems.push(global_problem(owner, reasons::POLICY_NOT_FOUND, message));
+            }
+            if let Err(e) = validate_selector(&group.spec.account_selector) {
+                let message = format!("spec.accountSelector: {e}; it selects no account");
+                problems.push(global_problem(owner, reasons::INVALID_SELECTOR, message));
+            }
         }
-        if let Err(e) = validate_selector(&group.spec.account_selector) {
-            let message = format!("spec.accountSelector: {e}; it selects no account");
-            problems.push(global_problem(&owner, reasons::INVALID_SELECTOR, message));
-        }
-    }
-    for window in inventory
-        .windows
-        .iter()
-        .filter(|w| !is_being_deleted(&w.metadata))
-    {
-        let owner = window_owner(window);
-        for name in missing_groups(inventory, window) {
-            let message = missing_group_message(&owner.namespace, &name);
-            problems.push(global_problem(
-                &owner,
-                reasons::PATCH_GROUP_NOT_FOUND,
-                message,
-            ));
+        OwnerKind::MaintenanceWindow => {
+            let Some(window) = inventory
+                .window(&owner.namespace, &owner.name)
+                .filter(|w| !is_being_deleted(&w.metadata))
+            else {
+                return problems;
+            };
+            for name in missing_groups(inventory, window) {
+                let message = missing_group_message(&owner.namespace, &name);
+                problems.push(global_problem(
+                    owner,
+                    reasons::PATCH_GROUP_NOT_FOUND,
+                    message,
+                ));
+            }
         }
     }
     sort_problems(&mut problems);

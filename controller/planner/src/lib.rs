@@ -21,8 +21,9 @@ pub mod quota;
 pub mod runs;
 pub mod selection;
 pub mod snapshots;
+pub mod steps;
 
-pub use desired::{desired, reference_problems};
+pub use desired::{desired, reference_problems, reference_problems_of};
 pub use diff::{Diff, Orphaned, diff};
 pub use fingerprint::{baseline_fingerprint, window_fingerprint};
 pub use inventory::{Inventory, Quotas, Settings, orphaned_owners};
@@ -30,3 +31,4 @@ pub use model::*;
 pub use plan::{Plan, baseline_needs_deep_read, plan, plan_from, window_needs_deep_read};
 pub use quota::fit_quotas;
 pub use selection::{account_regions, reached_by};
+pub use steps::{Step, group_giving};

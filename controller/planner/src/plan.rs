@@ -9,23 +9,51 @@ use crate::diff::{Orphaned, RegisteredElsewhere, diff};
 use crate::fingerprint::{baseline_fingerprint, window_fingerprint};
 use crate::inventory::{Inventory, Settings, group_owner, is_being_deleted};
 use crate::model::{
-    AccountRegion, Desired, Observed, ObservedBaseline, ObservedWindow, Operation, Owner, Problem,
-    reasons, sort_problems,
+    AccountRegion, Desired, Observed, ObservedBaseline, ObservedWindow, Owner, Problem, reasons,
+    sort_problems,
 };
 use crate::ownership::{fingerprint_of, is_owned};
 use crate::quota::fit_quotas;
 use crate::selection::{Reach, reach};
+use crate::steps::{Attribution, Step};
 
 pub use crate::inventory::orphaned_owners;
 
-/// What to do in one account-region.
+/// What to do in one account-region, and everything the runtime reports from it: it only
+/// observes, applies the steps and records.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
     pub desired: Desired,
-    /// Safe to apply one by one, in this order (see `diff`).
-    pub operations: Vec<Operation>,
+    /// Safe to apply one by one, in this order (see `diff`), each with its owner.
+    pub operations: Vec<Step>,
     /// Sorted; each names its owner and this account-region.
     pub problems: Vec<Problem>,
+    /// The owners with objects here once every step is applied.
+    pub owners: BTreeSet<Owner>,
+    /// The owners with objects here before the plan (this controller's, as observed): a
+    /// pass that stops half-way leaves some of them.
+    pub owners_observed: BTreeSet<Owner>,
+}
+
+impl Plan {
+    /// Every owner this plan was made for: those with objects here once applied, those
+    /// with an Emergency run here, those with a problem here.
+    pub fn planned_owners(&self) -> BTreeSet<Owner> {
+        let mut owners = self.owners.clone();
+        owners.extend(self.desired.runs.keys().cloned());
+        owners.extend(self.problems.iter().map(|p| p.owner.clone()));
+        owners
+    }
+
+    /// The owners with objects here after applying the first `applied` steps: all of
+    /// `owners` when every step was applied, else those and whatever was there before.
+    pub fn owners_after(&self, applied: usize) -> BTreeSet<Owner> {
+        let mut owners = self.owners.clone();
+        if applied < self.operations.len() {
+            owners.extend(self.owners_observed.iter().cloned());
+        }
+        owners
+    }
 }
 
 /// The plan for `account_region`. `orphaned` are the owners being deleted with
@@ -84,10 +112,20 @@ pub fn plan_from(
         problems.extend(group_problems(inventory, account_region, case));
     }
     sort_problems(&mut problems);
+    let attribution = Attribution {
+        inventory,
+        desired: &desired,
+        observed,
+    };
+    let operations = attribution.steps(diff.operations);
+    let owners = attribution.owners_desired();
+    let owners_observed = attribution.owners_observed(&settings.cluster_id);
     Plan {
         desired,
-        operations: diff.operations,
+        operations,
         problems,
+        owners,
+        owners_observed,
     }
 }
 

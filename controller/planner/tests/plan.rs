@@ -196,7 +196,7 @@ fn an_orphaned_group_keeps_its_registrations_while_the_baseline_stays() {
     let deregistered: BTreeSet<&str> = plan
         .operations
         .iter()
-        .filter_map(|op| match op {
+        .filter_map(|step| match &step.operation {
             Operation::DeregisterPatchGroup { patch_group, .. } => Some(patch_group.as_str()),
             _ => None,
         })

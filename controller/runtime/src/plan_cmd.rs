@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use patchfleet_api::v1alpha1::{MaintenanceWindow, PatchGroup, PatchPolicy, SystemAccount};
+use patchfleet_planner::Step;
 use patchfleet_planner::model::{Desired, ObjectRef, Operation, Problem};
 use patchfleet_planner::{Inventory, Settings};
 use patchfleet_ssm::{AccountAccess, EdgeSettings, SsmEdge};
@@ -259,12 +260,17 @@ fn print_problems(out: &mut String, problems: &[Problem]) -> std::fmt::Result {
     Ok(())
 }
 
-fn print_operations(out: &mut String, operations: &[Operation]) -> std::fmt::Result {
-    if operations.is_empty() {
+fn print_operations(out: &mut String, steps: &[Step]) -> std::fmt::Result {
+    if steps.is_empty() {
         return writeln!(out, "  = no changes");
     }
-    for operation in operations {
-        writeln!(out, "  {}", summarize(operation))?;
+    for step in steps {
+        let owner = step
+            .owner
+            .as_ref()
+            .map(|owner| format!("  ({owner})"))
+            .unwrap_or_default();
+        writeln!(out, "  {}{owner}", summarize(&step.operation))?;
     }
     Ok(())
 }

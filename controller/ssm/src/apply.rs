@@ -69,8 +69,13 @@ impl ApplyReport {
     }
 }
 
-/// Applies `operations` in the client's account-region, in order.
-pub async fn apply(client: &SsmClient, cluster_id: &str, operations: &[Operation]) -> ApplyReport {
+/// Applies `operations` (a plan's steps, or bare operations) in the client's
+/// account-region, in order.
+pub async fn apply<O: AsRef<Operation>>(
+    client: &SsmClient,
+    cluster_id: &str,
+    operations: &[O],
+) -> ApplyReport {
     let s = Session::new(client);
     let memory = memory::of(client);
     let mut run = Run {
@@ -85,7 +90,7 @@ pub async fn apply(client: &SsmClient, cluster_id: &str, operations: &[Operation
     let stamp_after = stamp_points(operations);
     let mut applied = Vec::with_capacity(operations.len());
     let mut error = None;
-    for (i, op) in operations.iter().enumerate() {
+    for (i, op) in operations.iter().map(AsRef::as_ref).enumerate() {
         let mut result = run.one(op).await;
         // The op that completes a new window: its real fingerprint, as part of that op,
         // so that a failed stamp is reported (and retried) like the op itself.
@@ -120,9 +125,9 @@ pub async fn apply(client: &SsmClient, cluster_id: &str, operations: &[Operation
 /// For each new window, the index of the last operation of the batch that registers one
 /// of its targets or tasks (or of its create, when none does): once that one succeeded,
 /// the window is complete and gets its real fingerprint.
-fn stamp_points(operations: &[Operation]) -> HashMap<usize, Vec<&str>> {
+fn stamp_points<O: AsRef<Operation>>(operations: &[O]) -> HashMap<usize, Vec<&str>> {
     let mut last: HashMap<&str, usize> = HashMap::new();
-    for (i, op) in operations.iter().enumerate() {
+    for (i, op) in operations.iter().map(AsRef::as_ref).enumerate() {
         match op {
             Operation::CreateWindow { window, .. } => {
                 last.insert(window.name.as_str(), i);

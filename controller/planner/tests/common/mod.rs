@@ -199,21 +199,25 @@ impl Ssm {
     }
 
     /// Applies `operations` in order with SSM's checks; stops at the first failure.
-    pub fn apply(&mut self, settings: &Settings, operations: &[Operation]) -> Result<(), String> {
+    pub fn apply<O: AsRef<Operation>>(
+        &mut self,
+        settings: &Settings,
+        operations: &[O],
+    ) -> Result<(), String> {
         self.apply_until(settings, operations, operations.len())
     }
 
     /// Applies the first `stop` of `operations`, as the SSM edge does when the batch
     /// stops there: a new window is created PENDING and gets its real fingerprint only
     /// once the last of its targets and tasks in the whole batch is registered.
-    pub fn apply_until(
+    pub fn apply_until<O: AsRef<Operation>>(
         &mut self,
         settings: &Settings,
-        operations: &[Operation],
+        operations: &[O],
         stop: usize,
     ) -> Result<(), String> {
         let mut last: BTreeMap<&str, (usize, &str)> = BTreeMap::new();
-        for (i, op) in operations.iter().enumerate() {
+        for (i, op) in operations.iter().map(AsRef::as_ref).enumerate() {
             match op {
                 Operation::CreateWindow {
                     window,
@@ -237,7 +241,7 @@ impl Ssm {
             }
         }
         let mut created: BTreeMap<String, String> = BTreeMap::new();
-        for (i, op) in operations.iter().enumerate().take(stop) {
+        for (i, op) in operations.iter().map(AsRef::as_ref).enumerate().take(stop) {
             self.apply_one(settings, op, &mut created)
                 .map_err(|e| format!("{e} (applying {op:?})"))?;
             for (name, (at, fingerprint)) in &last {

@@ -10,10 +10,8 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use patchfleet_api::v1alpha1::SystemAccount;
-use patchfleet_planner::Inventory;
-use patchfleet_planner::model::{
-    AccountRegion, Desired, ObjectRef, Observed, Operation, Owner, OwnerKind, tags,
-};
+use patchfleet_planner::model::{AccountRegion, Desired, Owner, OwnerKind};
+use patchfleet_planner::{Inventory, Plan};
 use patchfleet_ssm::{AccountAccess, EdgeError, Fingerprints, SsmClient};
 use thiserror::Error;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -125,21 +123,15 @@ async fn reconcile_account(
         }
     };
 
-    let snapshot = ctx.inventory();
-    // A SystemAccount being deleted should hold nothing of patchfleet's any more.
-    let inventory = if deleting {
-        Arc::new(without_owners(&snapshot))
-    } else {
-        Arc::clone(&snapshot)
-    };
+    // The planner plans an account being deleted to hold nothing of patchfleet's.
+    let inventory = ctx.inventory();
     let passes = regions.iter().map(|region| {
         let ctx = ctx.clone();
         let inventory = &inventory;
-        let snapshot = &snapshot;
         let client = edge_account.client(&region.region);
         async move {
             let span = info_span!("region", region = %region.region);
-            pass_region(&ctx, &client, region, inventory, snapshot)
+            pass_region(&ctx, &client, region, inventory)
                 .instrument(span)
                 .await
         }
@@ -228,7 +220,6 @@ async fn pass_region(
     client: &SsmClient,
     region: &AccountRegion,
     inventory: &Inventory,
-    snapshot: &Inventory,
 ) -> (RegionOutcome, Vec<events::Written>) {
     let previous = ctx.fleet.get(region).unwrap_or_default();
     // Computed once: for the fingerprints and the Emergency runs, then planned from.
@@ -255,7 +246,7 @@ async fn pass_region(
         Err(error) => return (failed(ctx, region, previous, &error), Vec::new()),
     };
     let observed = observation.observed;
-    let orphaned = patchfleet_planner::orphaned_owners(snapshot);
+    let orphaned = patchfleet_planner::orphaned_owners(inventory);
     let plan = patchfleet_planner::plan_from(
         inventory,
         &ctx.settings,
@@ -283,9 +274,13 @@ async fn pass_region(
         .operations
         .iter()
         .take(report.applied.len())
-        .filter_map(|operation| {
-            let (owner, verb, what) = describe(operation, &observed, inventory);
-            owner.map(|owner| events::Written { owner, verb, what })
+        .filter_map(|step| {
+            let owner = step.owner.clone()?;
+            Some(events::Written {
+                owner,
+                verb: step.verb,
+                what: step.what.clone(),
+            })
         })
         .collect();
     debug!(
@@ -294,20 +289,14 @@ async fn pass_region(
         deep,
         "pass"
     );
-    let planned_generations = planned_generations(snapshot, &plan.desired, &plan.problems);
-    let present = owners_present(
-        inventory,
-        &plan.desired,
-        &observed,
-        &ctx.settings.cluster_id,
-        report.error.is_some(),
-    );
+    let planned_generations = planned_generations(inventory, &plan);
+    let present = plan.owners_after(report.applied.len());
     let counts = counts(&plan.desired);
     if let Some(error) = &report.error {
         if let Some(owner) = plan
             .operations
             .get(report.applied.len())
-            .and_then(|op| describe(op, &observed, inventory).0)
+            .and_then(|step| step.owner.clone())
         {
             events::warning(ctx, &owner, error.reason(), format!("{region}: {error}")).await;
         }
@@ -394,43 +383,6 @@ pub fn fingerprints(desired: &Desired) -> Fingerprints {
     }
 }
 
-/// Every owner with objects in the desired state: policies (baselines), windows, held
-/// owners (left as they are), and groups (registrations and window targets).
-fn desired_owners(inventory: &Inventory, desired: &Desired) -> BTreeSet<Owner> {
-    let mut owners: BTreeSet<Owner> = desired.held.clone();
-    for baseline in desired.baselines.values() {
-        owners.insert(baseline.owner.clone());
-        for group in &baseline.patch_groups {
-            owners.extend(group_owner(inventory, &baseline.owner.namespace, group));
-        }
-    }
-    for window in desired.windows.values() {
-        owners.insert(window.owner.clone());
-        owners.extend(
-            window
-                .targets
-                .values()
-                .filter_map(|t| parse_owner(&t.owner_information)),
-        );
-    }
-    owners
-}
-
-/// The PatchGroup in `namespace` whose `Patch Group` value is `group_name`.
-fn group_owner(inventory: &Inventory, namespace: &str, group_name: &str) -> Option<Owner> {
-    inventory
-        .groups
-        .iter()
-        .find(|g| {
-            g.metadata.namespace.as_deref() == Some(namespace) && g.group_name() == group_name
-        })
-        .map(|g| Owner {
-            kind: OwnerKind::PatchGroup,
-            namespace: namespace.to_owned(),
-            name: g.name_any(),
-        })
-}
-
 fn retry_for(ctx: &Context, error: &PassError) -> std::time::Duration {
     if error.needs_attention {
         ctx.options.retry_attention
@@ -439,27 +391,9 @@ fn retry_for(ctx: &Context, error: &PassError) -> std::time::Duration {
     }
 }
 
-/// The inventory of an account that is going away: the account alone, so every
-/// account-region plans to hold nothing.
-fn without_owners(inventory: &Inventory) -> Inventory {
-    Inventory {
-        accounts: inventory.accounts.clone(),
-        namespaces: inventory.namespaces.clone(),
-        ..Inventory::default()
-    }
-}
-
 /// Each owner the pass planned for, with the generation it planned at.
-fn planned_generations(
-    inventory: &Inventory,
-    desired: &Desired,
-    problems: &[patchfleet_planner::model::Problem],
-) -> BTreeMap<Owner, i64> {
-    let mut owners: BTreeSet<Owner> = desired_owners(inventory, desired);
-    // Emergency runs leave nothing to clean up, but they are planned here.
-    owners.extend(desired.runs.keys().cloned());
-    owners.extend(problems.iter().map(|p| p.owner.clone()));
-    owners
+fn planned_generations(inventory: &Inventory, plan: &Plan) -> BTreeMap<Owner, i64> {
+    plan.planned_owners()
         .into_iter()
         .filter_map(|owner| generation_of(inventory, &owner).map(|g| (owner, g)))
         .collect()
@@ -489,67 +423,6 @@ fn generation_of(inventory: &Inventory, owner: &Owner) -> Option<i64> {
     }
 }
 
-/// Owners with objects in SSM after the pass: what is desired once the plan applied,
-/// plus, when it stopped half-way, whatever was there before.
-fn owners_present(
-    inventory: &Inventory,
-    desired: &Desired,
-    observed: &Observed,
-    cluster_id: &str,
-    incomplete: bool,
-) -> BTreeSet<Owner> {
-    let mut present = desired_owners(inventory, desired);
-    if incomplete {
-        let owned_tags = observed
-            .baselines
-            .iter()
-            .map(|b| &b.tags)
-            .chain(observed.windows.iter().map(|w| &w.tags))
-            .filter(|tags_| tags_.get(tags::CLUSTER).map(String::as_str) == Some(cluster_id));
-        present.extend(
-            owned_tags
-                .filter_map(|t| t.get(tags::OWNER))
-                .filter_map(|o| parse_owner(o)),
-        );
-        // Registrations carry no tags: the groups registered to owned baselines.
-        for registration in &observed.registrations {
-            let baseline = observed
-                .baselines
-                .iter()
-                .find(|b| b.id == registration.baseline_id);
-            let namespace = baseline
-                .filter(|b| b.tags.get(tags::CLUSTER).map(String::as_str) == Some(cluster_id))
-                .and_then(|b| b.tags.get(tags::OWNER))
-                .and_then(|o| parse_owner(o))
-                .map(|o| o.namespace);
-            if let Some(namespace) = namespace {
-                present.extend(group_owner(
-                    inventory,
-                    &namespace,
-                    &registration.patch_group,
-                ));
-            }
-        }
-    }
-    present
-}
-
-/// `Kind/namespace/name`, as the owner tag records it.
-pub fn parse_owner(text: &str) -> Option<Owner> {
-    let mut parts = text.splitn(3, '/');
-    let kind = match parts.next()? {
-        "PatchPolicy" => OwnerKind::PatchPolicy,
-        "PatchGroup" => OwnerKind::PatchGroup,
-        "MaintenanceWindow" => OwnerKind::MaintenanceWindow,
-        _ => return None,
-    };
-    Some(Owner {
-        kind,
-        namespace: parts.next()?.to_owned(),
-        name: parts.next()?.to_owned(),
-    })
-}
-
 fn counts(desired: &Desired) -> Counts {
     Counts {
         patch_baselines: desired.baselines.len() as u32,
@@ -566,163 +439,6 @@ fn counts(desired: &Desired) -> Counts {
             .sum(),
         window_tasks: desired.windows.values().map(|w| w.tasks.len() as u32).sum(),
     }
-}
-
-/// Who an applied write belongs to, and how to say it in an Event.
-fn describe(
-    operation: &Operation,
-    observed: &Observed,
-    inventory: &Inventory,
-) -> (Option<Owner>, &'static str, String) {
-    let owner_of_baseline = |id: &str| {
-        observed
-            .baselines
-            .iter()
-            .find(|b| b.id == id)
-            .and_then(|b| b.tags.get(tags::OWNER))
-            .and_then(|o| parse_owner(o))
-    };
-    let owner_of_window = |id: &str| {
-        observed
-            .windows
-            .iter()
-            .find(|w| w.id == id)
-            .and_then(|w| w.tags.get(tags::OWNER))
-            .and_then(|o| parse_owner(o))
-    };
-    match operation {
-        Operation::CreateBaseline { baseline, .. } => (
-            Some(baseline.owner.clone()),
-            "Created",
-            format!("patch baseline {}", baseline.name),
-        ),
-        Operation::UpdateBaseline { id, baseline, .. } => (
-            Some(baseline.owner.clone()),
-            "Updated",
-            format!("patch baseline {} ({id})", baseline.name),
-        ),
-        Operation::DeleteBaseline { id, name } => (
-            owner_of_baseline(id),
-            "Deleted",
-            format!("patch baseline {name} ({id})"),
-        ),
-        Operation::ReleaseBaseline { id } => (
-            owner_of_baseline(id),
-            "Orphaned",
-            format!("patch baseline {id} left in place"),
-        ),
-        Operation::RegisterPatchGroup {
-            baseline,
-            patch_group,
-        } => {
-            let namespace = match baseline {
-                ObjectRef::Id(id) => owner_of_baseline(id).map(|o| o.namespace),
-                ObjectRef::Created(name) => name_namespace(name, inventory),
-            };
-            let owner = namespace.and_then(|ns| group_owner(inventory, &ns, patch_group));
-            (owner, "Registered", format!("patch group {patch_group}"))
-        }
-        Operation::DeregisterPatchGroup {
-            baseline_id,
-            patch_group,
-        } => (
-            owner_of_baseline(baseline_id),
-            "Deregistered",
-            format!("patch group {patch_group} from {baseline_id}"),
-        ),
-        Operation::CreateWindow { window, .. } => (
-            Some(window.owner.clone()),
-            "Created",
-            format!("maintenance window {}", window.name),
-        ),
-        Operation::UpdateWindow { id, window, .. } => (
-            Some(window.owner.clone()),
-            "Updated",
-            format!("maintenance window {} ({id})", window.name),
-        ),
-        Operation::DeleteWindow { id, name } => (
-            owner_of_window(id),
-            "Deleted",
-            format!("maintenance window {name} ({id})"),
-        ),
-        Operation::ReleaseWindow { id } => (
-            owner_of_window(id),
-            "Orphaned",
-            format!("maintenance window {id} left in place"),
-        ),
-        Operation::RegisterTarget { name, target, .. } => (
-            parse_owner(&target.owner_information),
-            "Registered",
-            format!("window target {name}"),
-        ),
-        Operation::UpdateTarget {
-            window_id, name, ..
-        } => (
-            owner_of_window(window_id),
-            "Updated",
-            format!("window target {name}"),
-        ),
-        Operation::DeregisterTarget {
-            window_id,
-            target_id,
-        } => (
-            owner_of_window(window_id),
-            "Deregistered",
-            format!("window target {target_id}"),
-        ),
-        Operation::RegisterTask { window, name, .. } => {
-            let owner = match window {
-                ObjectRef::Id(id) => owner_of_window(id),
-                ObjectRef::Created(created) => window_owner_by_name(created, inventory),
-            };
-            (owner, "Registered", format!("window task {name}"))
-        }
-        Operation::UpdateTask {
-            window_id, name, ..
-        } => (
-            owner_of_window(window_id),
-            "Updated",
-            format!("window task {name}"),
-        ),
-        Operation::DeregisterTask { window_id, task_id } => (
-            owner_of_window(window_id),
-            "Deregistered",
-            format!("window task {task_id}"),
-        ),
-    }
-}
-
-/// The namespace of the policy whose baseline got this SSM name in this plan.
-fn name_namespace(name: &str, inventory: &Inventory) -> Option<String> {
-    inventory
-        .policies
-        .iter()
-        .find(|p| {
-            let namespace = p.metadata.namespace.as_deref().unwrap_or_default();
-            let policy = p.metadata.name.as_deref().unwrap_or_default();
-            p.spec.baselines.iter().any(|b| {
-                patchfleet_planner::naming::baseline_name(namespace, policy, b.operating_system)
-                    == name
-            })
-        })
-        .and_then(|p| p.metadata.namespace.clone())
-}
-
-fn window_owner_by_name(name: &str, inventory: &Inventory) -> Option<Owner> {
-    inventory
-        .windows
-        .iter()
-        .find(|w| {
-            patchfleet_planner::naming::window_name(
-                w.metadata.namespace.as_deref().unwrap_or_default(),
-                w.metadata.name.as_deref().unwrap_or_default(),
-            ) == name
-        })
-        .map(|w| Owner {
-            kind: OwnerKind::MaintenanceWindow,
-            namespace: w.namespace().unwrap_or_default(),
-            name: w.name_any(),
-        })
 }
 
 /// After a pass, the owners it touched roll their status up again.
@@ -789,19 +505,5 @@ impl RegionOutcome {
     /// Nothing of patchfleet's is left in the account-region.
     fn observed_empty_after_pass(&self) -> bool {
         self.observed && self.owners_present.is_empty()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn owner_tags_parse_back() {
-        let owner = parse_owner("PatchGroup/patching/early").expect("parses");
-        assert_eq!(owner.kind, OwnerKind::PatchGroup);
-        assert_eq!(owner.to_string(), "PatchGroup/patching/early");
-        assert_eq!(parse_owner("Secret/ns/x"), None);
-        assert_eq!(parse_owner("PatchGroup/only-namespace"), None);
     }
 }

@@ -18,7 +18,7 @@ use patchfleet_api::v1alpha1::{
     PatchGroupStatus, PatchPolicy, Strategy,
 };
 use patchfleet_planner::Inventory;
-use patchfleet_planner::model::{AccountRegion, Owner, OwnerKind, Problem};
+use patchfleet_planner::model::{AccountRegion, Owner, OwnerKind};
 use patchfleet_planner::runs::recorded_runs;
 use patchfleet_planner::snapshots as window_snapshots;
 use serde::de::DeserializeOwned;
@@ -65,8 +65,6 @@ pub trait OwnerResource:
     fn fleet_status(&self) -> Option<&FleetStatus>;
     /// The status to write, given the rollup and what else the kind reports.
     fn status_with(&self, fleet: FleetStatus, seen: &Seen<'_>) -> serde_json::Value;
-    /// References the schema cannot check, as problems that stall the resource.
-    fn reference_problems(&self, owner: &Owner, inventory: &Inventory) -> Vec<Problem>;
 }
 
 impl OwnerResource for PatchPolicy {
@@ -76,9 +74,6 @@ impl OwnerResource for PatchPolicy {
     }
     fn status_with(&self, fleet: FleetStatus, _seen: &Seen<'_>) -> serde_json::Value {
         serde_json::to_value(fleet).unwrap_or_default()
-    }
-    fn reference_problems(&self, _owner: &Owner, _inventory: &Inventory) -> Vec<Problem> {
-        Vec::new()
     }
 }
 
@@ -93,26 +88,6 @@ impl OwnerResource for PatchGroup {
             group_name: Some(self.group_name().to_owned()),
         };
         serde_json::to_value(status).unwrap_or_default()
-    }
-    fn reference_problems(&self, owner: &Owner, inventory: &Inventory) -> Vec<Problem> {
-        let policy = &self.spec.policy_ref.name;
-        let found = inventory.policies.iter().any(|p| {
-            p.metadata.namespace.as_deref() == Some(&owner.namespace)
-                && p.metadata.name.as_deref() == Some(policy)
-                && p.metadata.deletion_timestamp.is_none()
-        });
-        if found {
-            return Vec::new();
-        }
-        vec![Problem {
-            owner: owner.clone(),
-            account_region: None,
-            reason: "PolicyNotFound",
-            message: format!(
-                "spec.policyRef.name: PatchPolicy {}/{policy} does not exist; create it or fix the reference",
-                owner.namespace
-            ),
-        }]
     }
 }
 
@@ -150,35 +125,6 @@ impl OwnerResource for MaintenanceWindow {
             emergency_runs: emergency_runs(self, seen),
         };
         serde_json::to_value(status).unwrap_or_default()
-    }
-    fn reference_problems(&self, owner: &Owner, inventory: &Inventory) -> Vec<Problem> {
-        let missing: Vec<&str> = self
-            .spec
-            .targets
-            .patch_groups
-            .iter()
-            .filter(|target| {
-                !inventory.groups.iter().any(|g| {
-                    g.metadata.namespace.as_deref() == Some(&owner.namespace)
-                        && g.metadata.name.as_deref() == Some(target.as_str())
-                        && g.metadata.deletion_timestamp.is_none()
-                })
-            })
-            .map(String::as_str)
-            .collect();
-        if missing.is_empty() {
-            return Vec::new();
-        }
-        vec![Problem {
-            owner: owner.clone(),
-            account_region: None,
-            reason: "PatchGroupNotFound",
-            message: format!(
-                "spec.targets.patchGroups: PatchGroup {} not found in namespace {}; the window is not applied until every target exists",
-                missing.join(", "),
-                owner.namespace
-            ),
-        }]
     }
 }
 
@@ -294,7 +240,7 @@ async fn reconcile_owner<K: OwnerResource>(
         return finish_deletion(&*object, &api, &owner, &reached, &inventory, &ctx).await;
     }
 
-    let problems = object.reference_problems(&owner, &inventory);
+    let problems = patchfleet_planner::reference_problems_of(&inventory, &owner);
     let previous = object.fleet_status();
     let now = status::now();
     // Read in place: copying thousands of outcomes per rollup is what made it quadratic.
