@@ -249,3 +249,134 @@ async fn a_namespace_cannot_reach_machines_whose_values_it_was_not_granted_in_ei
         }
     }
 }
+
+/// The default baseline of `os` in the account-region, by name (AWS's or ours).
+async fn default_baseline(stack: &Stack, os: &str) -> String {
+    let (account, external_id, region) = CUSTOMER_A_EU;
+    let client = patchfleet_tests::stack::ssm_client(stack, account, external_id, region)
+        .await
+        .expect("SSM client");
+    let id = client
+        .get_default_patch_baseline()
+        .operating_system(os.into())
+        .send()
+        .await
+        .expect("GetDefaultPatchBaseline")
+        .baseline_id()
+        .unwrap_or_default()
+        .to_owned();
+    client
+        .get_patch_baseline()
+        .baseline_id(&id)
+        .send()
+        .await
+        .expect("GetPatchBaseline")
+        .name()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn account_standing(stack: &Stack) -> String {
+    stack
+        .kubectl([
+            "get",
+            "sysacct",
+            "shared",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Stalled\")].status}|{.status.conditions[?(@.type==\"Stalled\")].reason}",
+        ])
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_account_administrator_sets_the_default_baselines_and_removing_them_gives_back_aws() {
+    let mut stack = Stack::start("defaults-admin").await.expect("stack");
+    stack.start_controller().expect("controller");
+    apply(&stack, "account", ACCOUNT);
+    // The administrators' namespace is not admitted to the account: it needs not be.
+    apply(
+        &stack,
+        "admin",
+        &format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: fleet-admin}}\n---\n{}",
+            claim("fleet-admin", "defaults", false)
+                .split("---")
+                .next()
+                .unwrap_or_default()
+        ),
+    );
+    assert_eq!(
+        default_baseline(&stack, "WINDOWS").await,
+        "AWS-DefaultPatchBaseline"
+    );
+
+    // A typo: no default changes, the account says which field.
+    let patch = |policy: &str| {
+        format!(
+            r#"{{"spec":{{"defaultPatchPolicy":{{"namespace":"fleet-admin","name":"{policy}"}}}}}}"#
+        )
+    };
+    stack
+        .kubectl([
+            "patch",
+            "sysacct",
+            "shared",
+            "--type=merge",
+            "-p",
+            &patch("typo"),
+        ])
+        .expect("patched");
+    eventually("the account is stalled", &stack, CONVERGE, || async {
+        account_standing(&stack) == "True|DefaultPatchPolicyNotFound"
+    })
+    .await;
+    assert_eq!(
+        default_baseline(&stack, "WINDOWS").await,
+        "AWS-DefaultPatchBaseline"
+    );
+
+    stack
+        .kubectl([
+            "patch",
+            "sysacct",
+            "shared",
+            "--type=merge",
+            "-p",
+            &patch("everything-defaults"),
+        ])
+        .expect("patched");
+    let ours = "patchfleet-fleet-admin-everything-defaults-windows";
+    eventually("ours is the Windows default", &stack, CONVERGE, || async {
+        default_baseline(&stack, "WINDOWS").await == ours
+    })
+    .await;
+    assert_eq!(
+        default_baseline(&stack, "AMAZON_LINUX_2").await,
+        "patchfleet-fleet-admin-everything-defaults-amazon-linux-2"
+    );
+    assert_eq!(account_standing(&stack), "False|AsExpected");
+
+    // The field removed: AWS's defaults come back and the baselines go.
+    stack
+        .kubectl([
+            "patch",
+            "sysacct",
+            "shared",
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/spec/defaultPatchPolicy"}]"#,
+        ])
+        .expect("patched");
+    eventually("AWS's default is back", &stack, CONVERGE, || async {
+        default_baseline(&stack, "WINDOWS").await == "AWS-DefaultPatchBaseline"
+            && default_baseline(&stack, "AMAZON_LINUX_2").await
+                == "AWS-AmazonLinux2DefaultPatchBaseline"
+    })
+    .await;
+    eventually("the baselines are deleted", &stack, CONVERGE, || async {
+        let ssm = look(&stack, CUSTOMER_A_EU).await;
+        ssm.owned_by(&stack.cluster_id).0.is_empty()
+    })
+    .await;
+    stack.check_controller().expect("controller still running");
+}

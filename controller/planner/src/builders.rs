@@ -100,6 +100,7 @@ pub fn mk_account(
             namespace_selector: Some(all_namespaces()),
             patch_group_grants: Vec::new(),
             task_roles: Vec::new(),
+            default_patch_policy: None,
             suspend: false,
         },
         status: None,
@@ -326,6 +327,7 @@ pub fn mk_foreign_baseline(id: &str, name: &str, os: OperatingSystem) -> Observe
         operating_system: os,
         tags: BTreeMap::new(),
         definition: Some(BaselineSpec::new(os)),
+        default: false,
     }
 }
 
@@ -382,6 +384,7 @@ pub fn mk_observed_baseline(
         operating_system: want.operating_system(),
         tags: owned_tags(settings, &want.owner, &baseline_fingerprint(want)),
         definition: Some((*want.definition).clone()),
+        default: false,
     }
 }
 
@@ -429,9 +432,9 @@ pub fn mk_observed(settings: &Settings, desired: &Desired) -> Observed {
                 .registrations
                 .push(mk_registration(group, want.operating_system(), &id));
         }
-        observed
-            .baselines
-            .push(mk_observed_baseline(settings, &id, want));
+        let mut baseline = mk_observed_baseline(settings, &id, want);
+        baseline.default = desired.defaults.get(&want.operating_system()) == Some(&want.name);
+        observed.baselines.push(baseline);
     }
     for (n, want) in desired.windows.values().enumerate() {
         observed.windows.push(mk_observed_window(settings, n, want));

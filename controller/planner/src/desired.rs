@@ -21,7 +21,7 @@ use crate::model::{
 };
 use crate::naming::{baseline_name, target_name, task_name, window_name};
 use crate::normalize::normalize_baseline;
-use crate::selection::{Reach, admits, reach, validate_selector};
+use crate::selection::{Reach, admits, is_active_in, reach, validate_selector};
 
 /// The Automation runbook a task with `snapshotBeforePatch` runs: it snapshots the
 /// instance's root volume, installs missing patches (AWS-RunPatchBaseline), and restores
@@ -57,6 +57,7 @@ pub fn desired(
         let groups = planner.planned_groups(inventory, account);
         planner.add_baselines(inventory, &groups);
         planner.add_windows(inventory, account, &groups);
+        planner.add_defaults(inventory, account);
     }
     let Planner {
         desired,
@@ -65,6 +66,30 @@ pub fn desired(
     } = planner;
     sort_problems(&mut problems);
     (desired, problems)
+}
+
+/// The PatchPolicy an account names as its `defaultPatchPolicy`: None when it names none,
+/// an error (the message for its status) when the policy does not exist or is being
+/// deleted. The account's administrator chose it, so no namespace admission applies.
+pub fn default_policy<'i>(
+    inventory: &'i Inventory,
+    account: &SystemAccount,
+) -> Result<Option<&'i PatchPolicy>, String> {
+    let Some(reference) = &account.spec.default_patch_policy else {
+        return Ok(None);
+    };
+    let (namespace, name) = (&reference.namespace, &reference.name);
+    match inventory.policy(namespace, name) {
+        Some(policy) if !is_being_deleted(&policy.metadata) => Ok(Some(policy)),
+        Some(_) => Err(format!(
+            "spec.defaultPatchPolicy: PatchPolicy {namespace}/{name} is being deleted; \
+             AWS's predefined baselines are the defaults until it is replaced"
+        )),
+        None => Err(format!(
+            "spec.defaultPatchPolicy: PatchPolicy {namespace}/{name} not found; AWS's \
+             predefined baselines are the defaults until it exists"
+        )),
+    }
 }
 
 /// The SystemAccount an account-region names, when its account id still matches.
@@ -229,6 +254,51 @@ impl<'a> Planner<'a> {
             }
         }
         self.resolve_patch_group_conflicts(&givers);
+    }
+
+    /// The account's default patch baselines: each baseline of its `defaultPatchPolicy`,
+    /// planned here even when no group follows the policy (SSM's default for an operating
+    /// system must be a baseline of the account-region). A policy that cannot be used
+    /// gives no defaults ([`default_policy`] says why, for the account's status).
+    fn add_defaults(&mut self, inventory: &Inventory, account: &SystemAccount) {
+        if !is_active_in(account, &self.account_region.region) {
+            return;
+        }
+        let Ok(Some(policy)) = default_policy(inventory, account) else {
+            return;
+        };
+        let owner = policy_owner(policy);
+        let mut seen = BTreeSet::new();
+        for spec in policy
+            .spec
+            .baselines
+            .iter()
+            .filter(|b| seen.insert(b.operating_system))
+        {
+            let name = baseline_name(&owner.namespace, &owner.name, spec.operating_system);
+            match self.desired.baselines.get(&name) {
+                // The policy's own baseline, already planned for the groups following it.
+                Some(planned) if planned.owner == owner => {}
+                // The name conflict is reported on the policy by `add_baselines`.
+                Some(_) => continue,
+                None => {
+                    let baseline = DesiredBaseline {
+                        name: name.clone(),
+                        owner: owner.clone(),
+                        definition: inventory.definitions.get_or_compute(
+                            &owner,
+                            policy.spec.mode,
+                            spec,
+                            || baseline_definition(&owner, policy.spec.mode, spec),
+                        ),
+                        patch_groups: BTreeSet::new(),
+                        revision: Revision::of(&policy.metadata),
+                    };
+                    self.desired.baselines.insert(name.clone(), baseline);
+                }
+            }
+            self.desired.defaults.insert(spec.operating_system, name);
+        }
     }
 
     /// SSM registers a patch group to one baseline per operating system

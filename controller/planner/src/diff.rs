@@ -4,6 +4,9 @@
 //! 1. create and update baselines
 //! 2. register patch groups (a group moving from another owned baseline is deregistered
 //!    from it just before: SSM holds one baseline per patch group and operating system)
+//!    then make the account's default baselines the defaults, or give back AWS's predefined
+//!    default where one of this controller's baselines is the default and is not to be
+//!    (before step 10: SSM refuses to delete a baseline that is a default)
 //! 3. create and update windows
 //! 4. register and update targets
 //! 5. register and update tasks
@@ -131,6 +134,7 @@ pub fn diff(
     };
     let baselines = differ.baselines();
     differ.registrations(&baselines);
+    differ.defaults(&baselines);
     differ.windows();
     let mut problems: Vec<Problem> = differ
         .registered_elsewhere
@@ -150,6 +154,7 @@ pub fn diff(
 struct Steps {
     baselines: Vec<Operation>,
     registrations: Vec<Operation>,
+    defaults: Vec<Operation>,
     windows: Vec<Operation>,
     targets: Vec<Operation>,
     tasks: Vec<Operation>,
@@ -165,6 +170,7 @@ impl Steps {
         [
             self.baselines,
             self.registrations,
+            self.defaults,
             self.windows,
             self.targets,
             self.tasks,
@@ -278,6 +284,44 @@ impl<'a> Differ<'a> {
             refs,
             owned,
             deleted,
+        }
+    }
+
+    /// Step 2, defaults: each operating system's default as `desired.defaults` says. An
+    /// owned default no longer wanted gives way to AWS's predefined one, unless another
+    /// baseline is registered in its place anyway, or its owner is held or orphaned (left
+    /// exactly as it is).
+    fn defaults(&mut self, plan: &BaselinePlan<'a>) {
+        for (os, name) in &self.desired.defaults {
+            let Some(target) = plan.refs.get(name) else {
+                continue;
+            };
+            let already = match target {
+                ObjectRef::Id(id) => plan.owned.get(id.as_str()).is_some_and(|b| b.default),
+                ObjectRef::Created(_) => false,
+            };
+            if !already {
+                self.steps
+                    .defaults
+                    .push(Operation::RegisterDefaultBaseline {
+                        baseline: target.clone(),
+                        operating_system: *os,
+                    });
+            }
+        }
+        for (id, baseline) in &plan.owned {
+            let os = baseline.operating_system;
+            if !baseline.default
+                || self.desired.defaults.contains_key(&os)
+                || self.is_held(&baseline.tags)
+                || self.is_orphaned(&baseline.tags)
+            {
+                continue;
+            }
+            self.steps.defaults.push(Operation::RestoreDefaultBaseline {
+                operating_system: os,
+                replacing: id.to_string(),
+            });
         }
     }
 

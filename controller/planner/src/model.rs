@@ -263,6 +263,11 @@ pub struct Desired {
     pub windows: BTreeMap<String, DesiredWindow>,
     /// Emergency runs by their MaintenanceWindow: sent once per run token.
     pub runs: BTreeMap<Owner, DesiredRun>,
+    /// The baseline (by name, one of `baselines`) each operating system's default patch
+    /// baseline should be: the account's `defaultPatchPolicy`. An operating system not
+    /// listed should have AWS's predefined default, wherever a baseline of this
+    /// controller is the default now.
+    pub defaults: BTreeMap<OperatingSystem, String>,
     /// Owners whose part of this account-region was refused (such as a MaintenanceWindow
     /// naming a PatchGroup that does not exist): they have nothing in `baselines` or
     /// `windows`, yet what they already own here is left exactly as it is, neither
@@ -283,6 +288,9 @@ pub struct ObservedBaseline {
     /// the description marker on every list. Empty for anything else.
     pub tags: BTreeMap<String, String>,
     pub definition: Option<BaselineSpec>,
+    /// Whether it is its operating system's default patch baseline (DescribePatchBaselines
+    /// reports it in each baseline's identity, so knowing it costs no call).
+    pub default: bool,
 }
 
 /// A patch group registered to a baseline for one operating system.
@@ -415,6 +423,18 @@ pub enum Operation {
         window_id: String,
         task_id: String,
     },
+    /// RegisterDefaultPatchBaseline: the baseline becomes its operating system's default.
+    RegisterDefaultBaseline {
+        baseline: ObjectRef,
+        operating_system: OperatingSystem,
+    },
+    /// RegisterDefaultPatchBaseline with AWS's predefined default for the operating system
+    /// (by its full ARN, as the API requires for AWS's baselines), in place of `replacing`,
+    /// a baseline of this controller's that is the default now and is not to be.
+    RestoreDefaultBaseline {
+        operating_system: OperatingSystem,
+        replacing: String,
+    },
     /// Deletion policy Orphan: leave the object, remove patchfleet's tags from it.
     ReleaseBaseline {
         id: String,
@@ -439,6 +459,10 @@ pub mod reasons {
     /// A window task names a service role its SystemAccount does not list in
     /// `spec.taskRoles`: the task is not registered there.
     pub const TASK_ROLE_NOT_ALLOWED: &str = "TaskRoleNotAllowed";
+    /// A SystemAccount's `spec.defaultPatchPolicy` names no PatchPolicy (or one being
+    /// deleted): AWS's predefined baselines are the defaults there. Reported on the
+    /// SystemAccount.
+    pub const DEFAULT_PATCH_POLICY_NOT_FOUND: &str = "DefaultPatchPolicyNotFound";
     /// A label selector that Kubernetes would refuse (unknown operator, missing values).
     pub const INVALID_SELECTOR: &str = "InvalidSelector";
     /// Two resources map to the same SSM name (see `naming`).

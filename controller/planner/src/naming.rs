@@ -29,6 +29,33 @@ pub fn baseline_name(namespace: &str, policy: &str, os: OperatingSystem) -> Stri
     fit(&format!("{PREFIX}{namespace}-{policy}-{os}"))
 }
 
+/// The name of AWS's predefined patch baseline that is the default for `os` until another
+/// is registered, and that patchfleet registers again when the defaults it set go
+/// (<https://docs.aws.amazon.com/systems-manager/latest/userguide/patch-manager-predefined-and-custom-patch-baselines.html>:
+/// "These predefined patch baselines are used as the default patch baselines for each
+/// operating system type unless you create your own patch baseline and designate it as
+/// the default"; for Windows Server, AWS-DefaultPatchBaseline).
+pub fn aws_default_baseline(os: OperatingSystem) -> &'static str {
+    match os {
+        OperatingSystem::Windows => "AWS-DefaultPatchBaseline",
+        OperatingSystem::AmazonLinux => "AWS-AmazonLinuxDefaultPatchBaseline",
+        OperatingSystem::AmazonLinux2 => "AWS-AmazonLinux2DefaultPatchBaseline",
+        OperatingSystem::AmazonLinux2022 => "AWS-AmazonLinux2022DefaultPatchBaseline",
+        OperatingSystem::AmazonLinux2023 => "AWS-AmazonLinux2023DefaultPatchBaseline",
+        OperatingSystem::Ubuntu => "AWS-UbuntuDefaultPatchBaseline",
+        OperatingSystem::RedhatEnterpriseLinux => "AWS-RedHatDefaultPatchBaseline",
+        OperatingSystem::Suse => "AWS-SuseDefaultPatchBaseline",
+        OperatingSystem::Centos => "AWS-CentOSDefaultPatchBaseline",
+        OperatingSystem::OracleLinux => "AWS-OracleLinuxDefaultPatchBaseline",
+        OperatingSystem::Debian => "AWS-DebianDefaultPatchBaseline",
+        OperatingSystem::Macos => "AWS-MacOSDefaultPatchBaseline",
+        // Not "AWS-RaspbianDefault...": the user guide lists AWS-DefaultRaspbianPatchBaseline.
+        OperatingSystem::Raspbian => "AWS-DefaultRaspbianPatchBaseline",
+        OperatingSystem::RockyLinux => "AWS-RockyLinuxDefaultPatchBaseline",
+        OperatingSystem::AlmaLinux => "AWS-AlmaLinuxDefaultPatchBaseline",
+    }
+}
+
 /// `patchfleet-<namespace>-<window>`.
 pub fn window_name(namespace: &str, window: &str) -> String {
     fit(&format!("{PREFIX}{namespace}-{window}"))

@@ -101,6 +101,14 @@ pub enum Reach {
     NotGranted(String),
 }
 
+/// Whether patchfleet manages `region` of `account` now: the account is neither suspended
+/// nor being deleted, and lists the region.
+pub fn is_active_in(account: &SystemAccount, region: &str) -> bool {
+    !account.spec.suspend
+        && !is_being_deleted(&account.metadata)
+        && account.spec.regions.iter().any(|r| r == region)
+}
+
 /// Whether `group` reaches `region` of `account`. The account must be active (not
 /// suspended, not being deleted) and the region one of its regions and of the group's; the
 /// group's accountSelector must match the account's labels; the account's
@@ -118,16 +126,15 @@ pub fn reach(
     account: &SystemAccount,
     region: &str,
 ) -> Reach {
-    if account.spec.suspend || is_being_deleted(&account.metadata) {
+    if !is_active_in(account, region) {
         return Reach::NotSelected;
     }
-    let in_account = account.spec.regions.iter().any(|r| r == region);
     let in_group = group
         .spec
         .regions
         .as_ref()
         .is_none_or(|regions| regions.iter().any(|r| r == region));
-    if !in_account || !in_group {
+    if !in_group {
         return Reach::NotSelected;
     }
     let account_labels = account.metadata.labels.clone().unwrap_or_default();
@@ -251,8 +258,8 @@ pub fn group_reach(inventory: &Inventory, group: &PatchGroup) -> BTreeSet<Accoun
 }
 
 /// The account-regions an owner's spec selects: for a PatchGroup its own, for a
-/// PatchPolicy those of the groups following it, for a MaintenanceWindow those of its
-/// target groups. The runtime wakes these accounts when the owner changes and rolls their
+/// PatchPolicy those of the groups following it and those of the accounts naming it their
+/// `defaultPatchPolicy`, for a MaintenanceWindow those of its target groups. The runtime wakes these accounts when the owner changes and rolls their
 /// status up into the owner's. Deletion is ignored on purpose (of the owner and of the
 /// groups): a resource being deleted must still wake the accounts that hold its objects.
 pub fn reached_by(inventory: &Inventory, owner: &Owner) -> BTreeSet<AccountRegion> {
@@ -262,10 +269,26 @@ pub fn reached_by(inventory: &Inventory, owner: &Owner) -> BTreeSet<AccountRegio
             .group(ns, &owner.name)
             .map(|g| group_reach(inventory, g))
             .unwrap_or_default(),
-        OwnerKind::PatchPolicy => inventory
-            .groups_following(ns, &owner.name)
-            .flat_map(|g| group_reach(inventory, g))
-            .collect(),
+        OwnerKind::PatchPolicy => {
+            let defaults_of = inventory.accounts.iter().filter(|a| {
+                a.spec
+                    .default_patch_policy
+                    .as_ref()
+                    .is_some_and(|d| d.namespace == ns && d.name == owner.name)
+            });
+            let defaults = defaults_of.flat_map(|a| {
+                a.spec.regions.iter().map(|region| AccountRegion {
+                    account: name_of(&a.metadata).to_owned(),
+                    account_id: a.spec.account_id.clone(),
+                    region: region.clone(),
+                })
+            });
+            inventory
+                .groups_following(ns, &owner.name)
+                .flat_map(|g| group_reach(inventory, g))
+                .chain(defaults)
+                .collect()
+        }
         OwnerKind::MaintenanceWindow => inventory
             .window(ns, &owner.name)
             .map(|w| {

@@ -185,6 +185,25 @@ impl Attribution<'_> {
                     .and_then(|b| group_giving(self.inventory, &b.namespace, patch_group));
                 (owner, "Registered", format!("patch group {patch_group}"))
             }
+            Operation::RegisterDefaultBaseline {
+                baseline,
+                operating_system,
+            } => (
+                self.baseline_ref_owner(baseline),
+                "Registered",
+                format!("default patch baseline for {}", operating_system.as_str()),
+            ),
+            Operation::RestoreDefaultBaseline {
+                operating_system,
+                replacing,
+            } => (
+                self.baseline_owner(replacing),
+                "Restored",
+                format!(
+                    "AWS's default patch baseline for {} in place of {replacing}",
+                    operating_system.as_str()
+                ),
+            ),
             Operation::DeregisterPatchGroup {
                 baseline_id,
                 patch_group,

@@ -687,14 +687,26 @@ fn an_owned_baseline_of_another_operating_system_is_replaced() {
 
 #[test]
 fn a_new_policy_and_a_removed_window_follow_the_safe_order() {
-    // Every step at once: a new baseline with its group, a changed window (targets and
-    // tasks), a stale registration, a window and a baseline to delete.
+    // Every step at once: a new baseline with its group that becomes a default, a changed
+    // window (targets and tasks), a stale registration, a window and a baseline (a
+    // default) to delete.
     let mut case = converged();
     let mut extra = case.desired.baselines[AL2_BASELINE].clone();
     extra.name = "patchfleet-patching-early-ubuntu".into();
     Arc::make_mut(&mut extra.definition).operating_system = OperatingSystem::Ubuntu;
+    case.desired
+        .defaults
+        .insert(OperatingSystem::Ubuntu, extra.name.clone());
     case.desired.baselines.insert(extra.name.clone(), extra);
     case.desired.baselines.remove(WINDOWS_BASELINE);
+    // The Windows baseline going away is the default for Windows: AWS's comes back first.
+    let windows = case
+        .observed
+        .baselines
+        .iter_mut()
+        .find(|b| b.name == WINDOWS_BASELINE)
+        .expect("observed");
+    windows.default = true;
     let window = case.desired.windows.get_mut(MONTHLY).expect("desired");
     window
         .targets
@@ -721,6 +733,8 @@ fn a_new_policy_and_a_removed_window_follow_the_safe_order() {
         [
             "CreateBaseline",
             "RegisterPatchGroup",
+            "RegisterDefaultBaseline",
+            "RestoreDefaultBaseline",
             "UpdateWindow",
             "RegisterTarget",
             "UpdateTask",
@@ -751,6 +765,8 @@ fn kind(op: &Operation) -> &'static str {
         Operation::DeregisterTask { .. } => "DeregisterTask",
         Operation::ReleaseBaseline { .. } => "ReleaseBaseline",
         Operation::ReleaseWindow { .. } => "ReleaseWindow",
+        Operation::RegisterDefaultBaseline { .. } => "RegisterDefaultBaseline",
+        Operation::RestoreDefaultBaseline { .. } => "RestoreDefaultBaseline",
     }
 }
 

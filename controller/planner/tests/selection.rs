@@ -306,6 +306,11 @@ fn reached_by_rolls_up_groups_for_policies_and_windows() {
     let mut inventory = world();
     let mut gold = mk_account("b", "222222222222", &["eu-central-1"], &[("tier", "gold")]);
     gold.spec.patch_group_grants = vec![grant_all(NS)];
+    // Account b's defaults come from a policy no group follows.
+    gold.spec.default_patch_policy = Some(patchfleet_api::v1alpha1::DefaultPatchPolicy {
+        namespace: NS.into(),
+        name: "defaults".into(),
+    });
     inventory.accounts.push(gold.into());
     // A second group of the same policy on account b only.
     inventory
@@ -343,6 +348,10 @@ fn reached_by_rolls_up_groups_for_policies_and_windows() {
         (
             owner(OwnerKind::PatchPolicy, "nobody-follows"),
             BTreeSet::new(),
+        ),
+        (
+            owner(OwnerKind::PatchPolicy, "defaults"),
+            BTreeSet::from([mk_account_region("b", "222222222222", "eu-central-1")]),
         ),
         (owner(OwnerKind::PatchGroup, "missing"), BTreeSet::new()),
         (

@@ -226,6 +226,9 @@ fn print_desired(out: &mut String, desired: &Desired) -> std::fmt::Result {
             )?;
         }
     }
+    for (os, name) in &desired.defaults {
+        writeln!(out, "  default patch baseline for {}: {name}", os.as_str())?;
+    }
     print_runs(out, desired)
 }
 
@@ -310,6 +313,21 @@ pub fn summarize(operation: &Operation) -> String {
         } => {
             format!("- deregister patch group {patch_group} from {baseline_id}")
         }
+        Operation::RegisterDefaultBaseline {
+            baseline,
+            operating_system,
+        } => format!(
+            "~ make {} the default patch baseline for {}",
+            object(baseline),
+            operating_system.as_str()
+        ),
+        Operation::RestoreDefaultBaseline {
+            operating_system,
+            replacing,
+        } => format!(
+            "~ make AWS's predefined baseline the default for {} again (in place of {replacing})",
+            operating_system.as_str()
+        ),
         Operation::CreateWindow { window, .. } => {
             format!("+ create maintenance window {}", window.name)
         }

@@ -14,13 +14,18 @@
 use std::collections::{BTreeSet, HashMap};
 
 use aws_sdk_ssm::error::BuildError;
-use aws_sdk_ssm::types::{MaintenanceWindowResourceType, ResourceTypeForTagging, Tag};
+use aws_sdk_ssm::operation::describe_patch_baselines::DescribePatchBaselinesOutput;
+use aws_sdk_ssm::types::{
+    MaintenanceWindowResourceType, PatchOrchestratorFilter, ResourceTypeForTagging, Tag,
+};
+use patchfleet_api::v1alpha1::OperatingSystem;
 use patchfleet_planner::fingerprint::{
     BASELINE_DESCRIPTION_MAX, PENDING, WINDOW_DESCRIPTION_MAX, mark_description,
 };
 use patchfleet_planner::model::{
     DesiredBaseline, DesiredWindow, ObjectRef, Operation, Owner, TaskDefinition, tags,
 };
+use patchfleet_planner::naming::aws_default_baseline;
 
 use crate::convert::{self, SdkBaseline};
 use crate::edge::{Session, SsmClient};
@@ -336,6 +341,13 @@ impl Run<'_> {
             Operation::DeregisterTask { window_id, task_id } => {
                 gone_is_done(self.deregister_task(window_id, task_id).await)
             }
+            Operation::RegisterDefaultBaseline { baseline, .. } => {
+                let id = self.resolve(baseline, Kind::Baseline)?;
+                self.register_default(&id).await
+            }
+            Operation::RestoreDefaultBaseline {
+                operating_system, ..
+            } => self.restore_default(*operating_system).await,
             Operation::ReleaseBaseline { id } => {
                 self.untag(ResourceTypeForTagging::PatchBaseline, id).await
             }
@@ -852,6 +864,65 @@ impl Run<'_> {
         )?;
         self.memory.lock().released(id);
         Ok(outcome)
+    }
+
+    /// RegisterDefaultPatchBaseline: the baseline becomes its operating system's default
+    /// (<https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_RegisterDefaultPatchBaseline.html>).
+    async fn register_default(&self, id: &str) -> Result<Outcome, EdgeError> {
+        let s = self.s;
+        s.send(
+            "RegisterDefaultPatchBaseline",
+            s.ssm()
+                .register_default_patch_baseline()
+                .baseline_id(id)
+                .send(),
+        )
+        .await?;
+        Ok(Outcome::Done)
+    }
+
+    /// Makes AWS's predefined default for `os` the default again. The API wants the full
+    /// ARN of an AWS baseline ("To reset the AWS-predefined patch baseline as the default,
+    /// specify the full patch baseline Amazon Resource Name (ARN)"), which differs per
+    /// region: it is read from DescribePatchBaselines (OWNER=AWS), only when restoring.
+    async fn restore_default(&self, os: OperatingSystem) -> Result<Outcome, EdgeError> {
+        let s = self.s;
+        let name = aws_default_baseline(os);
+        let filter = |key: &str, value: &str| {
+            PatchOrchestratorFilter::builder()
+                .key(key)
+                .values(value)
+                .build()
+        };
+        let found = s
+            .find_in_pages(
+                "DescribePatchBaselines",
+                |token| {
+                    s.ssm()
+                        .describe_patch_baselines()
+                        .filters(filter("OWNER", "AWS"))
+                        .filters(filter("NAME_PREFIX", name))
+                        .max_results(observe::BASELINES_PAGE)
+                        .set_next_token(token)
+                        .send()
+                },
+                |out: &DescribePatchBaselinesOutput| {
+                    out.baseline_identities()
+                        .iter()
+                        .find(|b| b.baseline_name() == Some(name))
+                        .and_then(|b| b.baseline_id().map(str::to_owned))
+                },
+            )
+            .await?;
+        let Some(arn) = found else {
+            return Err(EdgeError::new(
+                ErrorKind::NotFound,
+                s.client.scope(),
+                "DescribePatchBaselines",
+                format!("AWS's predefined baseline {name} is not listed in this region"),
+            ));
+        };
+        self.register_default(&arn).await
     }
 
     fn build_error(&self, operation: &'static str, e: BuildError) -> EdgeError {

@@ -46,7 +46,7 @@ pub struct Observation {
 }
 
 // AWS's largest page for each call (MaxResults in each API reference page).
-const BASELINES_PAGE: i32 = 100;
+pub(crate) const BASELINES_PAGE: i32 = 100;
 const PATCH_GROUPS_PAGE: i32 = 100;
 const WINDOWS_PAGE: i32 = 100;
 const TARGETS_PAGE: i32 = 100;
@@ -58,6 +58,7 @@ struct ListedBaseline {
     name: String,
     operating_system: patchfleet_api::v1alpha1::OperatingSystem,
     description: Option<String>,
+    default: bool,
 }
 
 /// Reads every baseline, registration and window of the client's account-region.
@@ -94,6 +95,7 @@ pub async fn observe(
             name,
             operating_system,
             description,
+            default,
         } = listed;
         listed_ids.push(id.clone());
         let mut tags = BTreeMap::new();
@@ -137,6 +139,7 @@ pub async fn observe(
             operating_system,
             tags,
             definition,
+            default,
         });
     }
 
@@ -305,6 +308,7 @@ async fn list_baselines(s: &Session<'_>) -> Result<Vec<ListedBaseline>, EdgeErro
                         name: name.to_owned(),
                         operating_system,
                         description: b.baseline_description().map(str::to_owned),
+                        default: b.default_baseline(),
                     }),
                     // A newer SSM's operating system: not one patchfleet manages.
                     None => {

@@ -59,6 +59,23 @@ impl fmt::Display for Summary<'_> {
             Operation::DeregisterTask { window_id, task_id } => {
                 write!(f, "DeregisterTask {task_id} from {window_id}")
             }
+            Operation::RegisterDefaultBaseline {
+                baseline,
+                operating_system,
+            } => write!(
+                f,
+                "RegisterDefaultBaseline {} for {}",
+                r(baseline),
+                operating_system.as_str()
+            ),
+            Operation::RestoreDefaultBaseline {
+                operating_system,
+                replacing,
+            } => write!(
+                f,
+                "RestoreDefaultBaseline {} (replacing {replacing})",
+                operating_system.as_str()
+            ),
             Operation::ReleaseBaseline { id } => write!(f, "ReleaseBaseline {id}"),
             Operation::ReleaseWindow { id } => write!(f, "ReleaseWindow {id}"),
         }

@@ -102,7 +102,7 @@ const PREDEFINED: &[(&str, &str, &str, bool)] = &[
         true,
     ),
     (
-        "AWS-RaspbianDefaultPatchBaseline",
+        "AWS-DefaultRaspbianPatchBaseline",
         "RASPBIAN",
         "Default Patch Baseline for Raspbian Provided by AWS.",
         true,

@@ -20,6 +20,6 @@ pub use ssm::{
 };
 pub use status::{AccountFailure, FleetStatus, MAX_FAILURES, Summary};
 pub use system_account::{
-    GrantEntry, PatchGroupGrant, Platform, RegionStatus, SystemAccount, SystemAccountSpec,
-    SystemAccountStatus,
+    DefaultPatchPolicy, GrantEntry, PatchGroupGrant, Platform, RegionStatus, SystemAccount,
+    SystemAccountSpec, SystemAccountStatus,
 };

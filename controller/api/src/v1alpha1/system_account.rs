@@ -97,10 +97,32 @@ pub struct SystemAccountSpec {
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub task_roles: Vec<String>,
 
+    /// The PatchPolicy whose baselines become this account's default patch baselines in
+    /// each of its regions (RegisterDefaultPatchBaseline, one per operating system the
+    /// policy covers): they patch every instance in no patch group. Set by whoever
+    /// administers the account, not by a tenant: name a policy in a namespace only the
+    /// administrators can write, since whoever edits that policy edits the defaults. Its
+    /// namespace needs no admission by `namespaceSelector`. Removing the field, or
+    /// deleting the account, makes AWS's predefined baselines the defaults again; a
+    /// policy that does not exist (or is being deleted) sets none and stalls the account
+    /// (reason DefaultPatchPolicyNotFound). Absent: the defaults are left as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_patch_policy: Option<DefaultPatchPolicy>,
+
     /// Stop reconciling this account: nothing is created, changed or deleted in it until
     /// suspend is false again. Status keeps the last state seen.
     #[serde(default)]
     pub suspend: bool,
+}
+
+/// A PatchPolicy named from a cluster-scoped SystemAccount: by namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DefaultPatchPolicy {
+    #[schemars(length(min = 1, max = 63), pattern(limits::NAMESPACE_PATTERN))]
+    pub namespace: String,
+    #[schemars(length(min = 1, max = 253), pattern(limits::OBJECT_NAME_PATTERN))]
+    pub name: String,
 }
 
 /// The `Patch Group` values one namespace may use in an account.

@@ -275,6 +275,7 @@ impl Ssm {
                     operating_system: baseline.operating_system(),
                     tags: owned_tags(settings, &baseline.owner, fingerprint),
                     definition: Some((*baseline.definition).clone()),
+                    default: false,
                 });
             }
             Operation::UpdateBaseline {
@@ -297,7 +298,11 @@ impl Ssm {
                         "ResourceInUseException: baseline {id} has patch groups"
                     ));
                 }
-                self.baseline(id)?;
+                if self.baseline(id)?.default {
+                    return Err(format!(
+                        "ResourceInUseException: baseline {id} is the default"
+                    ));
+                }
                 self.state.baselines.retain(|b| b.id != *id);
             }
             Operation::RegisterPatchGroup {
@@ -319,6 +324,33 @@ impl Ssm {
                     operating_system: os,
                     baseline_id: id,
                 });
+            }
+            Operation::RegisterDefaultBaseline {
+                baseline,
+                operating_system,
+            } => {
+                let id = self.resolve(baseline, created)?;
+                if self.baseline(&id)?.operating_system != *operating_system {
+                    return Err(format!("baseline {id} is not for {operating_system:?}"));
+                }
+                for b in &mut self.state.baselines {
+                    b.default = b.operating_system == *operating_system && b.id == id
+                        || b.default && b.operating_system != *operating_system;
+                }
+            }
+            Operation::RestoreDefaultBaseline {
+                operating_system,
+                replacing,
+            } => {
+                // AWS's own baseline (not listed with OWNER=Self) becomes the default.
+                if !self.baseline(replacing)?.default {
+                    return Err(format!("{replacing} is not the default any more"));
+                }
+                for b in &mut self.state.baselines {
+                    if b.operating_system == *operating_system {
+                        b.default = false;
+                    }
+                }
             }
             Operation::DeregisterPatchGroup {
                 baseline_id,

@@ -155,10 +155,14 @@ async fn reconcile_account(
             || outcome.error.is_some()
     });
     let first_error = outcomes.iter().find_map(|o| o.error.clone());
+    let refused = refused_spec(&ctx, &account, &inventory).await;
     let written = status::write_account(
         &ctx,
         &account,
-        status::AccountPass::Done { caller_arn: caller },
+        status::AccountPass::Done {
+            caller_arn: caller,
+            refused,
+        },
     )
     .await;
     // A pass over an account whose finalizer an earlier pass removed, started from a store
@@ -186,6 +190,31 @@ async fn reconcile_account(
         &outcomes,
         first_error,
     )))
+}
+
+/// What of the account's own spec the planner could not use, with an Event on the account:
+/// a `defaultPatchPolicy` that does not exist (the planner set no defaults for it).
+async fn refused_spec(
+    ctx: &Context,
+    account: &SystemAccount,
+    inventory: &Inventory,
+) -> Option<(&'static str, String)> {
+    if account.meta().deletion_timestamp.is_some() {
+        return None;
+    }
+    let message = patchfleet_planner::desired::default_policy(inventory, account).err()?;
+    let reason = patchfleet_planner::model::reasons::DEFAULT_PATCH_POLICY_NOT_FOUND;
+    let reference = account.object_ref(&());
+    events::publish(
+        ctx,
+        &reference,
+        kube::runtime::events::EventType::Warning,
+        reason,
+        reason,
+        message.clone(),
+    )
+    .await;
+    Some((reason, message))
 }
 
 /// When to pass over the account again: soon after a write (to confirm it: a pass that

@@ -42,7 +42,12 @@ where
 pub enum AccountPass {
     Suspended,
     Failed(PassError),
-    Done { caller_arn: String },
+    /// `refused`: why the account's own spec cannot be applied in full (a
+    /// `defaultPatchPolicy` that does not exist), which stalls the account.
+    Done {
+        caller_arn: String,
+        refused: Option<(&'static str, String)>,
+    },
 }
 
 pub async fn write_account(
@@ -111,7 +116,19 @@ pub async fn write_account(
                 },
             )
         }
-        AccountPass::Done { caller_arn } => {
+        AccountPass::Done {
+            caller_arn,
+            refused: Some((reason, message)),
+        } => (
+            Some(caller_arn.clone()),
+            (Status::False, *reason, message.clone()),
+            None,
+            Some((reason.to_string(), message.clone())),
+        ),
+        AccountPass::Done {
+            caller_arn,
+            refused: None,
+        } => {
             let condition = if failing > 0 {
                 let first = &failures[0];
                 let message = format!(
