@@ -203,6 +203,16 @@ pub struct PlanArgs {
     /// STS endpoint for --against (default: the same as --against).
     #[arg(long)]
     pub sts_endpoint: Option<String>,
+    /// `text` for people; `json` for programs: per account-region the problems and the
+    /// operations, each as the controller's JSON log writes it (`write`).
+    #[arg(long, value_enum, default_value_t = PlanOutput::Text)]
+    pub output: PlanOutput,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanOutput {
+    Text,
+    Json,
 }
 
 /// The cluster id becomes a tag value: AWS allows 1-256 of letters, digits, spaces and

@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use patchfleet_api::v1alpha1::{MaintenanceWindow, PatchGroup, PatchPolicy, SystemAccount};
 use patchfleet_planner::Step;
-use patchfleet_planner::model::{Desired, ObjectRef, Operation, Problem};
+use patchfleet_planner::model::{AccountRegion, Desired, ObjectRef, Operation, Problem};
 use patchfleet_planner::{Inventory, Settings};
 use patchfleet_ssm::{AccountAccess, EdgeSettings, SsmEdge};
 use serde::Deserialize;
 
-use crate::args::PlanArgs;
+use crate::args::{PlanArgs, PlanOutput};
 
 pub async fn run(args: PlanArgs) -> anyhow::Result<()> {
     let inventory = load(&args.path)?;
@@ -22,12 +22,6 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<()> {
         cluster_id: args.cluster_id.clone(),
         ..Settings::default()
     };
-    for problem in patchfleet_planner::reference_problems(&inventory) {
-        println!(
-            "! {} {}: {}",
-            problem.owner, problem.reason, problem.message
-        );
-    }
     let edge = match &args.against {
         Some(endpoint) => Some(
             SsmEdge::from_env(EdgeSettings {
@@ -43,48 +37,150 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let mut planned = Vec::new();
+    for region in patchfleet_planner::account_regions(&inventory) {
+        planned.push(plan_region(&inventory, &settings, region, edge.as_ref()).await?);
+    }
+    let problems = patchfleet_planner::reference_problems(&inventory);
+    match args.output {
+        PlanOutput::Text => print!("{}", text(&args.path, &problems, &planned)?),
+        PlanOutput::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&json(&problems, &planned))?
+        ),
+    }
+    Ok(())
+}
+
+/// One account-region: what it should hold, and with an edge, what would change there.
+struct RegionPlan {
+    region: AccountRegion,
+    desired: Desired,
+    problems: Vec<Problem>,
+    /// With --against: the steps, or why SSM could not be read.
+    steps: Option<Result<Vec<Step>, String>>,
+}
+
+/// What the controller's pass computes, in the same order: the desired state, the
+/// observation (deep: a plan reads everything it compares), then the plan from both.
+async fn plan_region(
+    inventory: &Inventory,
+    settings: &Settings,
+    region: AccountRegion,
+    edge: Option<&SsmEdge>,
+) -> anyhow::Result<RegionPlan> {
+    let (desired, problems) = patchfleet_planner::desired(inventory, settings, &region);
+    let Some(edge) = edge else {
+        return Ok(RegionPlan {
+            region,
+            desired,
+            problems,
+            steps: None,
+        });
+    };
+    let account = inventory
+        .accounts
+        .iter()
+        .find(|a| a.metadata.name.as_deref() == Some(region.account.as_str()))
+        .context("an account-region without its account")?;
+    let access = AccountAccess::from_spec(&region.account, &account.spec);
+    let client = edge.account(&access).await.client(&region.region);
+    let fingerprints = crate::controller::fingerprints(&desired);
+    let steps =
+        match patchfleet_ssm::observe(&client, &settings.cluster_id, &fingerprints, true).await {
+            Ok(observation) => {
+                let orphaned = patchfleet_planner::orphaned_owners(inventory);
+                let plan = patchfleet_planner::plan_from(
+                    inventory,
+                    settings,
+                    &region,
+                    (desired.clone(), problems.clone()),
+                    &observation.observed,
+                    &orphaned,
+                );
+                Ok(plan.operations)
+            }
+            Err(error) => Err(error.to_string()),
+        };
+    Ok(RegionPlan {
+        region,
+        desired,
+        problems,
+        steps: Some(steps),
+    })
+}
+
+fn text(path: &Path, problems: &[Problem], planned: &[RegionPlan]) -> anyhow::Result<String> {
     let mut out = String::new();
-    let regions = patchfleet_planner::account_regions(&inventory);
-    if regions.is_empty() {
+    for problem in problems {
+        writeln!(
+            out,
+            "! {} {}: {}",
+            problem.owner, problem.reason, problem.message
+        )?;
+    }
+    if planned.is_empty() {
         writeln!(
             out,
             "No SystemAccount in {}: nothing to plan.",
-            args.path.display()
+            path.display()
         )?;
     }
-    let orphaned = patchfleet_planner::orphaned_owners(&inventory);
-    for region in &regions {
-        writeln!(out, "\n# {region}")?;
-        let (desired, problems) = patchfleet_planner::desired(&inventory, &settings, region);
-        print_desired(&mut out, &desired)?;
-        print_problems(&mut out, &problems)?;
-        if let Some(edge) = &edge {
-            let account = inventory
-                .accounts
-                .iter()
-                .find(|a| a.metadata.name.as_deref() == Some(region.account.as_str()))
-                .context("an account-region without its account")?;
-            let access = AccountAccess::from_spec(&region.account, &account.spec);
-            let client = edge.account(&access).await.client(&region.region);
-            let fingerprints = crate::controller::fingerprints(&desired);
-            match patchfleet_ssm::observe(&client, &settings.cluster_id, &fingerprints, true).await
-            {
-                Ok(observation) => {
-                    let plan = patchfleet_planner::plan(
-                        &inventory,
-                        &settings,
-                        region,
-                        &observation.observed,
-                        &orphaned,
-                    );
-                    print_operations(&mut out, &plan.operations)?;
-                }
-                Err(error) => writeln!(out, "  ! cannot read SSM: {error}")?,
-            }
+    for region in planned {
+        writeln!(out, "\n# {}", region.region)?;
+        print_desired(&mut out, &region.desired)?;
+        print_problems(&mut out, &region.problems)?;
+        match &region.steps {
+            None => {}
+            Some(Ok(steps)) => print_operations(&mut out, steps)?,
+            Some(Err(error)) => writeln!(out, "  ! cannot read SSM: {error}")?,
         }
     }
-    print!("{out}");
-    Ok(())
+    Ok(out)
+}
+
+/// `--output json`: per account-region the problems and the steps, each with the
+/// operation as the controller logs it (`write` in its JSON log), for a program to read.
+fn json(problems: &[Problem], planned: &[RegionPlan]) -> serde_json::Value {
+    let problem = |p: &Problem| {
+        serde_json::json!({
+            "owner": p.owner.to_string(),
+            "reason": p.reason,
+            "message": p.message,
+        })
+    };
+    let regions: Vec<serde_json::Value> = planned
+        .iter()
+        .map(|r| {
+            let mut value = serde_json::json!({
+                "account": r.region.account,
+                "accountId": r.region.account_id,
+                "region": r.region.region,
+                "problems": r.problems.iter().map(problem).collect::<Vec<_>>(),
+            });
+            match &r.steps {
+                None => {}
+                Some(Ok(steps)) => {
+                    value["operations"] = steps
+                        .iter()
+                        .map(|step| {
+                            serde_json::json!({
+                                "operation": patchfleet_ssm::Summary(&step.operation).to_string(),
+                                "change": summarize(&step.operation),
+                                "owner": step.owner.as_ref().map(ToString::to_string),
+                            })
+                        })
+                        .collect();
+                }
+                Some(Err(error)) => value["error"] = serde_json::Value::from(error.clone()),
+            }
+            value
+        })
+        .collect();
+    serde_json::json!({
+        "problems": problems.iter().map(problem).collect::<Vec<_>>(),
+        "accountRegions": regions,
+    })
 }
 
 /// Every patchfleet resource (and Namespace) in the YAML files under `path`.
