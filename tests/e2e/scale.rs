@@ -23,9 +23,10 @@ const REGIONS: u64 = 2;
 const ACCOUNT_REGIONS: u64 = ACCOUNTS * REGIONS;
 
 /// What one account-region's convergence writes: every object exactly once.
-const CONVERGE_WRITES: [(&str, u64); 5] = [
+const CONVERGE_WRITES: [(&str, u64); 6] = [
     ("CreatePatchBaseline", shape::BASELINES),
     ("RegisterPatchBaselineForPatchGroup", shape::REGISTRATIONS),
+    ("RegisterDefaultPatchBaseline", shape::DEFAULTS),
     ("CreateMaintenanceWindow", shape::WINDOWS),
     ("RegisterTargetWithMaintenanceWindow", shape::TARGETS),
     ("RegisterTaskWithMaintenanceWindow", shape::TASKS),
@@ -256,6 +257,11 @@ async fn a_fleet_converges_within_its_call_budget() {
     match &report.delete {
         None => check(false, "the deletion phase did not run".to_owned()),
         Some(deleted) => {
+            same(
+                "deletion: AWS's defaults registered again (before the baselines go)",
+                &deleted.phase.calls_of("RegisterDefaultPatchBaseline"),
+                &(shape::DEFAULTS * ACCOUNT_REGIONS),
+            );
             for operation in ["DeletePatchBaseline", "DeleteMaintenanceWindow"] {
                 let created = converge.calls_of(&operation.replace("Delete", "Create"));
                 same(

@@ -67,7 +67,10 @@ pub mod shape {
     pub const TARGETS: u64 = WINDOWS;
     /// Scan and Install in each window.
     pub const TASKS: u64 = 2 * WINDOWS;
-    pub const OBJECTS: u64 = BASELINES + REGISTRATIONS + WINDOWS + TARGETS + TASKS;
+    /// Every account names the on-time policy its `defaultPatchPolicy`: its eight
+    /// baselines are also each operating system's default (RegisterDefaultPatchBaseline).
+    pub const DEFAULTS: u64 = OPERATING_SYSTEMS;
+    pub const OBJECTS: u64 = BASELINES + REGISTRATIONS + WINDOWS + TARGETS + TASKS + DEFAULTS;
 }
 
 /// The simulator's account for the ceiling clients' long-term key (not a workload account).
@@ -162,7 +165,8 @@ impl Workload {
                  externalId: {external}\n  regions: [{regions}]\n  platform: aws\n  \
                  namespaceSelector:\n    matchLabels:\n      patchfleet.io/defaults: \"true\"\n  \
                  patchGroupGrants:\n    - namespace: patchfleet-defaults\n      \
-                 values: [early, on-time, late]\n",
+                 values: [early, on-time, late]\n  defaultPatchPolicy:\n    \
+                 namespace: patchfleet-defaults\n    name: on-time\n",
                 name = Self::account_name(i),
                 external = Self::external_id(i),
             );
@@ -1615,10 +1619,11 @@ mod tests {
     }
 
     #[test]
-    fn the_workload_holds_sixty_objects_per_account_region() {
-        assert_eq!(shape::OBJECTS, 60);
+    fn the_workload_holds_sixty_eight_objects_per_account_region() {
+        assert_eq!(shape::OBJECTS, 68);
         let w = Workload::new(3, 2).expect("workload");
-        assert_eq!(w.objects(), 360);
+        assert_eq!(w.objects(), 408);
+        assert_eq!(w.accounts_yaml().matches("defaultPatchPolicy").count(), 3);
         assert_eq!(Workload::account_id(7), "300000000007");
         assert_eq!(w.accounts_yaml().matches("kind: SystemAccount").count(), 3);
         assert_eq!(windows_yaml().matches("kind: MaintenanceWindow").count(), 3);

@@ -91,6 +91,7 @@ pub async fn apply<O: AsRef<Operation>>(
         windows: HashMap::new(),
         targets: HashMap::new(),
         stamps: HashMap::new(),
+        aws_baselines: None,
     };
     let stamp_after = stamp_points(operations);
     let mut applied = Vec::with_capacity(operations.len());
@@ -177,6 +178,8 @@ struct Run<'a> {
     targets: HashMap<String, HashMap<String, String>>,
     /// Windows created in this batch, by name, until stamped.
     stamps: HashMap<String, Stamp>,
+    /// AWS's predefined baselines by name, listed by the first restore of a default.
+    aws_baselines: Option<HashMap<String, String>>,
 }
 
 impl Run<'_> {
@@ -884,45 +887,57 @@ impl Run<'_> {
     /// Makes AWS's predefined default for `os` the default again. The API wants the full
     /// ARN of an AWS baseline ("To reset the AWS-predefined patch baseline as the default,
     /// specify the full patch baseline Amazon Resource Name (ARN)"), which differs per
-    /// region: it is read from DescribePatchBaselines (OWNER=AWS), only when restoring.
-    async fn restore_default(&self, os: OperatingSystem) -> Result<Outcome, EdgeError> {
-        let s = self.s;
+    /// region: read from DescribePatchBaselines (OWNER=AWS), once per batch, only when
+    /// restoring.
+    async fn restore_default(&mut self, os: OperatingSystem) -> Result<Outcome, EdgeError> {
         let name = aws_default_baseline(os);
-        let filter = |key: &str, value: &str| {
-            PatchOrchestratorFilter::builder()
-                .key(key)
-                .values(value)
-                .build()
-        };
-        let found = s
-            .find_in_pages(
-                "DescribePatchBaselines",
-                |token| {
-                    s.ssm()
-                        .describe_patch_baselines()
-                        .filters(filter("OWNER", "AWS"))
-                        .filters(filter("NAME_PREFIX", name))
-                        .max_results(observe::BASELINES_PAGE)
-                        .set_next_token(token)
-                        .send()
-                },
-                |out: &DescribePatchBaselinesOutput| {
-                    out.baseline_identities()
-                        .iter()
-                        .find(|b| b.baseline_name() == Some(name))
-                        .and_then(|b| b.baseline_id().map(str::to_owned))
-                },
-            )
-            .await?;
-        let Some(arn) = found else {
+        if self.aws_baselines.is_none() {
+            self.aws_baselines = Some(self.list_aws_baselines().await?);
+        }
+        let arn = self
+            .aws_baselines
+            .as_ref()
+            .and_then(|listed| listed.get(name))
+            .cloned();
+        let Some(arn) = arn else {
             return Err(EdgeError::new(
                 ErrorKind::NotFound,
-                s.client.scope(),
+                self.s.client.scope(),
                 "DescribePatchBaselines",
                 format!("AWS's predefined baseline {name} is not listed in this region"),
             ));
         };
         self.register_default(&arn).await
+    }
+
+    /// AWS's predefined baselines of the region, name -> id (ARN): about twenty, one page.
+    async fn list_aws_baselines(&self) -> Result<HashMap<String, String>, EdgeError> {
+        let s = self.s;
+        let owner = PatchOrchestratorFilter::builder()
+            .key("OWNER")
+            .values("AWS")
+            .build();
+        let mut listed = HashMap::new();
+        s.each_page(
+            "DescribePatchBaselines",
+            |token| {
+                s.ssm()
+                    .describe_patch_baselines()
+                    .filters(owner.clone())
+                    .max_results(observe::BASELINES_PAGE)
+                    .set_next_token(token)
+                    .send()
+            },
+            |out: &DescribePatchBaselinesOutput| {
+                for b in out.baseline_identities() {
+                    if let (Some(name), Some(id)) = (b.baseline_name(), b.baseline_id()) {
+                        listed.insert(name.to_owned(), id.to_owned());
+                    }
+                }
+            },
+        )
+        .await?;
+        Ok(listed)
     }
 
     fn build_error(&self, operation: &'static str, e: BuildError) -> EdgeError {

@@ -74,3 +74,41 @@ async fn a_baseline_made_default_is_seen_as_such_then_aws_default_comes_back() {
     assert_eq!(report.calls, 3);
     assert_eq!(default_for(&client, os).await, aws_default);
 }
+
+#[tokio::test]
+async fn restoring_several_defaults_lists_aws_baselines_once() {
+    let server = start(sim_config()).await;
+    let (_edge, client) = client_a(&server).await;
+    let systems = [OperatingSystem::Windows, OperatingSystem::AmazonLinux2];
+    let mut ops = Vec::new();
+    for os in systems {
+        let baseline = desired_baseline("defaults", baseline_spec(os, 3), &[]);
+        ops.push(Operation::CreateBaseline {
+            baseline: baseline.clone(),
+            fingerprint: fingerprint_of(&baseline.name, 1),
+        });
+        ops.push(Operation::RegisterDefaultBaseline {
+            baseline: ObjectRef::Created(baseline.name.clone()),
+            operating_system: os,
+        });
+    }
+    assert!(apply(&client, CLUSTER, &ops).await.is_complete());
+    let restore: Vec<Operation> = systems
+        .iter()
+        .map(|os| Operation::RestoreDefaultBaseline {
+            operating_system: *os,
+            replacing: String::new(),
+        })
+        .collect();
+    let report = apply(&client, CLUSTER, &restore).await;
+    assert!(report.is_complete(), "{:?}", report.error);
+    assert_eq!(
+        report.calls, 3,
+        "one list, one register per operating system"
+    );
+    assert!(
+        default_for(&client, systems[1])
+            .await
+            .contains(":patchbaseline/")
+    );
+}
