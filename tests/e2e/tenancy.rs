@@ -378,5 +378,40 @@ async fn the_account_administrator_sets_the_default_baselines_and_removing_them_
         ssm.owned_by(&stack.cluster_id).0.is_empty()
     })
     .await;
+
+    // Grants that overlap are the administrator's to see, on the account itself.
+    stack
+        .kubectl([
+            "patch",
+            "sysacct",
+            "shared",
+            "--type=json",
+            "-p",
+            r#"[{"op":"add","path":"/spec/patchGroupGrants/-","value":{"namespace":"tenant-a","prefixes":["we"]}}]"#,
+        ])
+        .expect("patched");
+    let overlap = || {
+        stack
+            .kubectl([
+                "get",
+                "sysacct",
+                "shared",
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"GrantsOverlap\")].status}|{.status.conditions[?(@.type==\"GrantsOverlap\")].message}",
+            ])
+            .unwrap_or_default()
+    };
+    eventually(
+        "the account shows the overlap",
+        &stack,
+        CONVERGE,
+        || async {
+            overlap().starts_with(
+                "True|spec.patchGroupGrants[0] (namespace tenant-m) and spec.patchGroupGrants[1] \
+             (namespace tenant-a) both cover \"web\"",
+            )
+        },
+    )
+    .await;
     stack.check_controller().expect("controller still running");
 }

@@ -43,6 +43,53 @@ pub struct Desired<'a> {
     pub message: String,
 }
 
+/// How a resource stands, as its three kstatus conditions say it: `Ready` as given;
+/// `Reconciling` and `Stalled` True with their reason and message while abnormal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Standing<'a> {
+    pub ready: (Status, &'a str, String),
+    pub reconciling: Option<(&'a str, String)>,
+    pub stalled: Option<(&'a str, String)>,
+}
+
+/// Sets the three conditions of `standing`; `Reconciling` and `Stalled` say False
+/// (`AsExpected`, no message) when not abnormal, so that all three are always present.
+pub fn set_standing(
+    conditions: &mut Vec<Condition>,
+    standing: Standing<'_>,
+    observed_generation: Option<i64>,
+    now: Time,
+) {
+    let (status, reason, message) = standing.ready;
+    let ready = Desired {
+        type_: READY,
+        status,
+        reason,
+        message,
+    };
+    set(conditions, ready, observed_generation, now.clone());
+    for (type_, abnormal) in [
+        (RECONCILING, standing.reconciling),
+        (STALLED, standing.stalled),
+    ] {
+        let desired = match abnormal {
+            Some((reason, message)) => Desired {
+                type_,
+                status: Status::True,
+                reason,
+                message,
+            },
+            None => Desired {
+                type_,
+                status: Status::False,
+                reason: "AsExpected",
+                message: String::new(),
+            },
+        };
+        set(conditions, desired, observed_generation, now.clone());
+    }
+}
+
 /// Sets one condition in `conditions`, keeping `lastTransitionTime` when the status is
 /// unchanged. Returns true when anything visible changed.
 pub fn set(

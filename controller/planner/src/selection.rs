@@ -224,6 +224,49 @@ pub fn grant(account: &SystemAccount, namespace: &str, value: &str) -> Grant {
     ))
 }
 
+/// Where the account's grants give one `Patch Group` value (or values beginning with one
+/// prefix) to two namespaces: such values are granted to neither (see [`grant`]). For the
+/// SystemAccount's status, so its administrator sees the overlap before a tenant does.
+pub fn grant_overlaps(account: &SystemAccount) -> Vec<String> {
+    let grants = &account.spec.patch_group_grants;
+    let mut overlaps = Vec::new();
+    for (i, a) in grants.iter().enumerate() {
+        for (j, b) in grants.iter().enumerate().skip(i + 1) {
+            if a.namespace == b.namespace {
+                continue;
+            }
+            let mut what: Vec<String> = a
+                .values
+                .iter()
+                .filter(|v| b.covers(v).is_some())
+                .chain(b.values.iter().filter(|v| a.covers(v).is_some()))
+                .map(|v| format!("{v:?}"))
+                .collect();
+            for p in &a.prefixes {
+                for q in b
+                    .prefixes
+                    .iter()
+                    .filter(|q| p.starts_with(*q) || q.starts_with(p))
+                {
+                    let longer = if p.len() >= q.len() { p } else { q };
+                    what.push(format!("every value beginning {longer:?}"));
+                }
+            }
+            what.dedup();
+            if !what.is_empty() {
+                overlaps.push(format!(
+                    "spec.patchGroupGrants[{i}] (namespace {}) and spec.patchGroupGrants[{j}] \
+                     (namespace {}) both cover {}: granted to neither",
+                    a.namespace,
+                    b.namespace,
+                    what.join(", ")
+                ));
+            }
+        }
+    }
+    overlaps
+}
+
 pub fn account_region(account: &SystemAccount, region: &str) -> AccountRegion {
     AccountRegion {
         account: name_of(&account.metadata).to_owned(),

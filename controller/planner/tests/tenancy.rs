@@ -187,6 +187,65 @@ fn a_value_granted_to_two_namespaces_is_granted_to_neither() {
 }
 
 #[test]
+fn the_account_names_its_overlapping_grants_for_its_administrator() {
+    use patchfleet_api::v1alpha1::PatchGroupGrant;
+    use patchfleet_planner::selection::grant_overlaps;
+    let grant_of = |namespace: &str, values: &[&str], prefixes: &[&str]| PatchGroupGrant {
+        namespace: namespace.into(),
+        values: strings(values),
+        prefixes: strings(prefixes),
+    };
+    let mut account = account();
+    let cases: [(&str, Vec<PatchGroupGrant>, Vec<&str>); 5] = [
+        (
+            "disjoint",
+            vec![
+                grant_of("a", &["web"], &["web-"]),
+                grant_of("b", &["db"], &["db-"]),
+            ],
+            vec![],
+        ),
+        (
+            "one namespace twice is no overlap",
+            vec![grant_of("a", &["web"], &[]), grant_of("a", &[], &["w"])],
+            vec![],
+        ),
+        (
+            "a value under the other's prefix",
+            vec![grant_of("a", &["web"], &[]), grant_of("b", &[], &["we"])],
+            vec![
+                r#"spec.patchGroupGrants[0] (namespace a) and spec.patchGroupGrants[1] (namespace b) both cover "web": granted to neither"#,
+            ],
+        ),
+        (
+            "nested prefixes",
+            vec![
+                grant_of("a", &[], &["web-"]),
+                grant_of("b", &[], &["web-eu-"]),
+            ],
+            vec![
+                r#"spec.patchGroupGrants[0] (namespace a) and spec.patchGroupGrants[1] (namespace b) both cover every value beginning "web-eu-": granted to neither"#,
+            ],
+        ),
+        (
+            "the same value",
+            vec![
+                grant_of("a", &["db"], &[]),
+                grant_of("b", &["web"], &[]),
+                grant_of("c", &["db"], &[]),
+            ],
+            vec![
+                r#"spec.patchGroupGrants[0] (namespace a) and spec.patchGroupGrants[2] (namespace c) both cover "db": granted to neither"#,
+            ],
+        ),
+    ];
+    for (case, grants, want) in cases {
+        account.spec.patch_group_grants = grants;
+        assert_eq!(grant_overlaps(&account), want, "{case}");
+    }
+}
+
+#[test]
 fn prefixes_grant_every_value_they_begin() {
     let mut inventory = contested("team-a", "team-b", false);
     inventory.accounts[0].spec.patch_group_grants =

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use patchfleet_api::conditions::{self, Desired, READY, RECONCILING, STALLED, Status};
+use patchfleet_api::conditions::{self, Status};
 use patchfleet_api::v1alpha1::{AccountFailure, FleetStatus, MAX_FAILURES, Summary};
 use patchfleet_planner::model::{AccountRegion, Owner, Problem};
 
@@ -64,113 +64,122 @@ fn standing(owner: &Owner, generation: i64, outcome: Option<&RegionOutcome>) -> 
 }
 
 pub fn rollup(input: RollupInput<'_>) -> FleetStatus {
-    let mut failures = Vec::new();
-    let mut ready = 0u32;
-    let mut pending = 0u32;
-    let mut stalled_by_accounts = false;
-    for region in input.selected {
-        match standing(input.owner, input.generation, input.outcomes.get(region)) {
-            Standing::Ready => ready += 1,
-            Standing::Pending => pending += 1,
-            Standing::Failing {
-                reason,
-                message,
-                needs_attention,
-            } => {
-                stalled_by_accounts |= needs_attention;
-                failures.push(AccountFailure {
-                    account_id: region.account_id.clone(),
-                    region: region.region.clone(),
-                    reason,
-                    message,
-                });
-            }
-        }
-    }
-    let failing = failures.len() as u32;
-    let omitted = failures.len().saturating_sub(MAX_FAILURES) as u32;
-    failures.truncate(MAX_FAILURES);
-
-    let selected = input.selected.len() as u32;
-    let (ready_condition, reconciling, stalled) = if let Some(problem) = input.own_problems.first()
-    {
-        (
-            (Status::False, problem.reason, problem.message.clone()),
-            None,
-            Some((problem.reason, problem.message.clone())),
-        )
-    } else if failing > 0 {
-        let message = format!(
-            "{failing} of {selected} account-regions failing; first: {} {}: {}",
-            failures[0].account_id, failures[0].region, failures[0].message
-        );
-        let stalled = stalled_by_accounts.then(|| ("AccountsFailing", message.clone()));
-        let reconciling = (!stalled_by_accounts).then(|| ("Retrying", message.clone()));
-        (
-            (Status::False, "AccountsFailing", message),
-            reconciling,
-            stalled,
-        )
-    } else if pending > 0 {
-        let message = format!("{ready} of {selected} account-regions converged");
-        (
-            (Status::False, "Progressing", message.clone()),
-            Some(("Progressing", message)),
-            None,
-        )
-    } else {
-        let message = match selected {
-            0 => "selects no account-region".to_owned(),
-            n => format!("converged in {n} account-regions"),
-        };
-        ((Status::True, "Converged", message), None, None)
-    };
-
+    let tally = tally(&input);
+    let generation = Some(input.generation);
     let mut conditions: Vec<Condition> = input
         .previous
         .map(|s| s.conditions.clone())
         .unwrap_or_default();
-    let generation = Some(input.generation);
-    let (status, reason, message) = ready_condition;
-    conditions::set(
+    let selected = input.selected.len() as u32;
+    conditions::set_standing(
         &mut conditions,
-        Desired {
-            type_: READY,
-            status,
-            reason,
-            message,
-        },
+        standing_of(&tally, input.own_problems, selected),
         generation,
         input.now.clone(),
     );
-    for (type_, abnormal) in [(RECONCILING, reconciling), (STALLED, stalled)] {
-        let desired = match abnormal {
-            Some((reason, message)) => Desired {
-                type_,
-                status: Status::True,
-                reason,
-                message,
-            },
-            None => Desired {
-                type_,
-                status: Status::False,
-                reason: "AsExpected",
-                message: String::new(),
-            },
-        };
-        conditions::set(&mut conditions, desired, generation, input.now.clone());
-    }
-
     FleetStatus {
         observed_generation: generation,
         conditions,
         summary: Some(Summary {
             selected,
-            ready,
-            failing,
+            ready: tally.ready,
+            failing: tally.failing,
         }),
-        failures,
-        omitted_failures: omitted,
+        failures: tally.failures,
+        omitted_failures: tally.omitted,
+    }
+}
+
+/// The selected account-regions counted by how they stand for the owner.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Tally {
+    ready: u32,
+    pending: u32,
+    failing: u32,
+    /// Some failure needs a person (not a retry).
+    stalled_by_accounts: bool,
+    /// The first [`MAX_FAILURES`], in account-region order.
+    failures: Vec<AccountFailure>,
+    /// Failures beyond those.
+    omitted: u32,
+}
+
+fn tally(input: &RollupInput<'_>) -> Tally {
+    let mut tally = Tally::default();
+    for region in input.selected {
+        match standing(input.owner, input.generation, input.outcomes.get(region)) {
+            Standing::Ready => tally.ready += 1,
+            Standing::Pending => tally.pending += 1,
+            Standing::Failing {
+                reason,
+                message,
+                needs_attention,
+            } => {
+                tally.stalled_by_accounts |= needs_attention;
+                tally.failing += 1;
+                if tally.failures.len() < MAX_FAILURES {
+                    tally.failures.push(AccountFailure {
+                        account_id: region.account_id.clone(),
+                        region: region.region.clone(),
+                        reason,
+                        message,
+                    });
+                } else {
+                    tally.omitted += 1;
+                }
+            }
+        }
+    }
+    tally
+}
+
+/// The owner's conditions, first cause first: its own problem (a reference the schema
+/// cannot check), then failing account-regions, then those not converged yet.
+fn standing_of<'a>(
+    tally: &'a Tally,
+    own_problems: &'a [Problem],
+    selected: u32,
+) -> conditions::Standing<'a> {
+    if let Some(problem) = own_problems.first() {
+        return conditions::Standing {
+            ready: (Status::False, problem.reason, problem.message.clone()),
+            reconciling: None,
+            stalled: Some((problem.reason, problem.message.clone())),
+        };
+    }
+    if let Some(first) = tally.failures.first() {
+        let message = format!(
+            "{} of {selected} account-regions failing; first: {} {}: {}",
+            tally.failing, first.account_id, first.region, first.message
+        );
+        let abnormal = Some(("AccountsFailing", message.clone()));
+        let (reconciling, stalled) = if tally.stalled_by_accounts {
+            (None, abnormal)
+        } else {
+            (Some(("Retrying", message.clone())), None)
+        };
+        return conditions::Standing {
+            ready: (Status::False, "AccountsFailing", message),
+            reconciling,
+            stalled,
+        };
+    }
+    if tally.pending > 0 {
+        let message = format!("{} of {selected} account-regions converged", tally.ready);
+        return conditions::Standing {
+            ready: (Status::False, "Progressing", message.clone()),
+            reconciling: Some(("Progressing", message)),
+            stalled: None,
+        };
+    }
+    let message = match selected {
+        0 => "selects no account-region".to_owned(),
+        n => format!("converged in {n} account-regions"),
+    };
+    conditions::Standing {
+        ready: (Status::True, "Converged", message),
+        reconciling: None,
+        stalled: None,
     }
 }
 
@@ -178,6 +187,7 @@ pub fn rollup(input: RollupInput<'_>) -> FleetStatus {
 mod tests {
     use super::*;
     use crate::fleet::PassError;
+    use patchfleet_api::conditions::{READY, RECONCILING, STALLED};
     use patchfleet_planner::model::OwnerKind;
 
     fn owner() -> Owner {
@@ -389,5 +399,51 @@ mod tests {
             first, again,
             "a later pass with nothing new must write nothing new"
         );
+    }
+
+    #[test]
+    fn the_first_cause_decides_the_standing() {
+        let failing = Tally {
+            failing: 1,
+            failures: vec![AccountFailure {
+                account_id: "000000000001".into(),
+                region: "eu-west-1".into(),
+                reason: "Throttled".into(),
+                message: "slow down".into(),
+            }],
+            pending: 1,
+            ..Tally::default()
+        };
+        let problem = Problem {
+            owner: owner(),
+            account_region: None,
+            reason: "PolicyNotFound",
+            message: "spec.policyRef.name: not found".into(),
+        };
+        let cases: [(&str, &Tally, &[Problem], &str); 4] = [
+            (
+                "own problem first",
+                &failing,
+                std::slice::from_ref(&problem),
+                "PolicyNotFound",
+            ),
+            ("then failures", &failing, &[], "AccountsFailing"),
+            (
+                "then pending",
+                &Tally {
+                    pending: 1,
+                    ready: 1,
+                    ..Tally::default()
+                },
+                &[],
+                "Progressing",
+            ),
+            ("else converged", &Tally::default(), &[], "Converged"),
+        ];
+        for (case, tally, problems, reason) in cases {
+            assert_eq!(standing_of(tally, problems, 2).ready.1, reason, "{case}");
+        }
+        let retrying = standing_of(&failing, &[], 2);
+        assert!(retrying.stalled.is_none() && retrying.reconciling.is_some());
     }
 }

@@ -156,12 +156,14 @@ async fn reconcile_account(
     });
     let first_error = outcomes.iter().find_map(|o| o.error.clone());
     let refused = refused_spec(&ctx, &account, &inventory).await;
+    let overlaps = patchfleet_planner::selection::grant_overlaps(&account);
     let written = status::write_account(
         &ctx,
         &account,
         status::AccountPass::Done {
             caller_arn: caller,
             refused,
+            overlaps,
         },
     )
     .await;

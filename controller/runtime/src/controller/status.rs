@@ -4,7 +4,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
-use patchfleet_api::conditions::{self, Desired, READY, RECONCILING, STALLED, Status};
+use patchfleet_api::conditions::{self, Status};
 use patchfleet_api::v1alpha1::{
     AccountFailure, RegionStatus, Summary, SystemAccount, SystemAccountStatus,
 };
@@ -38,17 +38,30 @@ where
     Ok(())
 }
 
+fn borrowed(abnormal: &Option<(String, String)>) -> Option<(&str, String)> {
+    abnormal
+        .as_ref()
+        .map(|(reason, message)| (reason.as_str(), message.clone()))
+}
+
 /// How the last pass over a SystemAccount ended.
 pub enum AccountPass {
     Suspended,
     Failed(PassError),
     /// `refused`: why the account's own spec cannot be applied in full (a
     /// `defaultPatchPolicy` that does not exist), which stalls the account.
+    /// `overlaps`: grants giving one value to two namespaces (see
+    /// `selection::grant_overlaps`), shown in the GrantsOverlap condition.
     Done {
         caller_arn: String,
         refused: Option<(&'static str, String)>,
+        overlaps: Vec<String>,
     },
 }
+
+/// The SystemAccount condition that says whether its grants overlap (not a kstatus type:
+/// the account itself converges; the tenants' groups using those values are refused).
+pub const GRANTS_OVERLAP: &str = "GrantsOverlap";
 
 pub async fn write_account(
     ctx: &Context,
@@ -119,6 +132,7 @@ pub async fn write_account(
         AccountPass::Done {
             caller_arn,
             refused: Some((reason, message)),
+            ..
         } => (
             Some(caller_arn.clone()),
             (Status::False, *reason, message.clone()),
@@ -128,6 +142,7 @@ pub async fn write_account(
         AccountPass::Done {
             caller_arn,
             refused: None,
+            ..
         } => {
             let condition = if failing > 0 {
                 let first = &failures[0];
@@ -156,36 +171,36 @@ pub async fn write_account(
     };
 
     let generation = account.metadata.generation;
-    let now = now();
     let mut conditions = previous.conditions.clone();
-    let (status_value, reason, message) = ready_condition;
-    conditions::set(
+    conditions::set_standing(
         &mut conditions,
-        Desired {
-            type_: READY,
-            status: status_value,
-            reason,
-            message,
+        conditions::Standing {
+            ready: ready_condition,
+            reconciling: borrowed(&reconciling),
+            stalled: borrowed(&stalled),
         },
         generation,
-        now.clone(),
+        now(),
     );
-    for (type_, abnormal) in [(RECONCILING, reconciling), (STALLED, stalled)] {
-        let desired = match &abnormal {
-            Some((reason, message)) => Desired {
-                type_,
-                status: Status::True,
-                reason,
-                message: message.clone(),
-            },
-            None => Desired {
-                type_,
+    if let AccountPass::Done { overlaps, .. } = &pass {
+        let overlap = match overlaps.as_slice() {
+            [] => conditions::Desired {
+                type_: GRANTS_OVERLAP,
                 status: Status::False,
                 reason: "AsExpected",
                 message: String::new(),
             },
+            [first, rest @ ..] => conditions::Desired {
+                type_: GRANTS_OVERLAP,
+                status: Status::True,
+                reason: "ValueGrantedTwice",
+                message: match rest.len() {
+                    0 => first.clone(),
+                    n => format!("{first} (and {n} more)"),
+                },
+            },
         };
-        conditions::set(&mut conditions, desired, generation, now.clone());
+        conditions::set(&mut conditions, overlap, generation, now());
     }
 
     let status = SystemAccountStatus {
