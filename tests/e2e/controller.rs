@@ -1032,26 +1032,9 @@ async fn a_missing_policy_stalls_the_group_with_an_event_and_writes_nothing_for_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_prints_the_desired_state_and_the_changes_against_ssm() {
     let stack = Stack::start("plan").await.expect("stack");
-    let binary = patchfleet_tests::stack::patchfleet_binary().expect("binary");
     let examples = patchfleet_tests::repo_root().join("examples");
-    let output = std::process::Command::new(binary)
-        .arg("plan")
-        .arg("-f")
-        .arg(&examples)
-        .args([
-            "--against",
-            &stack.sim.endpoint_url(),
-            "--cluster-id",
-            "review",
-        ])
-        .env(
-            "AWS_ACCESS_KEY_ID",
-            patchfleet_tests::stack::BASE_ACCESS_KEY,
-        )
-        .env("AWS_SECRET_ACCESS_KEY", "secret")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
+    let output = stack
+        .plan(&examples, &["--cluster-id", "review"])
         .expect("patchfleet plan runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use patchfleet_tests::stack::{ALL_KINDS, BASE_ACCESS_KEY, CONVERGE, Stack, patchfleet_binary};
+use patchfleet_tests::stack::{ALL_KINDS, CONVERGE, Stack};
 use serde_json::Value;
 
 type Writes = BTreeMap<(String, String), Vec<String>>;
@@ -55,17 +55,11 @@ fn edit_examples(into: &Path) {
 /// `patchfleet plan -f dir --against SIM --output json`: the operations per
 /// account-region, as the controller logs its writes.
 fn plan(stack: &Stack, dir: &Path) -> Writes {
-    let output = std::process::Command::new(patchfleet_binary().expect("binary"))
-        .arg("plan")
-        .arg("-f")
-        .arg(dir)
-        .args(["--against", &stack.sim.endpoint_url()])
-        .args(["--cluster-id", &stack.cluster_id, "--output", "json"])
-        .env("AWS_ACCESS_KEY_ID", BASE_ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", "secret")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
+    let output = stack
+        .plan(
+            dir,
+            &["--cluster-id", &stack.cluster_id, "--output", "json"],
+        )
         .expect("patchfleet plan runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(

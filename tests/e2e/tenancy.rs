@@ -276,6 +276,20 @@ async fn default_baseline(stack: &Stack, os: &str) -> String {
         .to_owned()
 }
 
+/// `kubectl patch` of the SystemAccount `shared`, as its administrator would.
+fn patch_account(stack: &Stack, patch_type: &str, patch: &str) {
+    stack
+        .kubectl([
+            "patch",
+            "sysacct",
+            "shared",
+            &format!("--type={patch_type}"),
+            "-p",
+            patch,
+        ])
+        .unwrap_or_else(|e| panic!("patch {patch}: {e:#}"));
+}
+
 fn account_standing(stack: &Stack) -> String {
     stack
         .kubectl([
@@ -316,16 +330,7 @@ async fn the_account_administrator_sets_the_default_baselines_and_removing_them_
             r#"{{"spec":{{"defaultPatchPolicy":{{"namespace":"fleet-admin","name":"{policy}"}}}}}}"#
         )
     };
-    stack
-        .kubectl([
-            "patch",
-            "sysacct",
-            "shared",
-            "--type=merge",
-            "-p",
-            &patch("typo"),
-        ])
-        .expect("patched");
+    patch_account(&stack, "merge", &patch("typo"));
     eventually("the account is stalled", &stack, CONVERGE, || async {
         account_standing(&stack) == "True|DefaultPatchPolicyNotFound"
     })
@@ -335,16 +340,7 @@ async fn the_account_administrator_sets_the_default_baselines_and_removing_them_
         "AWS-DefaultPatchBaseline"
     );
 
-    stack
-        .kubectl([
-            "patch",
-            "sysacct",
-            "shared",
-            "--type=merge",
-            "-p",
-            &patch("everything-defaults"),
-        ])
-        .expect("patched");
+    patch_account(&stack, "merge", &patch("everything-defaults"));
     let ours = "patchfleet-fleet-admin-everything-defaults-windows";
     eventually("ours is the Windows default", &stack, CONVERGE, || async {
         default_baseline(&stack, "WINDOWS").await == ours
@@ -357,16 +353,11 @@ async fn the_account_administrator_sets_the_default_baselines_and_removing_them_
     assert_eq!(account_standing(&stack), "False|AsExpected");
 
     // The field removed: AWS's defaults come back and the baselines go.
-    stack
-        .kubectl([
-            "patch",
-            "sysacct",
-            "shared",
-            "--type=json",
-            "-p",
-            r#"[{"op":"remove","path":"/spec/defaultPatchPolicy"}]"#,
-        ])
-        .expect("patched");
+    patch_account(
+        &stack,
+        "json",
+        r#"[{"op":"remove","path":"/spec/defaultPatchPolicy"}]"#,
+    );
     eventually("AWS's default is back", &stack, CONVERGE, || async {
         default_baseline(&stack, "WINDOWS").await == "AWS-DefaultPatchBaseline"
             && default_baseline(&stack, "AMAZON_LINUX_2").await
@@ -380,16 +371,11 @@ async fn the_account_administrator_sets_the_default_baselines_and_removing_them_
     .await;
 
     // Grants that overlap are the administrator's to see, on the account itself.
-    stack
-        .kubectl([
-            "patch",
-            "sysacct",
-            "shared",
-            "--type=json",
-            "-p",
-            r#"[{"op":"add","path":"/spec/patchGroupGrants/-","value":{"namespace":"tenant-a","prefixes":["we"]}}]"#,
-        ])
-        .expect("patched");
+    patch_account(
+        &stack,
+        "json",
+        r#"[{"op":"add","path":"/spec/patchGroupGrants/-","value":{"namespace":"tenant-a","prefixes":["we"]}}]"#,
+    );
     let overlap = || {
         stack
             .kubectl([

@@ -4,7 +4,7 @@
 //! run against AWS: only the endpoints are overridden.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -188,6 +188,25 @@ impl Stack {
             log: log_path,
         });
         Ok(())
+    }
+
+    /// `patchfleet plan -f path --against SIM` with `args` after, as a reviewer runs it:
+    /// the base credentials only, no cluster.
+    pub fn plan(&self, path: &Path, args: &[&str]) -> anyhow::Result<std::process::Output> {
+        Command::new(patchfleet_binary()?)
+            .arg("plan")
+            .arg("-f")
+            .arg(path)
+            .args(["--against", &self.sim.endpoint_url()])
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("AWS_ACCESS_KEY_ID", BASE_ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", BASE_SECRET_KEY)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .context("running patchfleet plan")
     }
 
     /// SIGKILL to every controller: no shutdown path runs, as when a node dies.

@@ -53,7 +53,9 @@ pub fn desired(
         desired: Desired::default(),
         problems: Vec::new(),
     };
-    if let Some(account) = find_account(inventory, account_region) {
+    let active = find_account(inventory, account_region)
+        .filter(|account| is_active_in(account, &account_region.region));
+    if let Some(account) = active {
         let groups = planner.planned_groups(inventory, account);
         planner.add_baselines(inventory, &groups);
         planner.add_windows(inventory, account, &groups);
@@ -66,6 +68,30 @@ pub fn desired(
     } = planner;
     sort_problems(&mut problems);
     (desired, problems)
+}
+
+/// The baseline `name` of `policy` for one of its specs, its definition shared through the
+/// inventory's cache.
+fn policy_baseline(
+    inventory: &Inventory,
+    policy: &PatchPolicy,
+    spec: &BaselineSpec,
+    name: &str,
+    patch_groups: BTreeSet<String>,
+) -> DesiredBaseline {
+    let owner = policy_owner(policy);
+    let mode = policy.spec.mode;
+    DesiredBaseline {
+        name: name.to_owned(),
+        definition: inventory
+            .definitions
+            .get_or_compute(&owner, mode, spec, || {
+                baseline_definition(&owner, mode, spec)
+            }),
+        owner,
+        patch_groups,
+        revision: Revision::of(&policy.metadata),
+    }
 }
 
 /// The PatchPolicy an account names as its `defaultPatchPolicy`: None when it names none,
@@ -238,18 +264,7 @@ impl<'a> Planner<'a> {
                         .push(planned.owner.clone());
                     patch_groups.insert(value);
                 }
-                let baseline = DesiredBaseline {
-                    name: name.clone(),
-                    owner: policy_owner.clone(),
-                    definition: inventory.definitions.get_or_compute(
-                        &policy_owner,
-                        policy.spec.mode,
-                        spec,
-                        || baseline_definition(&policy_owner, policy.spec.mode, spec),
-                    ),
-                    patch_groups,
-                    revision: Revision::of(&policy.metadata),
-                };
+                let baseline = policy_baseline(inventory, policy, spec, &name, patch_groups);
                 self.desired.baselines.insert(name, baseline);
             }
         }
@@ -261,9 +276,6 @@ impl<'a> Planner<'a> {
     /// system must be a baseline of the account-region). A policy that cannot be used
     /// gives no defaults ([`default_policy`] says why, for the account's status).
     fn add_defaults(&mut self, inventory: &Inventory, account: &SystemAccount) {
-        if !is_active_in(account, &self.account_region.region) {
-            return;
-        }
         let Ok(Some(policy)) = default_policy(inventory, account) else {
             return;
         };
@@ -282,18 +294,7 @@ impl<'a> Planner<'a> {
                 // The name conflict is reported on the policy by `add_baselines`.
                 Some(_) => continue,
                 None => {
-                    let baseline = DesiredBaseline {
-                        name: name.clone(),
-                        owner: owner.clone(),
-                        definition: inventory.definitions.get_or_compute(
-                            &owner,
-                            policy.spec.mode,
-                            spec,
-                            || baseline_definition(&owner, policy.spec.mode, spec),
-                        ),
-                        patch_groups: BTreeSet::new(),
-                        revision: Revision::of(&policy.metadata),
-                    };
+                    let baseline = policy_baseline(inventory, policy, spec, &name, BTreeSet::new());
                     self.desired.baselines.insert(name.clone(), baseline);
                 }
             }

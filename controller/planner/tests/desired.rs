@@ -291,6 +291,10 @@ fn nothing_is_desired_in_an_account_that_is_not_active() {
     ];
     for (case, change, account_region) in cases {
         let mut inventory = world();
+        // A window naming a missing group, which an active account would hold.
+        inventory
+            .windows
+            .push(mk_window(NS, "dangling", &["early", "gone"], vec![]));
         change(&mut inventory);
         let got = desired(&inventory, &mk_settings(), &account_region);
         assert_eq!(got, (Desired::default(), vec![]), "{case}");

@@ -19,16 +19,6 @@ use patchfleet_planner::{
 
 use common::*;
 
-fn plan_of(inventory: &Inventory, observed: &Observed) -> Plan {
-    plan(
-        inventory,
-        &mk_settings(),
-        &ar(),
-        observed,
-        &orphaned_owners(inventory),
-    )
-}
-
 /// SSM holding the world, converged.
 fn converged_ssm() -> Ssm {
     let (desired, _) = desired(&world(), &mk_settings(), &ar());

@@ -9,21 +9,9 @@ use std::collections::BTreeSet;
 use patchfleet_api::v1alpha1::DeletionPolicy;
 use patchfleet_planner::builders::*;
 use patchfleet_planner::model::{Observed, Operation, Owner, OwnerKind, reasons};
-use patchfleet_planner::{
-    Inventory, Plan, desired, orphaned_owners, plan, reference_problems, reference_problems_of,
-};
+use patchfleet_planner::{Plan, desired, reference_problems, reference_problems_of};
 
 use common::*;
-
-fn plan_of(inventory: &Inventory, observed: &Observed) -> Plan {
-    plan(
-        inventory,
-        &mk_settings(),
-        &ar(),
-        observed,
-        &orphaned_owners(inventory),
-    )
-}
 
 fn owner(kind: OwnerKind, name: &str) -> Owner {
     Owner::new(kind, NS, name)

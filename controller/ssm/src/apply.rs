@@ -14,10 +14,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use aws_sdk_ssm::error::BuildError;
-use aws_sdk_ssm::operation::describe_patch_baselines::DescribePatchBaselinesOutput;
-use aws_sdk_ssm::types::{
-    MaintenanceWindowResourceType, PatchOrchestratorFilter, ResourceTypeForTagging, Tag,
-};
+use aws_sdk_ssm::types::{MaintenanceWindowResourceType, ResourceTypeForTagging, Tag};
 use patchfleet_api::v1alpha1::OperatingSystem;
 use patchfleet_planner::fingerprint::{
     BASELINE_DESCRIPTION_MAX, PENDING, WINDOW_DESCRIPTION_MAX, mark_description,
@@ -912,30 +909,12 @@ impl Run<'_> {
 
     /// AWS's predefined baselines of the region, name -> id (ARN): about twenty, one page.
     async fn list_aws_baselines(&self) -> Result<HashMap<String, String>, EdgeError> {
-        let s = self.s;
-        let owner = PatchOrchestratorFilter::builder()
-            .key("OWNER")
-            .values("AWS")
-            .build();
         let mut listed = HashMap::new();
-        s.each_page(
-            "DescribePatchBaselines",
-            |token| {
-                s.ssm()
-                    .describe_patch_baselines()
-                    .filters(owner.clone())
-                    .max_results(observe::BASELINES_PAGE)
-                    .set_next_token(token)
-                    .send()
-            },
-            |out: &DescribePatchBaselinesOutput| {
-                for b in out.baseline_identities() {
-                    if let (Some(name), Some(id)) = (b.baseline_name(), b.baseline_id()) {
-                        listed.insert(name.to_owned(), id.to_owned());
-                    }
-                }
-            },
-        )
+        observe::each_baseline(self.s, "AWS", |b| {
+            if let (Some(name), Some(id)) = (b.baseline_name(), b.baseline_id()) {
+                listed.insert(name.to_owned(), id.to_owned());
+            }
+        })
         .await?;
         Ok(listed)
     }

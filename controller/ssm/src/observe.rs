@@ -9,7 +9,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use aws_sdk_ssm::types::{PatchOrchestratorFilter, ResourceTypeForTagging};
+use aws_sdk_ssm::operation::describe_patch_baselines::DescribePatchBaselinesOutput;
+use aws_sdk_ssm::types::{PatchBaselineIdentity, PatchOrchestratorFilter, ResourceTypeForTagging};
 use patchfleet_planner::fingerprint::read_description;
 use patchfleet_planner::model::{
     Observed, ObservedBaseline, ObservedRegistration, ObservedTarget, ObservedTask, ObservedWindow,
@@ -46,7 +47,7 @@ pub struct Observation {
 }
 
 // AWS's largest page for each call (MaxResults in each API reference page).
-pub(crate) const BASELINES_PAGE: i32 = 100;
+const BASELINES_PAGE: i32 = 100;
 const PATCH_GROUPS_PAGE: i32 = 100;
 const WINDOWS_PAGE: i32 = 100;
 const TARGETS_PAGE: i32 = 100;
@@ -279,13 +280,17 @@ async fn list_tags(
         .collect())
 }
 
-/// The account's own baselines (OWNER=Self leaves out AWS's predefined ones).
-async fn list_baselines(s: &Session<'_>) -> Result<Vec<ListedBaseline>, EdgeError> {
+/// Every baseline of `owner` (`Self`: the account's own; `AWS`: the predefined ones), in
+/// pages of the largest size.
+pub(crate) async fn each_baseline(
+    s: &Session<'_>,
+    owner: &str,
+    mut each: impl FnMut(&PatchBaselineIdentity),
+) -> Result<(), EdgeError> {
     let owner = PatchOrchestratorFilter::builder()
         .key("OWNER")
-        .values("Self")
+        .values(owner)
         .build();
-    let mut found = Vec::new();
     s.each_page(
         "DescribePatchBaselines",
         |token| {
@@ -296,28 +301,32 @@ async fn list_baselines(s: &Session<'_>) -> Result<Vec<ListedBaseline>, EdgeErro
                 .set_next_token(token)
                 .send()
         },
-        |out| {
-            for b in out.baseline_identities() {
-                let (Some(id), Some(name)) = (b.baseline_id(), b.baseline_name()) else {
-                    continue;
-                };
-                let os = b.operating_system().and_then(convert::os_from_sdk);
-                match os {
-                    Some(operating_system) => found.push(ListedBaseline {
-                        id: id.to_owned(),
-                        name: name.to_owned(),
-                        operating_system,
-                        description: b.baseline_description().map(str::to_owned),
-                        default: b.default_baseline(),
-                    }),
-                    // A newer SSM's operating system: not one patchfleet manages.
-                    None => {
-                        tracing::warn!(baseline = %id, "skipping baseline of unknown operating system")
-                    }
-                }
-            }
-        },
+        |out: &DescribePatchBaselinesOutput| out.baseline_identities().iter().for_each(&mut each),
     )
+    .await
+}
+
+/// The account's own baselines (OWNER=Self leaves out AWS's predefined ones).
+async fn list_baselines(s: &Session<'_>) -> Result<Vec<ListedBaseline>, EdgeError> {
+    let mut found = Vec::new();
+    each_baseline(s, "Self", |b| {
+        let (Some(id), Some(name)) = (b.baseline_id(), b.baseline_name()) else {
+            return;
+        };
+        match b.operating_system().and_then(convert::os_from_sdk) {
+            Some(operating_system) => found.push(ListedBaseline {
+                id: id.to_owned(),
+                name: name.to_owned(),
+                operating_system,
+                description: b.baseline_description().map(str::to_owned),
+                default: b.default_baseline(),
+            }),
+            // A newer SSM's operating system: not one patchfleet manages.
+            None => {
+                tracing::warn!(baseline = %id, "skipping baseline of unknown operating system")
+            }
+        }
+    })
     .await?;
     Ok(found)
 }

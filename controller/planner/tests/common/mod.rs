@@ -18,6 +18,17 @@ use patchfleet_planner::model::{
 };
 use patchfleet_planner::{Inventory, Settings, baseline_needs_deep_read, window_needs_deep_read};
 
+/// The plan of the usual account-region, with the inventory's orphaned owners.
+pub fn plan_of(inventory: &Inventory, observed: &Observed) -> patchfleet_planner::Plan {
+    patchfleet_planner::plan(
+        inventory,
+        &mk_settings(),
+        &ar(),
+        observed,
+        &patchfleet_planner::orphaned_owners(inventory),
+    )
+}
+
 /// A change to the world, for tables of cases.
 pub type Change = fn(&mut Inventory);
 
