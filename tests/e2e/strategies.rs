@@ -26,6 +26,7 @@ fn instance(id: &str, group: &str, missing: u64, fails: bool) -> InstanceSpec {
         missing_patches: missing,
         fails_install: fails,
         pending_reboot: false,
+        ..InstanceSpec::default()
     }
 }
 

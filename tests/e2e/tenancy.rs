@@ -21,6 +21,7 @@ fn node(id: &str, group: &str) -> InstanceSpec {
         missing_patches: 2,
         fails_install: false,
         pending_reboot: false,
+        ..InstanceSpec::default()
     }
 }
 

@@ -246,6 +246,43 @@ def test_fleet_install_through_boto3(sim):
     assert error_code(e) == "InvalidInstanceId"
 
 
+def test_describe_instance_information_through_boto3(sim):
+    # https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DescribeInstanceInformation.html
+    put_fleet(
+        sim,
+        [
+            {"instanceId": "i-0123456789abcdef0", "tags": {"Patch Group": "web"}},
+            {"instanceId": "i-0123456789abcdef1", "platformType": "Windows"},
+            {"instanceId": "mi-0123456789abcdef2", "agentVersion": "3.1.0.0", "pingStatus": "ConnectionLost"},
+        ],
+    )
+    ssm = client(sim)
+    nodes = {
+        n["InstanceId"]: n
+        for page in ssm.get_paginator("describe_instance_information").paginate(PaginationConfig={"PageSize": 5})
+        for n in page["InstanceInformationList"]
+    }
+    assert set(nodes) == {"i-0123456789abcdef0", "i-0123456789abcdef1", "mi-0123456789abcdef2"}
+    assert nodes["i-0123456789abcdef0"]["IsLatestVersion"] is True
+    assert nodes["i-0123456789abcdef1"]["PlatformType"] == "Windows"
+    assert nodes["i-0123456789abcdef1"]["IsLatestVersion"] is False
+    hybrid = nodes["mi-0123456789abcdef2"]
+    assert (hybrid["ResourceType"], hybrid["PingStatus"], hybrid["IsLatestVersion"]) == ("ManagedInstance", "ConnectionLost", False)
+    assert hybrid["RegistrationDate"].year >= 2024 and len(hybrid["ActivationId"]) == 36
+    tagged = ssm.describe_instance_information(Filters=[{"Key": "tag:Patch Group", "Values": ["web"]}])
+    assert [n["InstanceId"] for n in tagged["InstanceInformationList"]] == ["i-0123456789abcdef0"]
+    legacy = ssm.describe_instance_information(
+        InstanceInformationFilterList=[{"key": "PlatformTypes", "valueSet": ["Windows"]}]
+    )
+    assert [n["InstanceId"] for n in legacy["InstanceInformationList"]] == ["i-0123456789abcdef1"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ssm.describe_instance_information(Filters=[{"Key": "Color", "Values": ["red"]}])
+    assert error_code(e) == "InvalidFilterKey"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ssm.describe_instance_information(MaxResults=51)
+    assert error_code(e) == "ValidationException"
+
+
 def test_aws_cli(sim):
     env = dict(os.environ, AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET, AWS_DEFAULT_REGION="us-east-1")
     env.pop("AWS_PROFILE", None)

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::Sim;
 use crate::config::Quotas;
 use crate::ops::commands::invocation_status;
-use crate::state::{self, Instance, RegionState, Tags};
+use crate::state::{self, Instance, NodeInfo, RegionState, Tags};
 use crate::validate::{Str, TAG_KEY, TAG_VALUE, matches};
 
 /// EC2 instance ids (`i-` and 8 or 17 hex digits) and hybrid managed node ids (`mi-` and 17).
@@ -28,7 +28,7 @@ pub struct FleetSpec {
     pub instances: Vec<InstanceSpec>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InstanceSpec {
     pub instance_id: String,
@@ -43,6 +43,163 @@ pub struct InstanceSpec {
     /// Patches already installed and waiting for a reboot.
     #[serde(default)]
     pub pending_reboot: bool,
+    /// What DescribeInstanceInformation reports of the node (every field below has a
+    /// default): Windows, Linux (default) or MacOS.
+    #[serde(default)]
+    pub platform_type: Option<String>,
+    /// Default by type: Amazon Linux, Microsoft Windows Server 2022 Datacenter, macOS.
+    #[serde(default)]
+    pub platform_name: Option<String>,
+    #[serde(default)]
+    pub platform_version: Option<String>,
+    /// The Patch Manager operating system whose baseline applies (default by type:
+    /// AMAZON_LINUX_2, WINDOWS, MACOS).
+    #[serde(default)]
+    pub operating_system: Option<String>,
+    /// Online (default) or ConnectionLost.
+    #[serde(default)]
+    pub ping_status: Option<String>,
+    /// Default: the simulator's latest, `LATEST_AGENT`.
+    #[serde(default)]
+    pub agent_version: Option<String>,
+    /// Whether `agentVersion` is the latest (default: it is when it equals `LATEST_AGENT`).
+    #[serde(default)]
+    pub latest_agent: Option<bool>,
+    /// Where the node runs, as SSM's SourceType: default AWS::EC2::Instance for `i-`,
+    /// AWS::SSM::ManagedInstance for `mi-`; Microsoft.Compute/virtualMachines or
+    /// compute.googleapis.com/Instance for Azure and Google Cloud VMs.
+    #[serde(default)]
+    pub source_type: Option<String>,
+    /// Seconds since the epoch (default: when the fleet was put).
+    #[serde(default)]
+    pub registered: Option<f64>,
+    /// Hybrid nodes: the activation they registered with (default: one derived from the id).
+    #[serde(default)]
+    pub activation_id: Option<String>,
+    #[serde(default)]
+    pub computer_name: Option<String>,
+    #[serde(default)]
+    pub ip_address: Option<String>,
+}
+
+/// The SSM Agent version the simulator calls the latest.
+pub const LATEST_AGENT: &str = "3.3.1142.0";
+const PLATFORM_TYPES: &[&str] = &["Windows", "Linux", "MacOS"];
+const PING_STATUSES: &[&str] = &["Online", "ConnectionLost"];
+const SOURCE_TYPES: &[&str] = &[
+    "AWS::EC2::Instance",
+    "AWS::IoT::Thing",
+    "AWS::SSM::ManagedInstance",
+    "Microsoft.Compute/virtualMachines",
+    "compute.googleapis.com/Instance",
+];
+/// InstanceInformation.AgentVersion.
+const AGENT_VERSION: &str = r"^[0-9]{1,6}(\.[0-9]{1,6}){2,3}$";
+
+impl InstanceSpec {
+    fn validate_info(&self) -> Result<(), String> {
+        let id = &self.instance_id;
+        let one_of = |field: &str, value: &Option<String>, allowed: &[&str]| match value {
+            Some(v) if !allowed.contains(&v.as_str()) => Err(format!(
+                "instance {id}: {field} {v:?} is not one of {}",
+                allowed.join(", ")
+            )),
+            _ => Ok(()),
+        };
+        one_of("platformType", &self.platform_type, PLATFORM_TYPES)?;
+        one_of("pingStatus", &self.ping_status, PING_STATUSES)?;
+        one_of("sourceType", &self.source_type, SOURCE_TYPES)?;
+        one_of(
+            "operatingSystem",
+            &self.operating_system,
+            crate::validate::OPERATING_SYSTEMS,
+        )?;
+        if let Some(v) = &self.agent_version
+            && !matches(AGENT_VERSION, v)
+        {
+            return Err(format!(
+                "instance {id}: agentVersion {v:?} is not a version such as 3.3.1142.0"
+            ));
+        }
+        if self.activation_id.is_some() && !id.starts_with("mi-") {
+            return Err(format!(
+                "instance {id}: only hybrid nodes (mi-) have an activationId"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The node's facts, defaults filled in, registered at `now` unless told.
+    pub fn info(&self, now: f64) -> NodeInfo {
+        let id = &self.instance_id;
+        let hybrid = id.starts_with("mi-");
+        let platform_type = self.platform_type.clone().unwrap_or_else(|| "Linux".into());
+        let (name, version, os) = match platform_type.as_str() {
+            "Windows" => (
+                "Microsoft Windows Server 2022 Datacenter",
+                "10.0.20348",
+                "WINDOWS",
+            ),
+            "MacOS" => ("macOS", "14.0", "MACOS"),
+            _ => ("Amazon Linux", "2", "AMAZON_LINUX_2"),
+        };
+        let agent_version = self
+            .agent_version
+            .clone()
+            .unwrap_or_else(|| LATEST_AGENT.into());
+        let seed = crate::clock::splitmix64(
+            id.bytes()
+                .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))),
+        );
+        let registered = self.registered.unwrap_or(now);
+        NodeInfo {
+            platform_name: self.platform_name.clone().unwrap_or_else(|| name.into()),
+            platform_version: self
+                .platform_version
+                .clone()
+                .unwrap_or_else(|| version.into()),
+            operating_system: self.operating_system.clone().unwrap_or_else(|| os.into()),
+            ping_status: self.ping_status.clone().unwrap_or_else(|| "Online".into()),
+            latest_agent: self.latest_agent.unwrap_or(agent_version == LATEST_AGENT),
+            agent_version,
+            source_type: self.source_type.clone().unwrap_or_else(|| {
+                if hybrid {
+                    "AWS::SSM::ManagedInstance".into()
+                } else {
+                    "AWS::EC2::Instance".into()
+                }
+            }),
+            registered,
+            last_ping: registered.max(now),
+            activation_id: self.activation_id.clone().or_else(|| {
+                hybrid.then(|| {
+                    let h = format!("{seed:016x}{:016x}", crate::clock::splitmix64(seed));
+                    format!(
+                        "{}-{}-{}-{}-{}",
+                        &h[0..8],
+                        &h[8..12],
+                        &h[12..16],
+                        &h[16..20],
+                        &h[20..32]
+                    )
+                })
+            }),
+            iam_role: hybrid.then(|| "SSMServiceRole".into()),
+            computer_name: self
+                .computer_name
+                .clone()
+                .unwrap_or_else(|| format!("{id}.localdomain")),
+            ip_address: self.ip_address.clone().unwrap_or_else(|| {
+                format!(
+                    "10.{}.{}.{}",
+                    (seed >> 16) & 0xff,
+                    (seed >> 8) & 0xff,
+                    seed & 0xff
+                )
+            }),
+            platform_type,
+        }
+    }
 }
 
 fn check(rule: Str, value: &str) -> bool {
@@ -84,6 +241,7 @@ impl FleetSpec {
                     quotas.tags_per_resource
                 ));
             }
+            i.validate_info()?;
             for (k, v) in &i.tags {
                 if !check(TAG_KEY, k) || !check(TAG_VALUE, v) {
                     return Err(format!(
@@ -99,6 +257,7 @@ impl FleetSpec {
 /// Replaces the fleet of the spec's account-region (history included).
 pub fn apply(sim: &Sim, spec: &FleetSpec) {
     let shard = sim.store.region(&spec.account_id, &spec.region);
+    let now = crate::clock::now();
     let mut st = state::lock(&shard);
     st.instances = spec
         .instances
@@ -107,6 +266,7 @@ pub fn apply(sim: &Sim, spec: &FleetSpec) {
             (
                 i.instance_id.clone(),
                 Instance {
+                    info: i.info(now),
                     tags: i.tags.clone(),
                     missing_patches: i.missing_patches,
                     fails_install: i.fails_install,
@@ -143,6 +303,15 @@ pub fn view(st: &RegionState, account: &str, region: &str, now: f64) -> Value {
                 .collect();
             json!({
                 "instanceId": id,
+                "platformType": i.info.platform_type,
+                "platformName": i.info.platform_name,
+                "platformVersion": i.info.platform_version,
+                "operatingSystem": i.info.operating_system,
+                "pingStatus": i.info.ping_status,
+                "agentVersion": i.info.agent_version,
+                "latestAgent": i.info.latest_agent,
+                "sourceType": i.info.source_type,
+                "activationId": i.info.activation_id,
                 "tags": i.tags,
                 "missingPatches": i.missing_patches,
                 "failsInstall": i.fails_install,
@@ -178,6 +347,7 @@ mod tests {
                 missing_patches: 3,
                 fails_install: false,
                 pending_reboot: false,
+                ..InstanceSpec::default()
             }],
         }
     }

@@ -3,6 +3,7 @@
 
 mod baselines;
 pub(crate) mod commands;
+mod instances;
 mod patch_groups;
 mod tags;
 mod targets;
@@ -68,6 +69,10 @@ pub const OPERATIONS: &[(&str, Handler)] = &[
     ("SendCommand", commands::send),
     ("ListCommands", commands::list),
     ("ListCommandInvocations", commands::list_invocations),
+    (
+        "DescribeInstanceInformation",
+        instances::describe_information,
+    ),
 ];
 
 pub fn handler(op: &str) -> Option<Handler> {

@@ -101,9 +101,39 @@ pub struct WindowTask {
     pub alarm_configuration: Option<Json>,
 }
 
+/// What SSM knows of a managed node itself, as DescribeInstanceInformation reports it
+/// (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_InstanceInformation.html).
+#[derive(Debug, Clone, Default)]
+pub struct NodeInfo {
+    /// Windows, Linux or MacOS.
+    pub platform_type: String,
+    pub platform_name: String,
+    pub platform_version: String,
+    /// The Patch Manager operating system (WINDOWS, AMAZON_LINUX_2, ...): which baseline
+    /// applies to the node.
+    pub operating_system: String,
+    /// Online or ConnectionLost.
+    pub ping_status: String,
+    pub agent_version: String,
+    /// Whether the agent is the latest version (reported for Linux and macOS only).
+    pub latest_agent: bool,
+    /// AWS::EC2::Instance, AWS::SSM::ManagedInstance, Microsoft.Compute/virtualMachines,
+    /// compute.googleapis.com/Instance: where the node runs.
+    pub source_type: String,
+    /// Epoch seconds.
+    pub registered: f64,
+    pub last_ping: f64,
+    /// Hybrid nodes only.
+    pub activation_id: Option<String>,
+    pub iam_role: Option<String>,
+    pub computer_name: String,
+    pub ip_address: String,
+}
+
 /// A simulated managed node: an EC2 instance (`i-`) or a hybrid node (`mi-`).
 #[derive(Debug, Clone, Default)]
 pub struct Instance {
+    pub info: NodeInfo,
     pub tags: Tags,
     /// Patches the node lacks; an Install installs them all.
     pub missing_patches: u64,

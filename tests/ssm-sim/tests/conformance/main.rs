@@ -5,6 +5,7 @@ mod commands;
 mod common;
 mod control;
 mod fleet;
+mod instances;
 mod sts;
 mod tags;
 mod windows;

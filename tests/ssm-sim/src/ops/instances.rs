@@ -1,0 +1,236 @@
+//! The managed nodes themselves: DescribeInstanceInformation
+//! (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DescribeInstanceInformation.html).
+//! The nodes are the account-region's simulated fleet (`crate::fleet`).
+
+use serde_json::Value;
+
+use super::{Ctx, Obj, max_results};
+use crate::error::{ApiError, ApiResult};
+use crate::paging;
+use crate::state::{Instance, RegionState};
+use crate::validate::{NEXT_TOKEN, Req, as_object, nested_list, nested_str};
+
+/// The keys of the older InstanceInformationFilterList (an enum of the API model).
+const LEGACY_KEYS: &[&str] = &[
+    "InstanceIds",
+    "AgentVersion",
+    "PingStatus",
+    "PlatformTypes",
+    "ActivationIds",
+    "IamRole",
+    "ResourceType",
+    "AssociationStatus",
+];
+
+/// The keys of `Filters` besides `tag-key` and `tag:KEY`.
+const FILTER_KEYS: &[&str] = &[
+    "ActivationIds",
+    "AgentVersion",
+    "AssociationStatus",
+    "IamRole",
+    "InstanceIds",
+    "PingStatus",
+    "PlatformTypes",
+    "ResourceType",
+    "SourceIds",
+    "SourceTypes",
+];
+
+/// Values a key accepts, where the API reference lists them ("Inactive" is deprecated
+/// but still a valid PingStatus).
+fn valid_values(key: &str) -> Option<&'static [&'static str]> {
+    match key {
+        "PingStatus" => Some(&["Online", "ConnectionLost", "Inactive"]),
+        "PlatformTypes" => Some(&["Windows", "Linux", "MacOS"]),
+        "ResourceType" => Some(&["EC2Instance", "ManagedInstance"]),
+        "AssociationStatus" => Some(&["Success", "Pending", "Failed"]),
+        _ => None,
+    }
+}
+
+fn invalid_value(message: impl Into<String>) -> ApiError {
+    ApiError::new("InvalidInstanceInformationFilterValue", message)
+}
+
+/// One filter: a key and the values any of which a node must have.
+struct Filter {
+    key: String,
+    values: Vec<String>,
+}
+
+/// Reads `InstanceInformationFilterList` ({key, valueSet}) or `Filters` ({Key, Values}):
+/// "Attempting to use InstanceInformationFilterList and Filters leads to an exception
+/// error" (the reference names no code: InvalidInstanceInformationFilterValue here).
+fn read_filters(req: &mut Req) -> ApiResult<Vec<Filter>> {
+    let legacy = req.opt_list("InstanceInformationFilterList")?;
+    let current = req.opt_list("Filters")?;
+    let (list, key_field, values_field, legacy_form) = match (legacy, current) {
+        (Some(_), Some(_)) => {
+            return Err(invalid_value(
+                "InstanceInformationFilterList and Filters can't be used together",
+            ));
+        }
+        (Some(list), None) => (list, "key", "valueSet", true),
+        (None, Some(list)) => (list, "Key", "Values", false),
+        (None, None) => return Ok(Vec::new()),
+    };
+    let mut filters = Vec::new();
+    for (i, f) in list.iter().enumerate() {
+        let f = as_object(f, "filter")?;
+        let key = nested_str(f, key_field)?.unwrap_or_default().to_owned();
+        let values: Vec<String> = nested_list(f, values_field)?
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect();
+        let at = if legacy_form {
+            format!("instanceInformationFilterList.{}.member", i + 1)
+        } else {
+            format!("filters.{}.member", i + 1)
+        };
+        if legacy_form {
+            req.violations
+                .check_enum(&format!("{at}.key"), &key, LEGACY_KEYS);
+        } else if key.is_empty() {
+            req.violations.push(
+                Some(""),
+                &format!("{at}.key"),
+                "Member must have length greater than or equal to 1",
+            );
+        }
+        req.violations
+            .check_count(&format!("{at}.{values_field}"), values.len(), 1, 100);
+        filters.push(Filter { key, values });
+    }
+    Ok(filters)
+}
+
+/// What the schema cannot say: tag filters alone, known keys, valid values.
+fn check_filters(filters: &[Filter]) -> ApiResult<()> {
+    let tags = filters.iter().filter(|f| is_tag_key(&f.key)).count();
+    if tags > 0 && tags < filters.len() {
+        return Err(invalid_value(
+            "Tag filters can't be combined with other filter types",
+        ));
+    }
+    for f in filters {
+        if !is_tag_key(&f.key) && !FILTER_KEYS.contains(&f.key.as_str()) {
+            return Err(ApiError::new(
+                "InvalidFilterKey",
+                format!("The specified key isn't valid: {}", f.key),
+            ));
+        }
+        if let Some(allowed) = valid_values(&f.key)
+            && let Some(bad) = f.values.iter().find(|v| !allowed.contains(&v.as_str()))
+        {
+            return Err(invalid_value(format!(
+                "{bad} is not a valid value for {}; valid values: {}",
+                f.key,
+                allowed.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn is_tag_key(key: &str) -> bool {
+    key == "tag-key" || key.starts_with("tag:")
+}
+
+fn resource_type(id: &str) -> &'static str {
+    if id.starts_with("mi-") {
+        "ManagedInstance"
+    } else {
+        "EC2Instance"
+    }
+}
+
+fn matches(filter: &Filter, id: &str, node: &Instance) -> bool {
+    let any = |value: Option<&str>| value.is_some_and(|v| filter.values.iter().any(|f| f == v));
+    let info = &node.info;
+    match filter.key.as_str() {
+        "InstanceIds" => any(Some(id)),
+        "AgentVersion" => any(Some(&info.agent_version)),
+        "PingStatus" => any(Some(&info.ping_status)),
+        "PlatformTypes" => any(Some(&info.platform_type)),
+        "ActivationIds" => any(info.activation_id.as_deref()),
+        "IamRole" => any(info.iam_role.as_deref()),
+        "ResourceType" => any(Some(resource_type(id))),
+        // The simulator runs no State Manager associations: no node has a status.
+        "AssociationStatus" => false,
+        "SourceIds" => any(Some(id)),
+        "SourceTypes" => any(Some(&info.source_type)),
+        "tag-key" => filter.values.iter().any(|k| node.tags.contains_key(k)),
+        key => key
+            .strip_prefix("tag:")
+            .is_some_and(|k| any(node.tags.get(k).map(String::as_str))),
+    }
+}
+
+/// One InstanceInformation. IsLatestVersion: "Indicates whether the latest version of SSM
+/// Agent is running on your Linux managed node. This field doesn't indicate whether or not
+/// the latest version is installed on Windows managed nodes": false for Windows.
+fn information(id: &str, node: &Instance) -> Value {
+    let info = &node.info;
+    let hybrid = id.starts_with("mi-");
+    Obj::new()
+        .set("InstanceId", id)
+        .set("PingStatus", info.ping_status.as_str())
+        .set("LastPingDateTime", info.last_ping)
+        .set("AgentVersion", info.agent_version.as_str())
+        .set(
+            "IsLatestVersion",
+            info.platform_type != "Windows" && info.latest_agent,
+        )
+        .set("PlatformType", info.platform_type.as_str())
+        .set("PlatformName", info.platform_name.as_str())
+        .set("PlatformVersion", info.platform_version.as_str())
+        .opt("ActivationId", info.activation_id.clone())
+        .opt("IamRole", info.iam_role.clone())
+        .opt("RegistrationDate", hybrid.then_some(info.registered))
+        .set("ResourceType", resource_type(id))
+        .set("IPAddress", info.ip_address.as_str())
+        .set("ComputerName", info.computer_name.as_str())
+        .set("SourceId", id)
+        .set("SourceType", info.source_type.as_str())
+        .build()
+}
+
+pub fn describe_information(
+    _ctx: &Ctx<'_>,
+    st: &mut RegionState,
+    mut req: Req,
+) -> ApiResult<Value> {
+    let filters = read_filters(&mut req)?;
+    // MaxResultsEC2Compatible: 5 to 50, "The default value is 10 items."
+    let max = max_results(&mut req, 5, 50, 10)?;
+    let token = req.opt_str("NextToken", NEXT_TOKEN)?;
+    req.finish()?;
+    check_filters(&filters)?;
+    let after = paging::decode(token.as_deref())?;
+    // "If you specify a node ID that isn't valid or a node that you don't own, you receive
+    // an error."
+    for filter in filters.iter().filter(|f| f.key == "InstanceIds") {
+        if let Some(unknown) = filter
+            .values
+            .iter()
+            .find(|id| !st.instances.contains_key(*id))
+        {
+            return Err(ApiError::new(
+                "InvalidInstanceId",
+                format!("Instance Id {unknown} is not valid or does not belong to this account"),
+            ));
+        }
+    }
+    let selected = st
+        .instances
+        .iter()
+        .filter(|(id, _)| after.as_ref().is_none_or(|a| *id > a))
+        .filter(|(id, node)| filters.iter().all(|f| matches(f, id, node)))
+        .map(|(id, node)| (id.clone(), information(id, node)));
+    let (items, next) = paging::page(selected, max);
+    Ok(Obj::new()
+        .set("InstanceInformationList", items)
+        .opt("NextToken", next)
+        .build())
+}
