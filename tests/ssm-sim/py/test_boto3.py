@@ -283,6 +283,24 @@ def test_describe_instance_information_through_boto3(sim):
     assert error_code(e) == "ValidationException"
 
 
+def test_patch_states_through_boto3(sim):
+    # https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DescribeInstancePatchStates.html
+    control(sim, "PUT", "/_sim/settings", {"command_seconds": 0})
+    put_fleet(sim, [{"instanceId": "i-0123456789abcdef7", "missingPatches": 2}])
+    ssm = client(sim)
+    ssm.send_command(
+        DocumentName="AWS-RunPatchBaseline", InstanceIds=["i-0123456789abcdef7"], Parameters={"Operation": ["Scan"]}
+    )
+    states = ssm.describe_instance_patch_states(InstanceIds=["i-0123456789abcdef7"])["InstancePatchStates"]
+    assert [(s["Operation"], s["MissingCount"], s["InstalledCount"]) for s in states] == [("Scan", 2, 0)]
+    assert ":patchbaseline/" in states[0]["BaselineId"]  # AWS's default for Amazon Linux 2
+    patches = ssm.describe_instance_patches(InstanceId="i-0123456789abcdef7")["Patches"]
+    assert {p["State"] for p in patches} == {"MISSING"} and len(patches) == 2
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ssm.describe_instance_patches(InstanceId="i-0123456789abcdef7", Filters=[{"Key": "Color", "Values": ["red"]}])
+    assert error_code(e) == "InvalidFilter"
+
+
 def test_aws_cli(sim):
     env = dict(os.environ, AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET, AWS_DEFAULT_REGION="us-east-1")
     env.pop("AWS_PROFILE", None)

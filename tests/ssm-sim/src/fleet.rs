@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::Sim;
 use crate::config::Quotas;
 use crate::ops::commands::invocation_status;
+use crate::patching::{NodePatch, Patch};
 use crate::state::{self, Instance, NodeInfo, RegionState, Tags};
 use crate::validate::{Str, TAG_KEY, TAG_VALUE, matches};
 
@@ -34,9 +35,14 @@ pub struct InstanceSpec {
     pub instance_id: String,
     #[serde(default)]
     pub tags: Tags,
-    /// Patches the node lacks (installed by the next Install).
+    /// Patches the node lacks, described no further: as many critical security updates
+    /// released 400 days ago (approved by any baseline approving those), added to
+    /// `patches`.
     #[serde(default)]
     pub missing_patches: u64,
+    /// The patches available to the node, installed or not.
+    #[serde(default)]
+    pub patches: Vec<PatchSpec>,
     /// Every Install on the node fails.
     #[serde(default)]
     pub fails_install: bool,
@@ -82,6 +88,30 @@ pub struct InstanceSpec {
     pub ip_address: Option<String>,
 }
 
+/// One patch available to a node.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PatchSpec {
+    /// The title (Windows) or package name (Linux).
+    pub title: String,
+    #[serde(default)]
+    pub kb_id: Option<String>,
+    /// CLASSIFICATION: SecurityUpdates, CriticalUpdates, Updates, ... (Windows); Security,
+    /// Bugfix, Enhancement, ... (Linux).
+    pub classification: String,
+    /// MSRC_SEVERITY (Windows) or SEVERITY (Linux): Critical, Important, Moderate, Low.
+    pub severity: String,
+    /// YYYY-MM-DD.
+    pub release_date: String,
+    #[serde(default)]
+    pub cve_ids: Vec<String>,
+    /// Already on the node.
+    #[serde(default)]
+    pub installed: bool,
+}
+
+const DATE: &str = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$";
+
 /// The SSM Agent version the simulator calls the latest.
 pub const LATEST_AGENT: &str = "3.3.1142.0";
 const PLATFORM_TYPES: &[&str] = &["Windows", "Linux", "MacOS"];
@@ -121,12 +151,66 @@ impl InstanceSpec {
                 "instance {id}: agentVersion {v:?} is not a version such as 3.3.1142.0"
             ));
         }
+        for p in &self.patches {
+            if p.title.is_empty() || p.classification.is_empty() || p.severity.is_empty() {
+                return Err(format!(
+                    "instance {id}: a patch needs a title, a classification and a severity"
+                ));
+            }
+            if !matches(DATE, &p.release_date) {
+                return Err(format!(
+                    "instance {id}: patch {:?} releaseDate {:?} is not YYYY-MM-DD",
+                    p.title, p.release_date
+                ));
+            }
+        }
         if self.activation_id.is_some() && !id.starts_with("mi-") {
             return Err(format!(
                 "instance {id}: only hybrid nodes (mi-) have an activationId"
             ));
         }
         Ok(())
+    }
+
+    /// The node's patches: those listed, then `missingPatches` more.
+    pub fn node_patches(&self, os: &str, now: f64) -> Vec<NodePatch> {
+        let listed = self.patches.iter().map(|p| NodePatch {
+            patch: Patch {
+                title: p.title.clone(),
+                kb_id: p.kb_id.clone(),
+                classification: p.classification.clone(),
+                severity: p.severity.clone(),
+                released: crate::patching::start_of_day(&p.release_date).unwrap_or(now),
+                cve_ids: p.cve_ids.clone(),
+            },
+            installed_at: p.installed.then_some(now),
+            pending_reboot: false,
+            failed: false,
+        });
+        let windows = os == "WINDOWS";
+        let unnamed = (0..self.missing_patches).map(|i| NodePatch {
+            patch: Patch {
+                title: if windows {
+                    format!("KB{}", 5_000_000 + i)
+                } else {
+                    format!("security-update-{i}")
+                },
+                kb_id: windows.then(|| format!("KB{}", 5_000_000 + i)),
+                classification: if windows {
+                    "SecurityUpdates"
+                } else {
+                    "Security"
+                }
+                .into(),
+                severity: "Critical".into(),
+                released: now - 400.0 * 86_400.0,
+                cve_ids: Vec::new(),
+            },
+            installed_at: None,
+            pending_reboot: false,
+            failed: false,
+        });
+        listed.chain(unnamed).collect()
     }
 
     /// The node's facts, defaults filled in, registered at `now` unless told.
@@ -266,9 +350,9 @@ pub fn apply(sim: &Sim, spec: &FleetSpec) {
             (
                 i.instance_id.clone(),
                 Instance {
+                    patches: i.node_patches(&i.info(now).operating_system, now),
                     info: i.info(now),
                     tags: i.tags.clone(),
-                    missing_patches: i.missing_patches,
                     fails_install: i.fails_install,
                     pending_reboot: i.pending_reboot,
                     ..Instance::default()
@@ -313,9 +397,9 @@ pub fn view(st: &RegionState, account: &str, region: &str, now: f64) -> Value {
                 "sourceType": i.info.source_type,
                 "activationId": i.info.activation_id,
                 "tags": i.tags,
-                "missingPatches": i.missing_patches,
+                "missingPatches": i.patches.iter().filter(|p| p.installed_at.is_none()).count(),
                 "failsInstall": i.fails_install,
-                "pendingReboot": i.pending_reboot,
+                "pendingReboot": i.pending_reboot || i.patches.iter().any(|p| p.pending_reboot),
                 "installedPatches": i.installed_patches,
                 "reboots": i.reboots,
                 "runs": runs,

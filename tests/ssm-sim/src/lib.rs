@@ -16,6 +16,7 @@ pub mod fleet;
 pub mod http1;
 pub mod ops;
 mod paging;
+pub mod patching;
 mod predefined;
 pub mod protocol;
 pub mod schedule;

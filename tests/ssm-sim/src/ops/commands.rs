@@ -17,7 +17,10 @@ use crate::clock;
 use crate::documents::{self, DocumentType};
 use crate::error::{ApiError, ApiResult};
 use crate::paging;
-use crate::state::{Command, Instance, Invocation, Json, Outcome, RegionState};
+use crate::patching;
+use crate::state::{
+    Command, Instance, Invocation, Json, Outcome, PatchStateRecord, RegionState, ReportedPatch,
+};
 use crate::validate::{NEXT_TOKEN, Req, Str, as_object, nested_str};
 
 const INSTANCE_ID: Str = Str::pat(10, 124, r"(^i-(\w{8}|\w{17})$)|(^mi-\w{17}$)");
@@ -168,18 +171,21 @@ fn rate(value: &str, n: usize) -> usize {
     }
 }
 
-/// AWS-RunPatchBaseline on one node.
+/// AWS-RunPatchBaseline on one node, under the baseline that applies to it.
 /// https://docs.aws.amazon.com/systems-manager/latest/userguide/patch-manager-aws-runpatchbaseline.html
-/// Scan changes nothing. Install installs the missing patches, then with RebootIfNeeded
-/// reboots "if it installed any patches, or if any patches are detected with a status
-/// of InstalledPendingReboot"; with NoReboot installed patches are left
+/// Scan changes nothing. Install installs the patches the baseline approves and the node
+/// lacks (on a `failsInstall` node they fail), then with RebootIfNeeded reboots "if it
+/// installed any patches, or if any patches are detected with a status of
+/// InstalledPendingReboot"; with NoReboot installed patches are left
 /// InstalledPendingReboot.
 /// https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_InstancePatchState.html
+/// Either way the node's patch state is recorded as the operation leaves it (each
+/// operation overwrites the last), ending when the invocation does.
 fn run_on(
     node: &mut Instance,
     instance_id: &str,
-    operation: &str,
-    reboot_option: &str,
+    run: &Run<'_>,
+    baseline: Option<&crate::state::Baseline>,
 ) -> Invocation {
     let mut inv = Invocation {
         instance_id: instance_id.to_string(),
@@ -187,24 +193,106 @@ fn run_on(
         installed: 0,
         rebooted: false,
     };
-    if operation != "Install" {
-        return inv;
-    }
-    if node.fails_install {
+    let Some(baseline) = baseline else {
+        // No baseline for the node's operating system: nothing to evaluate against.
         inv.outcome = Outcome::Failed;
         return inv;
+    };
+    let install = run.operation == "Install";
+    let no_reboot = run.reboot_option == "NoReboot";
+    if install {
+        for np in &mut node.patches {
+            let approval = patching::approval(baseline, &np.patch, run.now);
+            if np.installed_at.is_some() || !approval.approved {
+                continue;
+            }
+            if node.fails_install {
+                np.failed = true;
+            } else {
+                np.installed_at = Some(run.now);
+                np.pending_reboot = no_reboot;
+                np.failed = false;
+                inv.installed += 1;
+            }
+        }
+        if node.fails_install {
+            inv.outcome = Outcome::Failed;
+        } else {
+            node.installed_patches = node.installed_patches.saturating_add(inv.installed);
+            let pending = node.pending_reboot || node.patches.iter().any(|p| p.pending_reboot);
+            if run.reboot_option == "RebootIfNeeded" && (inv.installed > 0 || pending) {
+                inv.rebooted = true;
+                node.reboots = node.reboots.saturating_add(1);
+                node.pending_reboot = false;
+                node.patches
+                    .iter_mut()
+                    .for_each(|p| p.pending_reboot = false);
+            }
+        }
     }
-    inv.installed = node.missing_patches;
-    node.missing_patches = 0;
-    node.installed_patches = node.installed_patches.saturating_add(inv.installed);
-    if reboot_option == "RebootIfNeeded" && (inv.installed > 0 || node.pending_reboot) {
-        inv.rebooted = true;
-        node.reboots = node.reboots.saturating_add(1);
-        node.pending_reboot = false;
-    } else if inv.installed > 0 {
-        node.pending_reboot = true;
-    }
+    let previous_no_reboot = node
+        .patch_state
+        .as_ref()
+        .and_then(|s| s.last_no_reboot_install);
+    node.patch_state = Some(PatchStateRecord {
+        operation: run.operation.to_owned(),
+        started: run.now,
+        ended: run.now + run.seconds,
+        baseline_id: baseline.id.clone(),
+        patch_group: node.tags.get(PATCH_GROUP_TAG).cloned().unwrap_or_default(),
+        reboot_option: run.reboot_option.to_owned(),
+        last_no_reboot_install: if install && no_reboot && !node.fails_install {
+            Some(run.now)
+        } else {
+            previous_no_reboot
+        },
+        patches: node
+            .patches
+            .iter()
+            .filter_map(|np| {
+                let approval = patching::approval(baseline, &np.patch, run.now);
+                let state = patching::state(baseline, np, &approval)?;
+                Some(ReportedPatch {
+                    patch: np.patch.clone(),
+                    state,
+                    installed_at: np.installed_at,
+                    compliance_level: approval.compliance_level,
+                })
+            })
+            .collect(),
+    });
     inv
+}
+
+/// The tag whose value names a node's patch group.
+pub const PATCH_GROUP_TAG: &str = "Patch Group";
+
+/// The baseline that applies to a node: the one registered for its `Patch Group` tag and
+/// operating system, else its operating system's default
+/// (https://docs.aws.amazon.com/systems-manager/latest/userguide/patch-manager-patch-groups.html).
+pub fn baseline_for<'s>(
+    st: &'s RegionState,
+    node: &Instance,
+) -> Option<&'s crate::state::Baseline> {
+    let os = node.info.operating_system.as_str();
+    let registered = node.tags.get(PATCH_GROUP_TAG).and_then(|group| {
+        st.baselines
+            .values()
+            .find(|b| b.operating_system == os && b.patch_groups.contains(group))
+    });
+    match registered {
+        Some(b) => Some(&**b),
+        None => st.default_baseline(os).and_then(|id| st.baseline(&id)),
+    }
+}
+
+/// What a command does on each node.
+struct Run<'a> {
+    operation: &'a str,
+    reboot_option: &'a str,
+    now: f64,
+    /// How long each invocation runs.
+    seconds: f64,
 }
 
 /// Runs a command on its targets with AWS's rate controls, deterministically.
@@ -224,11 +312,22 @@ fn execute(
     st: &mut RegionState,
     command_id: &str,
     targets: &[String],
-    operation: &str,
-    reboot_option: &str,
+    run: &Run<'_>,
     max_concurrency: &str,
     max_errors: &str,
 ) -> Vec<Invocation> {
+    // Each node's baseline, resolved before any node changes.
+    let baselines: std::collections::HashMap<&String, Option<crate::state::Baseline>> = targets
+        .iter()
+        .map(|id| {
+            let baseline = st
+                .instances
+                .get(id)
+                .and_then(|node| baseline_for(st, node))
+                .cloned();
+            (id, baseline)
+        })
+        .collect();
     let n = targets.len();
     let concurrency = rate(max_concurrency, n).max(1);
     let allowed_errors = rate(max_errors, n);
@@ -252,7 +351,7 @@ fn execute(
                     rebooted: false,
                 }
             } else {
-                run_on(node, id, operation, reboot_option)
+                run_on(node, id, run, baselines.get(id).and_then(Option::as_ref))
             };
             if inv.outcome == Outcome::Failed {
                 failed += 1;
@@ -466,15 +565,13 @@ pub fn send(ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResult<Valu
     let max_concurrency = max_concurrency.unwrap_or_else(|| "50".into());
     let max_errors = max_errors.unwrap_or_else(|| "0".into());
     let id = clock::uuid();
-    let mut invocations = execute(
-        st,
-        &id,
-        &reached,
-        &operation,
-        &reboot_option,
-        &max_concurrency,
-        &max_errors,
-    );
+    let run = Run {
+        operation: &operation,
+        reboot_option: &reboot_option,
+        now: ctx.now,
+        seconds: ctx.command_seconds,
+    };
+    let mut invocations = execute(st, &id, &reached, &run, &max_concurrency, &max_errors);
     invocations.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
     let command = Command {
         id,

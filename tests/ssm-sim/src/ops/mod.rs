@@ -3,6 +3,7 @@
 
 mod baselines;
 pub(crate) mod commands;
+mod compliance;
 mod instances;
 mod patch_groups;
 mod tags;
@@ -73,6 +74,11 @@ pub const OPERATIONS: &[(&str, Handler)] = &[
         "DescribeInstanceInformation",
         instances::describe_information,
     ),
+    (
+        "DescribeInstancePatchStates",
+        compliance::describe_patch_states,
+    ),
+    ("DescribeInstancePatches", compliance::describe_patches),
 ];
 
 pub fn handler(op: &str) -> Option<Handler> {

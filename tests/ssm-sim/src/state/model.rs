@@ -135,17 +135,49 @@ pub struct NodeInfo {
 pub struct Instance {
     pub info: NodeInfo,
     pub tags: Tags,
-    /// Patches the node lacks; an Install installs them all.
-    pub missing_patches: u64,
+    /// Every patch available to the node, installed or not: an Install installs those the
+    /// node's baseline approves (see `crate::patching`).
+    pub patches: Vec<crate::patching::NodePatch>,
     /// Every Install on this node fails.
     pub fails_install: bool,
-    /// Patches were installed with NoReboot and wait for a reboot (InstalledPendingReboot).
+    /// Patches installed before the fleet was put wait for a reboot.
     pub pending_reboot: bool,
+    /// The node's patch state after its last Scan or Install, as
+    /// DescribeInstancePatchStates reports it.
+    pub patch_state: Option<PatchStateRecord>,
     /// Patches installed so far, over all runs.
     pub installed_patches: u64,
     pub reboots: u64,
     /// Ids of the commands sent to this node, oldest first.
     pub runs: Vec<String>,
+}
+
+/// A node's last patching operation and what it found, by state
+/// (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_InstancePatchState.html).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PatchStateRecord {
+    /// Scan or Install.
+    pub operation: String,
+    pub started: f64,
+    pub ended: f64,
+    pub baseline_id: String,
+    /// The node's `Patch Group` tag ("" without one).
+    pub patch_group: String,
+    pub reboot_option: String,
+    /// The last Install with NoReboot.
+    pub last_no_reboot_install: Option<f64>,
+    /// Each reported patch with its state then: "each scan overwrites the previous one".
+    pub patches: Vec<ReportedPatch>,
+}
+
+/// A patch as the last operation reported it (DescribeInstancePatches).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportedPatch {
+    pub patch: crate::patching::Patch,
+    pub state: crate::patching::State,
+    pub installed_at: Option<f64>,
+    /// The approving rule's compliance level.
+    pub compliance_level: String,
 }
 
 /// How an invocation ends; decided when the command is sent.

@@ -3,6 +3,7 @@
 mod baselines;
 mod commands;
 mod common;
+mod compliance;
 mod control;
 mod fleet;
 mod instances;
