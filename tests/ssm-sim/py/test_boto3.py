@@ -299,6 +299,13 @@ def test_patch_states_through_boto3(sim):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         ssm.describe_instance_patches(InstanceId="i-0123456789abcdef7", Filters=[{"Key": "Color", "Values": ["red"]}])
     assert error_code(e) == "InvalidFilter"
+    # The node has no Patch Group tag: its report belongs to the group "".
+    group = ssm.describe_patch_group_state(PatchGroup="web")
+    assert group["Instances"] == 0
+    listed = ssm.describe_instance_patch_states_for_patch_group(
+        PatchGroup="web", Filters=[{"Key": "MissingCount", "Values": ["0"], "Type": "GreaterThan"}]
+    )
+    assert listed["InstancePatchStates"] == []
 
 
 def test_aws_cli(sim):

@@ -1,7 +1,8 @@
 //! What the last Scan or Install found on each node: DescribeInstancePatchStates
 //! (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DescribeInstancePatchStates.html)
 //! and DescribeInstancePatches
-//! (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DescribeInstancePatches.html).
+//! (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DescribeInstancePatches.html),
+//! and per patch group DescribeInstancePatchStatesForPatchGroup and DescribePatchGroupState.
 //! The records are written by AWS-RunPatchBaseline (`commands::run_on`); each operation
 //! overwrites the node's previous one.
 
@@ -12,7 +13,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::paging;
 use crate::patching::State;
 use crate::state::{PatchStateRecord, RegionState, ReportedPatch};
-use crate::validate::{NEXT_TOKEN, Req, Str};
+use crate::validate::{NEXT_TOKEN, PATCH_GROUP, Req, Str};
 
 const INSTANCE_ID: Str = Str::pat(10, 124, r"(^i-(\w{8}|\w{17})$)|(^mi-\w{17}$)");
 /// PatchComplianceMaxResults: 10 to 100 (the reference states no default).
@@ -21,53 +22,82 @@ const PAGE: (i64, i64, i64) = (10, 100, 10);
 /// Classifications that make a patch a security patch (Windows and Linux).
 const SECURITY: &[&str] = &["SecurityUpdates", "CriticalUpdates", "Security"];
 
-fn count(record: &PatchStateRecord, state: State) -> usize {
-    record.patches.iter().filter(|p| p.state == state).count()
+/// A node's last report, counted: by state, and its non-compliant patches ("missing,
+/// have failed installation, were rejected, or were installed but awaiting a required
+/// managed node reboot", InstancePatchState) as critical (the approving rule's compliance
+/// level is CRITICAL), security (classified as a security update) and other (neither).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Tally {
+    installed: usize,
+    installed_other: usize,
+    pending_reboot: usize,
+    rejected: usize,
+    missing: usize,
+    failed: usize,
+    critical: usize,
+    security: usize,
+    other: usize,
 }
 
-/// Not compliant: "missing, have failed installation, were rejected, or were installed
-/// but awaiting a required managed node reboot" (InstancePatchState).
-fn non_compliant(p: &ReportedPatch) -> bool {
-    matches!(
-        p.state,
-        State::Missing | State::Failed | State::InstalledRejected | State::InstalledPendingReboot
-    )
-}
+impl Tally {
+    fn of(record: &PatchStateRecord) -> Tally {
+        let mut t = Tally::default();
+        for p in &record.patches {
+            match p.state {
+                State::Installed => t.installed += 1,
+                State::InstalledOther => t.installed_other += 1,
+                State::InstalledPendingReboot => t.pending_reboot += 1,
+                State::InstalledRejected => t.rejected += 1,
+                State::Missing => t.missing += 1,
+                State::Failed => t.failed += 1,
+            }
+            let open = matches!(
+                p.state,
+                State::Missing
+                    | State::Failed
+                    | State::InstalledRejected
+                    | State::InstalledPendingReboot
+            );
+            if !open {
+                continue;
+            }
+            let critical = p.compliance_level == "CRITICAL";
+            let security = SECURITY.contains(&p.patch.classification.as_str());
+            t.critical += usize::from(critical);
+            t.security += usize::from(security);
+            t.other += usize::from(!critical && !security);
+        }
+        t
+    }
 
-/// One InstancePatchState. Critical: the approving rule's compliance level is CRITICAL;
-/// security: classified as a security update; other: non-compliant and neither.
-fn patch_state(id: &str, record: &PatchStateRecord) -> Value {
-    let open: Vec<&ReportedPatch> = record.patches.iter().filter(|p| non_compliant(p)).collect();
-    let critical = open
-        .iter()
-        .filter(|p| p.compliance_level == "CRITICAL")
-        .count();
-    let security = open
-        .iter()
-        .filter(|p| SECURITY.contains(&p.patch.classification.as_str()))
-        .count();
-    let other = open
-        .iter()
-        .filter(|p| {
-            p.compliance_level != "CRITICAL" && !SECURITY.contains(&p.patch.classification.as_str())
+    /// The InstancePatchStateFilter keys, by name.
+    fn get(&self, key: &str) -> Option<usize> {
+        Some(match key {
+            "InstalledCount" => self.installed,
+            "InstalledOtherCount" => self.installed_other,
+            "InstalledPendingRebootCount" => self.pending_reboot,
+            "InstalledRejectedCount" => self.rejected,
+            "MissingCount" => self.missing,
+            "FailedCount" => self.failed,
+            "UnreportedNotApplicableCount" | "NotApplicableCount" => 0,
+            _ => return None,
         })
-        .count();
+    }
+}
+
+/// One InstancePatchState.
+fn patch_state(id: &str, record: &PatchStateRecord) -> Value {
+    let t = Tally::of(record);
     Obj::new()
         .set("InstanceId", id)
         .set("PatchGroup", record.patch_group.as_str())
         .set("BaselineId", record.baseline_id.as_str())
-        .set("InstalledCount", count(record, State::Installed))
-        .set("InstalledOtherCount", count(record, State::InstalledOther))
-        .set(
-            "InstalledPendingRebootCount",
-            count(record, State::InstalledPendingReboot),
-        )
-        .set(
-            "InstalledRejectedCount",
-            count(record, State::InstalledRejected),
-        )
-        .set("MissingCount", count(record, State::Missing))
-        .set("FailedCount", count(record, State::Failed))
+        .set("InstalledCount", t.installed)
+        .set("InstalledOtherCount", t.installed_other)
+        .set("InstalledPendingRebootCount", t.pending_reboot)
+        .set("InstalledRejectedCount", t.rejected)
+        .set("MissingCount", t.missing)
+        .set("FailedCount", t.failed)
         .set("UnreportedNotApplicableCount", 0)
         .set("NotApplicableCount", 0)
         .set("OperationStartTime", record.started)
@@ -78,10 +108,171 @@ fn patch_state(id: &str, record: &PatchStateRecord) -> Value {
             record.last_no_reboot_install,
         )
         .set("RebootOption", record.reboot_option.as_str())
-        .set("CriticalNonCompliantCount", critical)
-        .set("SecurityNonCompliantCount", security)
-        .set("OtherNonCompliantCount", other)
+        .set("CriticalNonCompliantCount", t.critical)
+        .set("SecurityNonCompliantCount", t.security)
+        .set("OtherNonCompliantCount", t.other)
         .build()
+}
+
+/// One InstancePatchStateFilter: a count compared with one non-negative integer.
+struct CountFilter {
+    key: String,
+    value: usize,
+    comparison: String,
+}
+
+impl CountFilter {
+    fn holds(&self, t: &Tally) -> bool {
+        let Some(n) = t.get(&self.key) else {
+            return false;
+        };
+        match self.comparison.as_str() {
+            "Equal" => n == self.value,
+            "NotEqual" => n != self.value,
+            "LessThan" => n < self.value,
+            _ => n > self.value,
+        }
+    }
+}
+
+/// Filters of DescribeInstancePatchStatesForPatchGroup: 0 to 4, each a known key, exactly
+/// one value ("Must be an integer greater than or equal to 0") and a Type.
+fn read_count_filters(req: &mut Req) -> ApiResult<Vec<CountFilter>> {
+    let Some(list) = req.opt_list("Filters")? else {
+        return Ok(Vec::new());
+    };
+    req.violations.check_count("filters", list.len(), 0, 4);
+    let mut out = Vec::new();
+    for (i, f) in list.iter().enumerate() {
+        let f = crate::validate::as_object(f, "InstancePatchStateFilter")?;
+        let at = format!("filters.{}.member", i + 1);
+        let key = crate::validate::nested_str(f, "Key")?
+            .unwrap_or_default()
+            .to_owned();
+        let comparison = crate::validate::nested_str(f, "Type")?
+            .unwrap_or_default()
+            .to_owned();
+        let values = crate::validate::nested_list(f, "Values")?;
+        req.violations
+            .check_str(&format!("{at}.key"), &key, Str::len(1, 200));
+        req.violations.check_enum(
+            &format!("{at}.type"),
+            &comparison,
+            &["Equal", "NotEqual", "LessThan", "GreaterThan"],
+        );
+        req.violations
+            .check_count(&format!("{at}.values"), values.len(), 1, 1);
+        let value = values
+            .first()
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        out.push((key, value, comparison));
+    }
+    req.finish()?;
+    out.into_iter()
+        .map(|(key, value, comparison)| {
+            if Tally::default().get(&key).is_none() {
+                return Err(ApiError::new(
+                    "InvalidFilter",
+                    format!("The filter name isn't valid: {key}"),
+                ));
+            }
+            let value = value.parse::<usize>().map_err(|_| {
+                ApiError::new(
+                    "InvalidFilter",
+                    format!(
+                        "The filter value {value:?} must be an integer greater than or equal to 0"
+                    ),
+                )
+            })?;
+            Ok(CountFilter {
+                key,
+                value,
+                comparison,
+            })
+        })
+        .collect()
+}
+
+/// The nodes whose last report was made as members of `group`.
+fn members<'s>(
+    st: &'s RegionState,
+    group: &'s str,
+) -> impl Iterator<Item = (&'s String, &'s PatchStateRecord)> {
+    st.instances.iter().filter_map(move |(id, node)| {
+        let record = node.patch_state.as_ref()?;
+        (record.patch_group == group).then_some((id, record))
+    })
+}
+
+pub fn describe_patch_states_for_group(
+    _ctx: &Ctx<'_>,
+    st: &mut RegionState,
+    mut req: Req,
+) -> ApiResult<Value> {
+    let group = req.req_str("PatchGroup", PATCH_GROUP)?;
+    let (min, max, default) = PAGE;
+    let max = max_results(&mut req, min, max, default)?;
+    let token = req.opt_str("NextToken", NEXT_TOKEN)?;
+    let filters = read_count_filters(&mut req)?;
+    req.finish()?;
+    let after = paging::decode(token.as_deref())?;
+    let selected = members(st, &group)
+        .filter(|(id, _)| after.as_ref().is_none_or(|a| *id > a))
+        .filter(|(_, record)| {
+            let t = Tally::of(record);
+            filters.iter().all(|f| f.holds(&t))
+        })
+        .map(|(id, record)| (id.clone(), patch_state(id, record)));
+    let (items, next) = paging::page(selected, max);
+    Ok(Obj::new()
+        .set("InstancePatchStates", items)
+        .opt("NextToken", next)
+        .build())
+}
+
+/// DescribePatchGroupState: how many of the group's nodes have at least one patch in each
+/// state ("The number of managed nodes with ...").
+pub fn describe_group_state(
+    _ctx: &Ctx<'_>,
+    st: &mut RegionState,
+    mut req: Req,
+) -> ApiResult<Value> {
+    let group = req.req_str("PatchGroup", PATCH_GROUP)?;
+    req.finish()?;
+    let tallies: Vec<Tally> = members(st, &group).map(|(_, r)| Tally::of(r)).collect();
+    let with = |f: fn(&Tally) -> usize| tallies.iter().filter(|t| f(t) > 0).count();
+    Ok(Obj::new()
+        .set("Instances", tallies.len())
+        .set("InstancesWithInstalledPatches", with(|t| t.installed))
+        .set(
+            "InstancesWithInstalledOtherPatches",
+            with(|t| t.installed_other),
+        )
+        .set(
+            "InstancesWithInstalledPendingRebootPatches",
+            with(|t| t.pending_reboot),
+        )
+        .set(
+            "InstancesWithInstalledRejectedPatches",
+            with(|t| t.rejected),
+        )
+        .set("InstancesWithMissingPatches", with(|t| t.missing))
+        .set("InstancesWithFailedPatches", with(|t| t.failed))
+        .set("InstancesWithNotApplicablePatches", 0)
+        .set("InstancesWithUnreportedNotApplicablePatches", 0)
+        .set(
+            "InstancesWithCriticalNonCompliantPatches",
+            with(|t| t.critical),
+        )
+        .set(
+            "InstancesWithSecurityNonCompliantPatches",
+            with(|t| t.security),
+        )
+        .set("InstancesWithOtherNonCompliantPatches", with(|t| t.other))
+        .set("InstancesWithAvailableSecurityUpdates", 0)
+        .build())
 }
 
 pub fn describe_patch_states(

@@ -79,6 +79,11 @@ pub const OPERATIONS: &[(&str, Handler)] = &[
         compliance::describe_patch_states,
     ),
     ("DescribeInstancePatches", compliance::describe_patches),
+    (
+        "DescribeInstancePatchStatesForPatchGroup",
+        compliance::describe_patch_states_for_group,
+    ),
+    ("DescribePatchGroupState", compliance::describe_group_state),
 ];
 
 pub fn handler(op: &str) -> Option<Handler> {

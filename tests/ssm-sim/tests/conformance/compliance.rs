@@ -277,3 +277,81 @@ async fn requests_are_validated_like_aws() {
         .await;
     assert_eq!(code(out), "InvalidFilter");
 }
+
+#[tokio::test]
+async fn a_patch_groups_nodes_are_counted_and_listed_by_their_counts() {
+    let server = start_with(instant()).await;
+    let client = ssm(&server);
+    fleet(&server).await;
+    web_baseline(&client).await;
+    run(
+        &client,
+        &[WEB, FAILING, UNGROUPED],
+        "Install",
+        "RebootIfNeeded",
+    )
+    .await;
+
+    let web = client
+        .describe_patch_group_state()
+        .patch_group("web")
+        .send()
+        .await
+        .expect("group state");
+    // WEB installed KB1 (and keeps the blocked KB4); FAILING failed KB1.
+    assert_eq!(web.instances(), 2);
+    assert_eq!(web.instances_with_installed_patches(), 1);
+    assert_eq!(web.instances_with_failed_patches(), 1);
+    assert_eq!(web.instances_with_installed_rejected_patches(), Some(2));
+    assert_eq!(web.instances_with_missing_patches(), 0);
+    assert_eq!(web.instances_with_critical_non_compliant_patches(), Some(1));
+    let nobody = client
+        .describe_patch_group_state()
+        .patch_group("db")
+        .send()
+        .await
+        .expect("empty group");
+    assert_eq!(nobody.instances(), 0);
+
+    let failing = client
+        .describe_instance_patch_states_for_patch_group()
+        .patch_group("web")
+        .filters(
+            aws_sdk_ssm::types::InstancePatchStateFilter::builder()
+                .key("FailedCount")
+                .values("0")
+                .r#type(aws_sdk_ssm::types::InstancePatchStateOperatorType::GreaterThan)
+                .build()
+                .expect("filter"),
+        )
+        .send()
+        .await
+        .expect("filtered");
+    let ids: Vec<&str> = failing
+        .instance_patch_states()
+        .iter()
+        .map(|s| s.instance_id())
+        .collect();
+    assert_eq!(ids, [FAILING]);
+    let all = client
+        .describe_instance_patch_states_for_patch_group()
+        .patch_group("web")
+        .send()
+        .await
+        .expect("all");
+    assert_eq!(all.instance_patch_states().len(), 2);
+    let bad = client
+        .describe_instance_patch_states_for_patch_group()
+        .patch_group("web")
+        .filters(
+            aws_sdk_ssm::types::InstancePatchStateFilter::builder()
+                .key("ColorCount")
+                .values("1")
+                .r#type(aws_sdk_ssm::types::InstancePatchStateOperatorType::Equal)
+                .build()
+                .expect("filter"),
+        )
+        .send()
+        .await;
+    assert_eq!(code(bad), "InvalidFilter");
+}
