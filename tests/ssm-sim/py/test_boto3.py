@@ -281,6 +281,10 @@ def test_describe_instance_information_through_boto3(sim):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         ssm.describe_instance_information(MaxResults=51)
     assert error_code(e) == "ValidationException"
+    old_agents = ssm.describe_instance_properties(
+        FiltersWithOperator=[{"Key": "AgentVersion", "Values": ["3.2"], "Operator": "LessThan"}]
+    )["InstanceProperties"]
+    assert [p["InstanceId"] for p in old_agents] == ["mi-0123456789abcdef2"]
 
 
 def test_patch_states_through_boto3(sim):

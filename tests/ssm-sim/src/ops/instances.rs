@@ -1,5 +1,6 @@
 //! The managed nodes themselves: DescribeInstanceInformation
-//! (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DescribeInstanceInformation.html).
+//! (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DescribeInstanceInformation.html)
+//! and DescribeInstanceProperties.
 //! The nodes are the account-region's simulated fleet (`crate::fleet`).
 
 use serde_json::Value;
@@ -231,6 +232,191 @@ pub fn describe_information(
     let (items, next) = paging::page(selected, max);
     Ok(Obj::new()
         .set("InstanceInformationList", items)
+        .opt("NextToken", next)
+        .build())
+}
+
+/// The keys of DescribeInstanceProperties' InstancePropertyFilterList (an enum of the API
+/// model), which FiltersWithOperator takes too.
+const PROPERTY_KEYS: &[&str] = &[
+    "InstanceIds",
+    "AgentVersion",
+    "PingStatus",
+    "PlatformTypes",
+    "DocumentName",
+    "ActivationIds",
+    "IamRole",
+    "ResourceType",
+    "AssociationStatus",
+];
+const OPERATORS: &[&str] = &["Equal", "NotEqual", "BeginWith", "LessThan", "GreaterThan"];
+
+/// A property filter: the key, its values, how a node's value compares with them.
+struct PropertyFilter {
+    key: String,
+    values: Vec<String>,
+    operator: String,
+}
+
+/// Reads InstancePropertyFilterList ({key, valueSet}, Equal) or FiltersWithOperator
+/// ({Key, Values, Operator}): 1 to 40 filters of 1 to 40 values each. Using both is
+/// refused as for DescribeInstanceInformation (the reference names no code).
+fn read_property_filters(req: &mut Req) -> ApiResult<Vec<PropertyFilter>> {
+    let legacy = req.opt_list("InstancePropertyFilterList")?;
+    let current = req.opt_list("FiltersWithOperator")?;
+    let (list, legacy_form) = match (legacy, current) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::new(
+                "InvalidInstancePropertyFilterValue",
+                "InstancePropertyFilterList and FiltersWithOperator can't be used together",
+            ));
+        }
+        (Some(list), None) => (list, true),
+        (None, Some(list)) => (list, false),
+        (None, None) => return Ok(Vec::new()),
+    };
+    let path = if legacy_form {
+        "instancePropertyFilterList"
+    } else {
+        "filtersWithOperator"
+    };
+    req.violations.check_count(path, list.len(), 1, 40);
+    let mut filters = Vec::new();
+    for (i, f) in list.iter().enumerate() {
+        let f = as_object(f, "filter")?;
+        let at = format!("{path}.{}.member", i + 1);
+        let (key_field, values_field) = if legacy_form {
+            ("key", "valueSet")
+        } else {
+            ("Key", "Values")
+        };
+        let key = nested_str(f, key_field)?.unwrap_or_default().to_owned();
+        let values: Vec<String> = nested_list(f, values_field)?
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect();
+        let operator = if legacy_form {
+            req.violations
+                .check_enum(&format!("{at}.key"), &key, PROPERTY_KEYS);
+            "Equal".to_owned()
+        } else {
+            let operator = nested_str(f, "Operator")?.unwrap_or_default().to_owned();
+            req.violations
+                .check_enum(&format!("{at}.operator"), &operator, OPERATORS);
+            operator
+        };
+        req.violations
+            .check_count(&format!("{at}.{values_field}"), values.len(), 1, 40);
+        filters.push(PropertyFilter {
+            key,
+            values,
+            operator,
+        });
+    }
+    Ok(filters)
+}
+
+/// Dotted versions compare number by number (3.10 after 3.9); other values as text.
+fn compare(a: &str, b: &str) -> std::cmp::Ordering {
+    let numbers = |v: &str| -> Option<Vec<u64>> { v.split('.').map(|p| p.parse().ok()).collect() };
+    match (numbers(a), numbers(b)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        _ => a.cmp(b),
+    }
+}
+
+fn property_value<'n>(key: &str, id: &'n str, node: &'n Instance) -> Option<&'n str> {
+    let info = &node.info;
+    match key {
+        "InstanceIds" => Some(id),
+        "AgentVersion" => Some(&info.agent_version),
+        "PingStatus" => Some(&info.ping_status),
+        "PlatformTypes" => Some(&info.platform_type),
+        "ActivationIds" => info.activation_id.as_deref(),
+        "IamRole" => info.iam_role.as_deref(),
+        "ResourceType" => Some(resource_type(id)),
+        // No documents are associated and no associations run in the simulator.
+        _ => None,
+    }
+}
+
+fn property_matches(filter: &PropertyFilter, id: &str, node: &Instance) -> bool {
+    let Some(value) = property_value(&filter.key, id, node) else {
+        return filter.operator == "NotEqual";
+    };
+    let any = |f: &dyn Fn(&str) -> bool| filter.values.iter().any(|v| f(v));
+    match filter.operator.as_str() {
+        "Equal" => any(&|v| v == value),
+        "NotEqual" => !any(&|v| v == value),
+        "BeginWith" => any(&|v| value.starts_with(v)),
+        "LessThan" => any(&|v| compare(value, v).is_lt()),
+        _ => any(&|v| compare(value, v).is_gt()),
+    }
+}
+
+/// One InstanceProperty: what DescribeInstanceInformation says, with the EC2 facts the
+/// simulator does not model left out.
+fn property(id: &str, node: &Instance) -> Value {
+    let info = &node.info;
+    let hybrid = id.starts_with("mi-");
+    Obj::new()
+        .set("InstanceId", id)
+        .set("PingStatus", info.ping_status.as_str())
+        .set("LastPingDateTime", info.last_ping)
+        .set("AgentVersion", info.agent_version.as_str())
+        .set("PlatformType", info.platform_type.as_str())
+        .set("PlatformName", info.platform_name.as_str())
+        .set("PlatformVersion", info.platform_version.as_str())
+        .opt("ActivationId", info.activation_id.clone())
+        .opt("IamRole", info.iam_role.clone())
+        .opt("RegistrationDate", hybrid.then_some(info.registered))
+        .set("ResourceType", resource_type(id))
+        .set("IPAddress", info.ip_address.as_str())
+        .set("ComputerName", info.computer_name.as_str())
+        .set("SourceId", id)
+        .set("SourceType", info.source_type.as_str())
+        .build()
+}
+
+/// DescribeInstanceProperties
+/// (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DescribeInstanceProperties.html):
+/// the fleet's nodes, MaxResults 5 to 1000.
+pub fn describe_properties(_ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResult<Value> {
+    let filters = read_property_filters(&mut req)?;
+    let max = max_results(&mut req, 5, 1000, 10)?;
+    let token = req.opt_str("NextToken", NEXT_TOKEN)?;
+    req.finish()?;
+    if let Some(f) = filters
+        .iter()
+        .find(|f| !PROPERTY_KEYS.contains(&f.key.as_str()))
+    {
+        return Err(ApiError::new(
+            "InvalidFilterKey",
+            format!("The specified key isn't valid: {}", f.key),
+        ));
+    }
+    for f in filters
+        .iter()
+        .filter(|f| f.key == "InstanceIds" && f.operator == "Equal")
+    {
+        if let Some(unknown) = f.values.iter().find(|id| !st.instances.contains_key(*id)) {
+            return Err(ApiError::new(
+                "InvalidInstanceId",
+                format!("Instance Id {unknown} is not valid or does not belong to this account"),
+            ));
+        }
+    }
+    let after = paging::decode(token.as_deref())?;
+    let selected = st
+        .instances
+        .iter()
+        .filter(|(id, _)| after.as_ref().is_none_or(|a| *id > a))
+        .filter(|(id, node)| filters.iter().all(|f| property_matches(f, id, node)))
+        .map(|(id, node)| (id.clone(), property(id, node)));
+    let (items, next) = paging::page(selected, max);
+    Ok(Obj::new()
+        .set("InstanceProperties", items)
         .opt("NextToken", next)
         .build())
 }

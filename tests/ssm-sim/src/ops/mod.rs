@@ -84,6 +84,7 @@ pub const OPERATIONS: &[(&str, Handler)] = &[
         compliance::describe_patch_states_for_group,
     ),
     ("DescribePatchGroupState", compliance::describe_group_state),
+    ("DescribeInstanceProperties", instances::describe_properties),
 ];
 
 pub fn handler(op: &str) -> Option<Handler> {

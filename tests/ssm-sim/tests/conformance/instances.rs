@@ -235,3 +235,98 @@ async fn pages_hold_five_to_fifty_nodes() {
         .await;
     assert_eq!(code(bad_token), "InvalidNextToken");
 }
+
+#[tokio::test]
+async fn properties_filter_with_operators_and_page_up_to_a_thousand() {
+    use aws_sdk_ssm::types::{
+        InstancePropertyFilter, InstancePropertyFilterKey, InstancePropertyFilterOperator,
+        InstancePropertyStringFilter,
+    };
+    let server = start().await;
+    mixed_fleet(&server).await;
+    let client = ssm(&server);
+    let with = |key: &str, operator: InstancePropertyFilterOperator, value: &str| {
+        InstancePropertyStringFilter::builder()
+            .key(key)
+            .values(value)
+            .operator(operator)
+            .build()
+            .expect("filter")
+    };
+    let ids = |out: aws_sdk_ssm::operation::describe_instance_properties::DescribeInstancePropertiesOutput| {
+        out.instance_properties()
+            .iter()
+            .filter_map(|p| p.instance_id().map(str::to_owned))
+            .collect::<Vec<_>>()
+    };
+    let cases = [
+        (
+            "agents older than 3.2",
+            with(
+                "AgentVersion",
+                InstancePropertyFilterOperator::LessThan,
+                "3.2",
+            ),
+            vec![OLD_AGENT],
+        ),
+        (
+            "not Linux",
+            with(
+                "PlatformTypes",
+                InstancePropertyFilterOperator::NotEqual,
+                "Linux",
+            ),
+            vec![WINDOWS],
+        ),
+        (
+            "hybrid by prefix",
+            with(
+                "InstanceIds",
+                InstancePropertyFilterOperator::BeginWith,
+                "mi-",
+            ),
+            vec![HYBRID, AZURE],
+        ),
+    ];
+    for (case, filter, want) in cases {
+        let out = client
+            .describe_instance_properties()
+            .filters_with_operator(filter)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{case}: {e:?}"));
+        assert_eq!(ids(out), want, "{case}");
+    }
+    let legacy = client
+        .describe_instance_properties()
+        .instance_property_filter_list(
+            InstancePropertyFilter::builder()
+                .key(InstancePropertyFilterKey::PingStatus)
+                .value_set("ConnectionLost")
+                .build()
+                .expect("filter"),
+        )
+        .send()
+        .await
+        .expect("legacy");
+    assert_eq!(ids(legacy), [OLD_AGENT]);
+    let all = client
+        .describe_instance_properties()
+        .max_results(1000)
+        .send()
+        .await
+        .expect("all");
+    assert_eq!(all.instance_properties().len(), 5);
+    let too_many = client
+        .describe_instance_properties()
+        .max_results(1001)
+        .send()
+        .await;
+    assert_eq!(code(too_many), "ValidationException");
+    let unknown = client
+        .describe_instance_properties()
+        .filters_with_operator(with("Color", InstancePropertyFilterOperator::Equal, "red"))
+        .send()
+        .await;
+    assert_eq!(code(unknown), "InvalidFilterKey");
+}
