@@ -70,6 +70,17 @@ pub fn desired(
     (desired, problems)
 }
 
+/// A policy's baselines, the first per operating system: the API keeps one entry per
+/// operating system (a list map); stay safe anyway.
+fn baselines_of(policy: &PatchPolicy) -> impl Iterator<Item = &BaselineSpec> {
+    let mut seen = BTreeSet::new();
+    policy
+        .spec
+        .baselines
+        .iter()
+        .filter(move |b| seen.insert(b.operating_system))
+}
+
 /// The baseline `name` of `policy` for one of its specs, its definition shared through the
 /// inventory's cache.
 fn policy_baseline(
@@ -232,14 +243,7 @@ impl<'a> Planner<'a> {
         let mut givers: BTreeMap<(String, String), Vec<Owner>> = BTreeMap::new();
         for (policy_owner, followers) in by_policy {
             let policy = followers[0].policy;
-            let mut seen = BTreeSet::new();
-            // The API keeps one entry per operating system (a list map); stay safe anyway.
-            for spec in policy
-                .spec
-                .baselines
-                .iter()
-                .filter(|b| seen.insert(b.operating_system))
-            {
+            for spec in baselines_of(policy) {
                 let name = baseline_name(
                     &policy_owner.namespace,
                     &policy_owner.name,
@@ -280,13 +284,7 @@ impl<'a> Planner<'a> {
             return;
         };
         let owner = policy_owner(policy);
-        let mut seen = BTreeSet::new();
-        for spec in policy
-            .spec
-            .baselines
-            .iter()
-            .filter(|b| seen.insert(b.operating_system))
-        {
+        for spec in baselines_of(policy) {
             let name = baseline_name(&owner.namespace, &owner.name, spec.operating_system);
             match self.desired.baselines.get(&name) {
                 // The policy's own baseline, already planned for the groups following it.

@@ -31,4 +31,4 @@ pub use model::*;
 pub use plan::{Plan, baseline_needs_deep_read, plan, plan_from, window_needs_deep_read};
 pub use quota::fit_quotas;
 pub use selection::{account_regions, reached_by};
-pub use steps::{Step, group_giving};
+pub use steps::{Step, group_giving, owners_observed};

@@ -30,9 +30,6 @@ pub struct Plan {
     pub problems: Vec<Problem>,
     /// The owners with objects here once every step is applied.
     pub owners: BTreeSet<Owner>,
-    /// The owners with objects here before the plan (this controller's, as observed): a
-    /// pass that stops half-way leaves some of them.
-    pub owners_observed: BTreeSet<Owner>,
 }
 
 impl Plan {
@@ -46,11 +43,17 @@ impl Plan {
     }
 
     /// The owners with objects here after applying the first `applied` steps: all of
-    /// `owners` when every step was applied, else those and whatever was there before.
-    pub fn owners_after(&self, applied: usize) -> BTreeSet<Owner> {
+    /// `owners` when every step was applied, else those and whatever was there before
+    /// (`before`, usually [`owners_observed`](crate::steps::owners_observed) of the
+    /// observation planned from: called only for a batch that stopped half-way).
+    pub fn owners_after(
+        &self,
+        applied: usize,
+        before: impl FnOnce() -> BTreeSet<Owner>,
+    ) -> BTreeSet<Owner> {
         let mut owners = self.owners.clone();
         if applied < self.operations.len() {
-            owners.extend(self.owners_observed.iter().cloned());
+            owners.extend(before());
         }
         owners
     }
@@ -119,13 +122,11 @@ pub fn plan_from(
     };
     let operations = attribution.steps(diff.operations);
     let owners = attribution.owners_desired();
-    let owners_observed = attribution.owners_observed(&settings.cluster_id);
     Plan {
         desired,
         operations,
         problems,
         owners,
-        owners_observed,
     }
 }
 

@@ -83,41 +83,6 @@ impl Attribution<'_> {
         owners
     }
 
-    /// Every owner with objects this controller owns in what was observed: the owner tags
-    /// of baselines and windows, and the groups registered to owned baselines (a
-    /// registration carries no tag). What is still there when a batch stops half-way.
-    pub fn owners_observed(&self, cluster_id: &str) -> BTreeSet<Owner> {
-        let observed = self.observed;
-        let owned_by = |tags_: &std::collections::BTreeMap<String, String>| {
-            (tags_.get(tags::CLUSTER).map(String::as_str) == Some(cluster_id))
-                .then(|| tags_.get(tags::OWNER).and_then(|o| Owner::parse(o)))
-                .flatten()
-        };
-        let mut owners: BTreeSet<Owner> = observed
-            .baselines
-            .iter()
-            .map(|b| &b.tags)
-            .chain(observed.windows.iter().map(|w| &w.tags))
-            .filter_map(owned_by)
-            .collect();
-        for registration in &observed.registrations {
-            let namespace = observed
-                .baselines
-                .iter()
-                .find(|b| b.id == registration.baseline_id)
-                .and_then(|b| owned_by(&b.tags))
-                .map(|o| o.namespace);
-            if let Some(namespace) = namespace {
-                owners.extend(group_giving(
-                    self.inventory,
-                    &namespace,
-                    &registration.patch_group,
-                ));
-            }
-        }
-        owners
-    }
-
     fn baseline_owner(&self, id: &str) -> Option<Owner> {
         self.observed
             .baselines
@@ -271,6 +236,45 @@ impl Attribution<'_> {
             ),
         }
     }
+}
+
+/// Every owner with objects this controller owns in what was observed: the owner tags of
+/// baselines and windows, and the groups registered to owned baselines (a registration
+/// carries no tag). What is still there when a batch stops half-way: computed only then
+/// (see [`crate::Plan::owners_after`]), not on every pass.
+pub fn owners_observed(
+    inventory: &Inventory,
+    observed: &Observed,
+    cluster_id: &str,
+) -> BTreeSet<Owner> {
+    let owned_by = |tags_: &std::collections::BTreeMap<String, String>| {
+        (tags_.get(tags::CLUSTER).map(String::as_str) == Some(cluster_id))
+            .then(|| tags_.get(tags::OWNER).and_then(|o| Owner::parse(o)))
+            .flatten()
+    };
+    let mut owners: BTreeSet<Owner> = observed
+        .baselines
+        .iter()
+        .map(|b| &b.tags)
+        .chain(observed.windows.iter().map(|w| &w.tags))
+        .filter_map(owned_by)
+        .collect();
+    for registration in &observed.registrations {
+        let namespace = observed
+            .baselines
+            .iter()
+            .find(|b| b.id == registration.baseline_id)
+            .and_then(|b| owned_by(&b.tags))
+            .map(|o| o.namespace);
+        if let Some(namespace) = namespace {
+            owners.extend(group_giving(
+                inventory,
+                &namespace,
+                &registration.patch_group,
+            ));
+        }
+    }
+    owners
 }
 
 /// The PatchGroup in `namespace` giving the `Patch Group` value `value`: one not being

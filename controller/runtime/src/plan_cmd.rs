@@ -112,13 +112,7 @@ async fn plan_region(
 
 fn text(path: &Path, problems: &[Problem], planned: &[RegionPlan]) -> anyhow::Result<String> {
     let mut out = String::new();
-    for problem in problems {
-        writeln!(
-            out,
-            "! {} {}: {}",
-            problem.owner, problem.reason, problem.message
-        )?;
-    }
+    print_problems(&mut out, "", problems)?;
     if planned.is_empty() {
         writeln!(
             out,
@@ -129,7 +123,7 @@ fn text(path: &Path, problems: &[Problem], planned: &[RegionPlan]) -> anyhow::Re
     for region in planned {
         writeln!(out, "\n# {}", region.region)?;
         print_desired(&mut out, &region.desired)?;
-        print_problems(&mut out, &region.problems)?;
+        print_problems(&mut out, "  ", &region.problems)?;
         match &region.steps {
             None => {}
             Some(Ok(steps)) => print_operations(&mut out, steps)?,
@@ -348,11 +342,12 @@ fn print_runs(out: &mut String, desired: &Desired) -> std::fmt::Result {
     Ok(())
 }
 
-fn print_problems(out: &mut String, problems: &[Problem]) -> std::fmt::Result {
+/// One line per problem, under `indent` (none for those of no account-region).
+fn print_problems(out: &mut String, indent: &str, problems: &[Problem]) -> std::fmt::Result {
     for problem in problems {
         writeln!(
             out,
-            "  ! {} {}: {}",
+            "{indent}! {} {}: {}",
             problem.owner, problem.reason, problem.message
         )?;
     }

@@ -321,7 +321,9 @@ async fn pass_region(
         "pass"
     );
     let planned_generations = planned_generations(inventory, &plan);
-    let present = plan.owners_after(report.applied.len());
+    let present = plan.owners_after(report.applied.len(), || {
+        patchfleet_planner::owners_observed(inventory, &observed, &ctx.settings.cluster_id)
+    });
     let counts = counts(&plan.desired);
     if let Some(error) = &report.error {
         if let Some(owner) = plan
