@@ -291,16 +291,22 @@ fn patch_account(stack: &Stack, patch_type: &str, patch: &str) {
         .unwrap_or_else(|e| panic!("patch {patch}: {e:#}"));
 }
 
-fn account_standing(stack: &Stack) -> String {
+/// `status|<field>` of one condition of the SystemAccount `shared`.
+fn account_condition(stack: &Stack, type_: &str, field: &str) -> String {
+    let at = format!("{{.status.conditions[?(@.type==\"{type_}\")]");
     stack
         .kubectl([
             "get",
             "sysacct",
             "shared",
             "-o",
-            "jsonpath={.status.conditions[?(@.type==\"Stalled\")].status}|{.status.conditions[?(@.type==\"Stalled\")].reason}",
+            &format!("jsonpath={at}.status}}|{at}.{field}}}"),
         ])
         .unwrap_or_default()
+}
+
+fn account_standing(stack: &Stack) -> String {
+    account_condition(stack, "Stalled", "reason")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -377,17 +383,7 @@ async fn the_account_administrator_sets_the_default_baselines_and_removing_them_
         "json",
         r#"[{"op":"add","path":"/spec/patchGroupGrants/-","value":{"namespace":"tenant-a","prefixes":["we"]}}]"#,
     );
-    let overlap = || {
-        stack
-            .kubectl([
-                "get",
-                "sysacct",
-                "shared",
-                "-o",
-                "jsonpath={.status.conditions[?(@.type==\"GrantsOverlap\")].status}|{.status.conditions[?(@.type==\"GrantsOverlap\")].message}",
-            ])
-            .unwrap_or_default()
-    };
+    let overlap = || account_condition(&stack, "GrantsOverlap", "message");
     eventually(
         "the account shows the overlap",
         &stack,

@@ -347,11 +347,12 @@ pub fn apply(sim: &Sim, spec: &FleetSpec) {
         .instances
         .iter()
         .map(|i| {
+            let info = i.info(now);
             (
                 i.instance_id.clone(),
                 Instance {
-                    patches: i.node_patches(&i.info(now).operating_system, now),
-                    info: i.info(now),
+                    patches: i.node_patches(&info.operating_system, now),
+                    info,
                     tags: i.tags.clone(),
                     fails_install: i.fails_install,
                     pending_reboot: i.pending_reboot,

@@ -146,32 +146,37 @@ fn resource_type(id: &str) -> &'static str {
     }
 }
 
-fn matches(filter: &Filter, id: &str, node: &Instance) -> bool {
-    let any = |value: Option<&str>| value.is_some_and(|v| filter.values.iter().any(|f| f == v));
+/// A node's value for a filter key of either describe call; None where the node has
+/// none (the simulator runs no State Manager associations and associates no documents).
+fn node_value<'n>(key: &str, id: &'n str, node: &'n Instance) -> Option<&'n str> {
     let info = &node.info;
-    match filter.key.as_str() {
-        "InstanceIds" => any(Some(id)),
-        "AgentVersion" => any(Some(&info.agent_version)),
-        "PingStatus" => any(Some(&info.ping_status)),
-        "PlatformTypes" => any(Some(&info.platform_type)),
-        "ActivationIds" => any(info.activation_id.as_deref()),
-        "IamRole" => any(info.iam_role.as_deref()),
-        "ResourceType" => any(Some(resource_type(id))),
-        // The simulator runs no State Manager associations: no node has a status.
-        "AssociationStatus" => false,
-        "SourceIds" => any(Some(id)),
-        "SourceTypes" => any(Some(&info.source_type)),
-        "tag-key" => filter.values.iter().any(|k| node.tags.contains_key(k)),
-        key => key
-            .strip_prefix("tag:")
-            .is_some_and(|k| any(node.tags.get(k).map(String::as_str))),
+    match key {
+        "InstanceIds" | "SourceIds" => Some(id),
+        "AgentVersion" => Some(&info.agent_version),
+        "PingStatus" => Some(&info.ping_status),
+        "PlatformTypes" => Some(&info.platform_type),
+        "ActivationIds" => info.activation_id.as_deref(),
+        "IamRole" => info.iam_role.as_deref(),
+        "ResourceType" => Some(resource_type(id)),
+        "SourceTypes" => Some(&info.source_type),
+        _ => None,
     }
 }
 
-/// One InstanceInformation. IsLatestVersion: "Indicates whether the latest version of SSM
-/// Agent is running on your Linux managed node. This field doesn't indicate whether or not
-/// the latest version is installed on Windows managed nodes": false for Windows.
-fn information(id: &str, node: &Instance) -> Value {
+fn matches(filter: &Filter, id: &str, node: &Instance) -> bool {
+    let any = |value: Option<&str>| value.is_some_and(|v| filter.values.iter().any(|f| f == v));
+    match filter.key.as_str() {
+        "tag-key" => filter.values.iter().any(|k| node.tags.contains_key(k)),
+        key => match key.strip_prefix("tag:") {
+            Some(tag) => any(node.tags.get(tag).map(String::as_str)),
+            None => any(node_value(key, id, node)),
+        },
+    }
+}
+
+/// What both describe calls say of a node: InstanceProperty has InstanceInformation's
+/// fields but IsLatestVersion (and the EC2 facts the simulator does not model).
+fn node_fields(id: &str, node: &Instance) -> Obj {
     let info = &node.info;
     let hybrid = id.starts_with("mi-");
     Obj::new()
@@ -179,10 +184,6 @@ fn information(id: &str, node: &Instance) -> Value {
         .set("PingStatus", info.ping_status.as_str())
         .set("LastPingDateTime", info.last_ping)
         .set("AgentVersion", info.agent_version.as_str())
-        .set(
-            "IsLatestVersion",
-            info.platform_type != "Windows" && info.latest_agent,
-        )
         .set("PlatformType", info.platform_type.as_str())
         .set("PlatformName", info.platform_name.as_str())
         .set("PlatformVersion", info.platform_version.as_str())
@@ -194,6 +195,18 @@ fn information(id: &str, node: &Instance) -> Value {
         .set("ComputerName", info.computer_name.as_str())
         .set("SourceId", id)
         .set("SourceType", info.source_type.as_str())
+}
+
+/// One InstanceInformation. IsLatestVersion: "Indicates whether the latest version of SSM
+/// Agent is running on your Linux managed node. This field doesn't indicate whether or not
+/// the latest version is installed on Windows managed nodes": false for Windows.
+fn information(id: &str, node: &Instance) -> Value {
+    let info = &node.info;
+    node_fields(id, node)
+        .set(
+            "IsLatestVersion",
+            info.platform_type != "Windows" && info.latest_agent,
+        )
         .build()
 }
 
@@ -326,23 +339,8 @@ fn compare(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
-fn property_value<'n>(key: &str, id: &'n str, node: &'n Instance) -> Option<&'n str> {
-    let info = &node.info;
-    match key {
-        "InstanceIds" => Some(id),
-        "AgentVersion" => Some(&info.agent_version),
-        "PingStatus" => Some(&info.ping_status),
-        "PlatformTypes" => Some(&info.platform_type),
-        "ActivationIds" => info.activation_id.as_deref(),
-        "IamRole" => info.iam_role.as_deref(),
-        "ResourceType" => Some(resource_type(id)),
-        // No documents are associated and no associations run in the simulator.
-        _ => None,
-    }
-}
-
 fn property_matches(filter: &PropertyFilter, id: &str, node: &Instance) -> bool {
-    let Some(value) = property_value(&filter.key, id, node) else {
+    let Some(value) = node_value(&filter.key, id, node) else {
         return filter.operator == "NotEqual";
     };
     let any = |f: &dyn Fn(&str) -> bool| filter.values.iter().any(|v| f(v));
@@ -353,30 +351,6 @@ fn property_matches(filter: &PropertyFilter, id: &str, node: &Instance) -> bool 
         "LessThan" => any(&|v| compare(value, v).is_lt()),
         _ => any(&|v| compare(value, v).is_gt()),
     }
-}
-
-/// One InstanceProperty: what DescribeInstanceInformation says, with the EC2 facts the
-/// simulator does not model left out.
-fn property(id: &str, node: &Instance) -> Value {
-    let info = &node.info;
-    let hybrid = id.starts_with("mi-");
-    Obj::new()
-        .set("InstanceId", id)
-        .set("PingStatus", info.ping_status.as_str())
-        .set("LastPingDateTime", info.last_ping)
-        .set("AgentVersion", info.agent_version.as_str())
-        .set("PlatformType", info.platform_type.as_str())
-        .set("PlatformName", info.platform_name.as_str())
-        .set("PlatformVersion", info.platform_version.as_str())
-        .opt("ActivationId", info.activation_id.clone())
-        .opt("IamRole", info.iam_role.clone())
-        .opt("RegistrationDate", hybrid.then_some(info.registered))
-        .set("ResourceType", resource_type(id))
-        .set("IPAddress", info.ip_address.as_str())
-        .set("ComputerName", info.computer_name.as_str())
-        .set("SourceId", id)
-        .set("SourceType", info.source_type.as_str())
-        .build()
 }
 
 /// DescribeInstanceProperties
@@ -413,7 +387,7 @@ pub fn describe_properties(_ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -
         .iter()
         .filter(|(id, _)| after.as_ref().is_none_or(|a| *id > a))
         .filter(|(id, node)| filters.iter().all(|f| property_matches(f, id, node)))
-        .map(|(id, node)| (id.clone(), property(id, node)));
+        .map(|(id, node)| (id.clone(), node_fields(id, node).build()));
     let (items, next) = paging::page(selected, max);
     Ok(Obj::new()
         .set("InstanceProperties", items)
