@@ -95,11 +95,15 @@ The controller's optional environment variables: each rendered only when its val
   (list "PATCHFLEET_RETRY_ATTENTION" $c.retryAttention)
   (list "PATCHFLEET_RUN_POLL_INTERVAL" $c.runPollInterval)
   (list "PATCHFLEET_STATUS_INTERVAL" $c.statusInterval)
+  (list "PATCHFLEET_COMPLIANCE_INTERVAL" $c.complianceInterval)
+  (list "PATCHFLEET_COMPLIANCE_CONCURRENCY" $c.complianceConcurrency)
   (list "PATCHFLEET_QUOTA_BASELINES" $q.baselines)
   (list "PATCHFLEET_QUOTA_WINDOWS" $q.windows)
   (list "PATCHFLEET_QUOTA_TARGETS_PER_WINDOW" $q.targetsPerWindow)
   (list "PATCHFLEET_QUOTA_TASKS_PER_WINDOW" $q.tasksPerWindow)
-  (list "PATCHFLEET_QUOTA_PATCH_GROUPS_PER_BASELINE" $q.patchGroupsPerBaseline) }}
+  (list "PATCHFLEET_QUOTA_PATCH_GROUPS_PER_BASELINE" $q.patchGroupsPerBaseline)
+  (list "PATCHFLEET_QUOTA_MANAGED_NODES" $q.managedNodes)
+  (list "PATCHFLEET_QUOTA_HYBRID_NODES" $q.hybridNodes) }}
 {{- if .Values.leaderElection.enabled }}
 {{- $l := .Values.leaderElection }}
 {{- $pairs = concat $pairs (list

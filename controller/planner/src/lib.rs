@@ -7,6 +7,7 @@
 //! calls [`plan`]; the edge applies the plan's operations in order.
 
 pub mod builders;
+pub mod compliance;
 pub mod definitions;
 pub mod desired;
 pub mod diff;

@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use patchfleet_planner::compliance::NodeQuotas;
 use patchfleet_planner::{Quotas, Settings};
 use patchfleet_ssm::EdgeSettings;
 
-use crate::controller::{Options, RunConfig};
+use crate::controller::{ComplianceOptions, Options, RunConfig};
 use crate::leader::LeaseSettings;
 
 #[derive(Args)]
@@ -84,6 +85,19 @@ pub struct RunArgs {
     pub quota_tasks_per_window: usize,
     #[arg(long, env = "PATCHFLEET_QUOTA_PATCH_GROUPS_PER_BASELINE", default_value_t = Quotas::default().patch_groups_per_baseline)]
     pub quota_patch_groups_per_baseline: usize,
+    /// The compliance pass (nodes, patch states and window runs read back from SSM) starts
+    /// this often; `0` turns it off (docs/compliance.md gives its cost).
+    #[arg(long, env = "PATCHFLEET_COMPLIANCE_INTERVAL", default_value = "15m", value_parser = parse_duration)]
+    pub compliance_interval: Duration,
+    /// SystemAccounts the compliance pass reads at the same time.
+    #[arg(long, env = "PATCHFLEET_COMPLIANCE_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    pub compliance_concurrency: u16,
+    /// Managed nodes per account and region (AWS's default quota), for `nodeHeadroom`.
+    #[arg(long, env = "PATCHFLEET_QUOTA_MANAGED_NODES", default_value_t = NodeQuotas::default().managed_nodes)]
+    pub quota_managed_nodes: u32,
+    /// Hybrid nodes per account and region on the standard tier, for `hybridNodeHeadroom`.
+    #[arg(long, env = "PATCHFLEET_QUOTA_HYBRID_NODES", default_value_t = NodeQuotas::default().hybrid_nodes)]
+    pub quota_hybrid_nodes: u32,
     /// Log format: `json` puts the account, region and resource of a reconcile on every line.
     #[arg(
         long,
@@ -165,6 +179,14 @@ impl RunArgs {
                 retry_attention: self.retry_attention,
                 run_poll: self.run_poll_interval,
                 status_interval: self.status_interval,
+                compliance: ComplianceOptions {
+                    interval: self.compliance_interval,
+                    concurrency: usize::from(self.compliance_concurrency),
+                    quotas: NodeQuotas {
+                        managed_nodes: self.quota_managed_nodes,
+                        hybrid_nodes: self.quota_hybrid_nodes,
+                    },
+                },
             },
             settings: Settings {
                 cluster_id: self.cluster_id,

@@ -9,6 +9,7 @@ mod fleet;
 mod http;
 mod leader;
 mod metrics;
+mod nodes;
 mod plan_cmd;
 mod rollup;
 

@@ -11,6 +11,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use patchfleet_api::v1alpha1::NodeCounts;
+
 use crate::fleet::Health;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -40,6 +42,21 @@ struct StateLabels {
     state: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FigureLabels {
+    figure: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProviderLabels {
+    provider: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PlatformLabels {
+    platform: &'static str,
+}
+
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -53,6 +70,13 @@ pub struct Metrics {
     queue_depth: Family<KindLabels, Gauge>,
     leader: Gauge,
     cached_accounts: Gauge,
+    nodes: Family<FigureLabels, Gauge>,
+    nodes_by_provider: Family<ProviderLabels, Gauge>,
+    nodes_by_platform: Family<PlatformLabels, Gauge>,
+    compliance_pass_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    compliance_pass_calls: Gauge,
+    compliance_passes: Counter,
+    compliance_failures: Counter,
 }
 
 /// States of an account or account-region in the gauges.
@@ -126,6 +150,48 @@ impl Default for Metrics {
             "SystemAccounts whose credentials, rate limit and SSM memory the controller keeps (dropped once a SystemAccount is deleted)",
             cached_accounts.clone(),
         );
+        let nodes = Family::<FigureLabels, Gauge>::default();
+        registry.register(
+            "nodes",
+            "Managed nodes over every account-region, by figure (instances, online, with_missing, with_failed, pending_reboot, agent_updates, compliant, non_compliant, unreported, overwritten), as the last compliance pass read them",
+            nodes.clone(),
+        );
+        let nodes_by_provider = Family::<ProviderLabels, Gauge>::default();
+        registry.register(
+            "nodes_by_provider",
+            "Managed nodes by provider (aws, azure, gcp, vmware, onprem, other)",
+            nodes_by_provider.clone(),
+        );
+        let nodes_by_platform = Family::<PlatformLabels, Gauge>::default();
+        registry.register(
+            "nodes_by_platform",
+            "Managed nodes by platform type (linux, windows, macos)",
+            nodes_by_platform.clone(),
+        );
+        let compliance_pass_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "compliance_pass_seconds",
+            "How long the last compliance pass over every account-region took",
+            compliance_pass_seconds.clone(),
+        );
+        let compliance_pass_calls = Gauge::default();
+        registry.register(
+            "compliance_pass_calls",
+            "SSM calls the last compliance pass made (docs/compliance.md has the formula)",
+            compliance_pass_calls.clone(),
+        );
+        let compliance_passes = Counter::default();
+        registry.register(
+            "compliance_passes",
+            "Compliance passes finished",
+            compliance_passes.clone(),
+        );
+        let compliance_failures = Counter::default();
+        registry.register(
+            "compliance_failures",
+            "Account-region reads of the compliance pass that failed (their figures are from an earlier pass)",
+            compliance_failures.clone(),
+        );
         for state in STATES {
             accounts.get_or_create(&StateLabels { state }).set(0);
             account_regions.get_or_create(&StateLabels { state }).set(0);
@@ -145,6 +211,13 @@ impl Default for Metrics {
             queue_depth,
             leader,
             cached_accounts,
+            nodes,
+            nodes_by_provider,
+            nodes_by_platform,
+            compliance_pass_seconds,
+            compliance_pass_calls,
+            compliance_passes,
+            compliance_failures,
         }
     }
 }
@@ -179,6 +252,64 @@ impl Metrics {
 
     pub fn set_leader(&self, leading: bool) {
         self.leader.set(i64::from(leading));
+    }
+
+    /// A compliance pass ended: how long, how many calls, and the figures it left.
+    pub fn compliance_pass(
+        &self,
+        took: Duration,
+        calls: u64,
+        total: &NodeCounts,
+        overwritten: u32,
+    ) {
+        self.compliance_passes.inc();
+        self.compliance_pass_seconds.set(took.as_secs_f64());
+        self.compliance_pass_calls
+            .set(i64::try_from(calls).unwrap_or(i64::MAX));
+        let figures = [
+            ("instances", total.instances),
+            ("online", total.online),
+            ("with_missing", total.with_missing),
+            ("with_failed", total.with_failed),
+            ("pending_reboot", total.pending_reboot),
+            ("agent_updates", total.agent_updates),
+            ("compliant", total.compliant),
+            ("non_compliant", total.non_compliant),
+            ("unreported", total.unreported),
+            ("overwritten", overwritten),
+        ];
+        for (figure, value) in figures {
+            self.nodes
+                .get_or_create(&FigureLabels { figure })
+                .set(i64::from(value));
+        }
+        let p = &total.providers;
+        for (provider, value) in [
+            ("aws", p.aws),
+            ("azure", p.azure),
+            ("gcp", p.gcp),
+            ("vmware", p.vmware),
+            ("onprem", p.onprem),
+            ("other", p.other),
+        ] {
+            self.nodes_by_provider
+                .get_or_create(&ProviderLabels { provider })
+                .set(i64::from(value));
+        }
+        let p = &total.platforms;
+        for (platform, value) in [
+            ("linux", p.linux),
+            ("windows", p.windows),
+            ("macos", p.macos),
+        ] {
+            self.nodes_by_platform
+                .get_or_create(&PlatformLabels { platform })
+                .set(i64::from(value));
+        }
+    }
+
+    pub fn compliance_failed(&self) {
+        self.compliance_failures.inc();
     }
 
     pub fn set_health(&self, health: &Health, suspended_accounts: usize) {

@@ -13,6 +13,7 @@
 //! ```
 
 mod apply;
+pub mod compliance;
 pub mod convert;
 mod edge;
 mod error;

@@ -331,7 +331,9 @@ async fn list_baselines(s: &Session<'_>) -> Result<Vec<ListedBaseline>, EdgeErro
     Ok(found)
 }
 
-async fn list_registrations(s: &Session<'_>) -> Result<Vec<ObservedRegistration>, EdgeError> {
+pub(crate) async fn list_registrations(
+    s: &Session<'_>,
+) -> Result<Vec<ObservedRegistration>, EdgeError> {
     let mut found = Vec::new();
     s.each_page(
         "DescribePatchGroups",
@@ -364,7 +366,7 @@ async fn list_registrations(s: &Session<'_>) -> Result<Vec<ObservedRegistration>
     Ok(found)
 }
 
-async fn list_windows(
+pub(crate) async fn list_windows(
     s: &Session<'_>,
 ) -> Result<Vec<aws_sdk_ssm::types::MaintenanceWindowIdentity>, EdgeError> {
     let mut found = Vec::new();

@@ -11,6 +11,12 @@ use std::convert::Infallible;
 use std::future::Future;
 
 use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ssm::operation::describe_instance_information::DescribeInstanceInformationOutput;
+use aws_sdk_ssm::operation::describe_instance_patch_states::DescribeInstancePatchStatesOutput;
+use aws_sdk_ssm::operation::describe_instance_patch_states_for_patch_group::DescribeInstancePatchStatesForPatchGroupOutput;
+use aws_sdk_ssm::operation::describe_maintenance_window_execution_task_invocations::DescribeMaintenanceWindowExecutionTaskInvocationsOutput;
+use aws_sdk_ssm::operation::describe_maintenance_window_execution_tasks::DescribeMaintenanceWindowExecutionTasksOutput;
+use aws_sdk_ssm::operation::describe_maintenance_window_executions::DescribeMaintenanceWindowExecutionsOutput;
 use aws_sdk_ssm::operation::describe_maintenance_window_targets::DescribeMaintenanceWindowTargetsOutput;
 use aws_sdk_ssm::operation::describe_maintenance_window_tasks::DescribeMaintenanceWindowTasksOutput;
 use aws_sdk_ssm::operation::describe_maintenance_windows::DescribeMaintenanceWindowsOutput;
@@ -44,6 +50,12 @@ pages!(
     DescribeMaintenanceWindowTargetsOutput,
     DescribeMaintenanceWindowTasksOutput,
     ListCommandsOutput,
+    DescribeInstanceInformationOutput,
+    DescribeInstancePatchStatesOutput,
+    DescribeInstancePatchStatesForPatchGroupOutput,
+    DescribeMaintenanceWindowExecutionsOutput,
+    DescribeMaintenanceWindowExecutionTasksOutput,
+    DescribeMaintenanceWindowExecutionTaskInvocationsOutput,
 );
 
 impl Session<'_> {

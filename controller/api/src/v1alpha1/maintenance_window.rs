@@ -4,6 +4,7 @@ use kube_derive::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::nodes::WindowRuns;
 use super::ssm::{DeletionPolicy, limits};
 use super::status::FleetStatus;
 
@@ -27,6 +28,7 @@ use super::status::FleetStatus;
     printcolumn = r#"{"name":"Accounts","type":"integer","jsonPath":".status.summary.selected"}"#,
     printcolumn = r#"{"name":"Failing","type":"integer","jsonPath":".status.summary.failing"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"RunsFailed","type":"integer","jsonPath":".status.runs.failed"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -168,6 +170,10 @@ pub struct MaintenanceWindowStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["accountId".into(), "region".into()]))]
     pub emergency_runs: Vec<EmergencyRun>,
+    /// Scheduled windows: the last execution in each account-region, read from SSM by
+    /// the compliance pass (docs/compliance.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runs: Option<WindowRuns>,
 }
 
 /// One Emergency run in one account and region: the command sent and how it went.

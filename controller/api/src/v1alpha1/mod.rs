@@ -1,6 +1,7 @@
 //! `patchfleet.io/v1alpha1`: the four kinds and the vocabulary they share.
 
 mod maintenance_window;
+mod nodes;
 mod patch_group;
 mod patch_policy;
 pub mod ssm;
@@ -10,6 +11,11 @@ mod system_account;
 pub use maintenance_window::{
     EmergencyRun, MaintenanceWindow, MaintenanceWindowSpec, MaintenanceWindowStatus,
     PatchOperation, RebootOption, Strategy, WindowTargets, WindowTask,
+};
+pub use nodes::{
+    AccountNodes, AccountRegionNodes, AccountRegionRun, GroupNodes, MAX_LISTED_REGIONS,
+    NamedWindowRun, NodeCounts, PlatformCounts, ProviderCounts, RegionNodes, SeverityCounts,
+    WindowRun, WindowRuns,
 };
 pub use patch_group::{PatchGroup, PatchGroupSpec, PatchGroupStatus, PolicyReference};
 pub use patch_policy::{

@@ -5,6 +5,7 @@ use kube_derive::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::nodes::GroupNodes;
 use super::ssm::{DeletionPolicy, limits};
 use super::status::FleetStatus;
 
@@ -28,6 +29,8 @@ use super::status::FleetStatus;
     printcolumn = r#"{"name":"Accounts","type":"integer","jsonPath":".status.summary.selected"}"#,
     printcolumn = r#"{"name":"Failing","type":"integer","jsonPath":".status.summary.failing"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Instances","type":"integer","jsonPath":".status.nodes.total.instances"}"#,
+    printcolumn = r#"{"name":"NonCompliant","type":"integer","jsonPath":".status.nodes.total.nonCompliant"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -70,6 +73,10 @@ pub struct PatchGroupStatus {
     /// The `Patch Group` tag value in effect: `spec.groupName`, else metadata.name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_name: Option<String>,
+    /// The group's managed nodes (those that reported a patch state under its tag) and
+    /// their patch compliance, read from SSM by the compliance pass (docs/compliance.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<GroupNodes>,
 }
 
 /// A reference to a PatchPolicy in the same namespace.

@@ -5,6 +5,7 @@ use kube_derive::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::nodes::AccountNodes;
 use super::ssm::limits;
 use super::status::{AccountFailure, Summary};
 
@@ -27,6 +28,9 @@ use super::status::{AccountFailure, Summary};
     printcolumn = r#"{"name":"Platform","type":"string","jsonPath":".spec.platform"}"#,
     printcolumn = r#"{"name":"Regions","type":"string","jsonPath":".spec.regions"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Instances","type":"integer","jsonPath":".status.nodes.total.instances"}"#,
+    printcolumn = r#"{"name":"Online","type":"integer","jsonPath":".status.nodes.total.online"}"#,
+    printcolumn = r#"{"name":"NonCompliant","type":"integer","jsonPath":".status.nodes.total.nonCompliant"}"#,
     printcolumn = r#"{"name":"Caller","type":"string","priority":1,"jsonPath":".status.callerArn"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -243,6 +247,10 @@ pub struct SystemAccountStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 20))]
     pub failures: Vec<AccountFailure>,
+    /// The account's managed nodes and their patch compliance, read from SSM by the
+    /// compliance pass (docs/compliance.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<AccountNodes>,
 }
 
 /// What patchfleet owns in one region of the account, as last applied.

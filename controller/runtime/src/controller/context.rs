@@ -19,6 +19,7 @@ use patchfleet_ssm::SsmEdge;
 use super::pending::{self, Pending};
 use crate::fleet::Fleet;
 use crate::metrics::Metrics;
+use crate::nodes::NodeStore;
 
 /// Timing of passes.
 #[derive(Clone, Debug)]
@@ -39,6 +40,8 @@ pub struct Options {
     /// Owners woken by account passes roll their status up at most once per this interval:
     /// a thousand account passes in a second cost one rollup per owner, not a thousand.
     pub status_interval: Duration,
+    /// The compliance pass (reads nodes, patch states and window runs back).
+    pub compliance: super::compliance::ComplianceOptions,
 }
 
 /// The reflector stores: every resource patchfleet reads, kept current by watches.
@@ -113,6 +116,8 @@ pub struct Context {
     pub settings: Settings,
     pub options: Options,
     pub fleet: Fleet,
+    /// What the compliance pass last read in each account-region.
+    pub nodes: NodeStore,
     pub recorder: Recorder,
     /// This replica's name, the reporting instance of its Events.
     pub identity: String,
@@ -153,6 +158,7 @@ impl Context {
             settings,
             options,
             fleet: Fleet::default(),
+            nodes: NodeStore::default(),
             metrics: reporting.metrics,
             wakers,
             owners_to_wake: Mutex::default(),

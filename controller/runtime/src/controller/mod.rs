@@ -4,6 +4,7 @@
 //! MaintenanceWindow finalizers and roll their status up from what the account passes saw.
 
 mod account;
+mod compliance;
 mod context;
 mod events;
 mod finalizer;
@@ -38,6 +39,7 @@ use crate::leader::{Elector, LeaseSettings};
 use crate::metrics::Metrics;
 
 pub use account::fingerprints;
+pub use compliance::ComplianceOptions;
 pub use context::{Context, Options, Reporting, Stores, Wakers};
 
 /// The finalizer on every resource whose deletion must clean SSM up first.
@@ -293,6 +295,7 @@ async fn reconcile_all(
         () = readiness => {}
         () = refresh_gauges(&ctx) => {}
         () = ctx.flush_owner_wakes() => {}
+        () = compliance::run(ctx.clone()) => {}
     }
     info!("patchfleet controller stopped");
     Ok(())

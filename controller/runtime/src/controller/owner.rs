@@ -14,8 +14,8 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use patchfleet_api::conditions::{self, STALLED};
 use patchfleet_api::v1alpha1::{
-    EmergencyRun, FleetStatus, MaintenanceWindow, MaintenanceWindowStatus, PatchGroup,
-    PatchGroupStatus, PatchPolicy, Strategy,
+    EmergencyRun, FleetStatus, GroupNodes, MaintenanceWindow, MaintenanceWindowStatus, PatchGroup,
+    PatchGroupStatus, PatchPolicy, Strategy, WindowRuns,
 };
 use patchfleet_planner::Inventory;
 use patchfleet_planner::model::{AccountRegion, Owner, OwnerKind};
@@ -48,7 +48,37 @@ pub struct Seen<'a> {
     pub reached: &'a BTreeSet<AccountRegion>,
     pub outcomes: &'a BTreeMap<AccountRegion, RegionOutcome>,
     pub now: Time,
+    /// What the compliance pass read for the owner (PatchGroup: its nodes;
+    /// MaintenanceWindow: its last runs).
+    pub nodes: &'a OwnerNodes,
 }
+
+/// An owner's compliance figures, from `Context::nodes`.
+#[derive(Default)]
+pub struct OwnerNodes {
+    pub group: Option<GroupNodes>,
+    pub window: Option<WindowRuns>,
+}
+
+impl OwnerNodes {
+    fn of(ctx: &Context, owner: &Owner) -> OwnerNodes {
+        match owner.kind {
+            OwnerKind::PatchGroup => OwnerNodes {
+                group: ctx.nodes.group_nodes(owner),
+                window: None,
+            },
+            OwnerKind::MaintenanceWindow => OwnerNodes {
+                group: None,
+                window: ctx.nodes.window_runs(owner),
+            },
+            OwnerKind::PatchPolicy => OwnerNodes::default(),
+        }
+    }
+}
+
+/// The PatchGroup condition that says another tool's scans replaced patchfleet's data on
+/// some of its nodes.
+pub const SCAN_OVERWRITTEN: &str = "ScanOverwritten";
 
 /// What distinguishes the three owner kinds.
 pub trait OwnerResource:
@@ -82,10 +112,21 @@ impl OwnerResource for PatchGroup {
     fn fleet_status(&self) -> Option<&FleetStatus> {
         self.status.as_ref().map(|s| &s.fleet)
     }
-    fn status_with(&self, fleet: FleetStatus, _seen: &Seen<'_>) -> serde_json::Value {
+    fn status_with(&self, mut fleet: FleetStatus, seen: &Seen<'_>) -> serde_json::Value {
+        // Until the compliance pass has read the group (after a restart), what the status
+        // said stays.
+        let nodes = seen
+            .nodes
+            .group
+            .clone()
+            .or_else(|| self.status.as_ref().and_then(|s| s.nodes.clone()));
+        if let Some(nodes) = &nodes {
+            set_scan_overwritten(&mut fleet, self, nodes, seen.now.clone());
+        }
         let status = PatchGroupStatus {
             fleet,
             group_name: Some(self.group_name().to_owned()),
+            nodes,
         };
         serde_json::to_value(status).unwrap_or_default()
     }
@@ -120,12 +161,54 @@ impl OwnerResource for MaintenanceWindow {
                 .conditions
                 .retain(|c| c.type_ != window_snapshots::CONDITION),
         }
+        let runs = seen
+            .nodes
+            .window
+            .clone()
+            .or_else(|| self.status.as_ref().and_then(|s| s.runs.clone()))
+            .filter(|_| self.spec.strategy != Strategy::Emergency);
         let status = MaintenanceWindowStatus {
             fleet,
             emergency_runs: emergency_runs(self, seen),
+            runs,
         };
         serde_json::to_value(status).unwrap_or_default()
     }
+}
+
+/// `ScanOverwritten`: True while some of the group's nodes last reported a patch operation
+/// with a baseline patchfleet did not register for the group.
+fn set_scan_overwritten(
+    fleet: &mut FleetStatus,
+    group: &PatchGroup,
+    nodes: &GroupNodes,
+    now: Time,
+) {
+    let desired = if nodes.overwritten == 0 {
+        conditions::Desired {
+            type_: SCAN_OVERWRITTEN,
+            status: conditions::Status::False,
+            reason: "AsExpected",
+            message: String::new(),
+        }
+    } else {
+        conditions::Desired {
+            type_: SCAN_OVERWRITTEN,
+            status: conditions::Status::True,
+            reason: "OtherBaselineScanned",
+            message: format!(
+                "{} node(s) of patch group {:?} last reported a scan or install with a baseline                  patchfleet did not register for the group: another tool patches or scans them                  and each operation replaces the previous report. Find them with                  DescribeInstancePatchStatesForPatchGroup (BaselineId) and stop the other                  tool's association or window for this group (docs/compliance.md)",
+                nodes.overwritten,
+                group.group_name()
+            ),
+        }
+    };
+    conditions::set(
+        &mut fleet.conditions,
+        desired,
+        group.metadata.generation,
+        now,
+    );
 }
 
 /// A MaintenanceWindow's runs, one entry per reached account-region: this process's last
@@ -243,6 +326,7 @@ async fn reconcile_owner<K: OwnerResource>(
     let problems = patchfleet_planner::reference_problems_of(&inventory, &owner);
     let previous = object.fleet_status();
     let now = status::now();
+    let nodes = OwnerNodes::of(&ctx, &owner);
     // Read in place: copying thousands of outcomes per rollup is what made it quadratic.
     let (fleet, next) = ctx.fleet.read_with(|outcomes| {
         let fleet = rollup(RollupInput {
@@ -260,6 +344,7 @@ async fn reconcile_owner<K: OwnerResource>(
             reached: &reached,
             outcomes,
             now,
+            nodes: &nodes,
         };
         let next = object.status_with(fleet.clone(), &seen);
         (fleet, next)
@@ -398,6 +483,7 @@ async fn finish_deletion<K: OwnerResource>(
         generation,
         now,
     );
+    let nodes = OwnerNodes::default();
     let next = ctx.fleet.read_with(|outcomes| {
         let seen = Seen {
             owner,
@@ -405,6 +491,7 @@ async fn finish_deletion<K: OwnerResource>(
             reached,
             outcomes,
             now: status::now(),
+            nodes: &nodes,
         };
         object.status_with(fleet, &seen)
     });

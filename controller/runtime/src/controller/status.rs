@@ -214,8 +214,17 @@ pub async fn write_account(
         }),
         regions: region_statuses,
         failures,
+        // The compliance pass's part, under its own field manager: left out of this apply
+        // so that this manager never owns it (see `compliance::MANAGER`).
+        nodes: None,
     };
-    if account.status.as_ref() == Some(&status) {
+    let unchanged = account.status.as_ref().is_some_and(|current| {
+        SystemAccountStatus {
+            nodes: None,
+            ..current.clone()
+        } == status
+    });
+    if unchanged {
         return Ok(());
     }
     let api: Api<SystemAccount> = Api::all(ctx.client.clone());

@@ -4,6 +4,7 @@ mod common;
 
 mod apply_observe;
 mod calls;
+mod compliance;
 mod defaults;
 mod faults;
 mod identity;

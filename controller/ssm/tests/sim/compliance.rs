@@ -1,0 +1,266 @@
+//! The compliance read against the simulator's fleet: the figures its nodes imply, and
+//! exactly the calls `patchfleet_planner::compliance::calls` gives (docs/compliance.md).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_ssm::types::{OperatingSystem as SdkOs, Target};
+use patchfleet_api::v1alpha1::{OperatingSystem, Platform};
+use patchfleet_planner::compliance::{
+    IntendedWindow, NodeQuotas, PassShape, RegionIntent, calls, tally,
+};
+use patchfleet_planner::model::OwnerKind;
+use patchfleet_ssm::SsmClient;
+use patchfleet_ssm::apply;
+use patchfleet_ssm::compliance::{ComplianceRequest, read_compliance};
+use ssm_sim::Server;
+use ssm_sim::fleet::{FleetSpec, InstanceSpec};
+use ssm_sim::state::Tags;
+
+use crate::common::*;
+
+fn group_tag(group: &str) -> Tags {
+    Tags::from([("Patch Group".to_owned(), group.to_owned())])
+}
+
+fn node(n: usize, tags: Tags) -> InstanceSpec {
+    InstanceSpec {
+        instance_id: format!("i-{n:017x}"),
+        tags,
+        ..InstanceSpec::default()
+    }
+}
+
+/// 60 Linux nodes in "web" (5 offline, 4 with an old agent, 12 lacking 2 patches), 40
+/// Windows nodes in "db", 20 in another team's group, 10 without a group.
+fn fleet() -> Vec<InstanceSpec> {
+    let mut nodes = Vec::new();
+    for n in 0..60 {
+        let mut spec = node(n, group_tag("web"));
+        if n < 5 {
+            spec.ping_status = Some("ConnectionLost".to_owned());
+        }
+        if (5..9).contains(&n) {
+            spec.agent_version = Some("3.0.0.0".to_owned());
+        }
+        if n >= 48 {
+            spec.missing_patches = 2;
+        }
+        nodes.push(spec);
+    }
+    for n in 60..100 {
+        let mut spec = node(n, group_tag("db"));
+        spec.platform_type = Some("Windows".to_owned());
+        nodes.push(spec);
+    }
+    for n in 100..120 {
+        nodes.push(node(n, group_tag("other-team")));
+    }
+    for n in 120..130 {
+        nodes.push(node(n, Tags::new()));
+    }
+    nodes
+}
+
+/// patchfleet's baselines with "web" and "db" registered (4 registrations).
+async fn register_groups(client: &SsmClient) {
+    let baselines = vec![
+        desired_baseline(
+            "early",
+            baseline_spec(OperatingSystem::AmazonLinux2, 0),
+            &["web", "db"],
+        ),
+        desired_baseline(
+            "early",
+            baseline_spec(OperatingSystem::Windows, 0),
+            &["web", "db"],
+        ),
+    ];
+    let report = apply(client, CLUSTER, &create_all(&baselines, &[])).await;
+    assert!(report.error.is_none(), "{:?}", report.error);
+}
+
+/// AWS-RunPatchBaseline Scan on every node of `groups`, as a window or another tool would.
+async fn scan(client: &SsmClient, groups: &[&str]) {
+    client
+        .sdk()
+        .send_command()
+        .document_name("AWS-RunPatchBaseline")
+        .targets(
+            Target::builder()
+                .key("tag:Patch Group")
+                .set_values(Some(groups.iter().map(|g| (*g).to_owned()).collect()))
+                .build(),
+        )
+        .parameters("Operation", vec!["Scan".to_owned()])
+        .send()
+        .await
+        .expect("scan sent");
+}
+
+fn intent() -> RegionIntent {
+    RegionIntent {
+        platform: Platform::Aws,
+        groups: BTreeMap::from([
+            ("web".to_owned(), owner(OwnerKind::PatchGroup, "web")),
+            ("db".to_owned(), owner(OwnerKind::PatchGroup, "db")),
+        ]),
+        windows: BTreeMap::<String, IntendedWindow>::new(),
+    }
+}
+
+fn request(intent: &RegionIntent) -> ComplianceRequest {
+    ComplianceRequest {
+        groups: intent.groups.keys().cloned().collect(),
+        windows: intent.windows.keys().cloned().collect::<BTreeSet<_>>(),
+        known_runs: BTreeMap::new(),
+    }
+}
+
+fn put_fleet(server: &Server, instances: Vec<InstanceSpec>) {
+    let spec = FleetSpec {
+        account_id: ACCOUNT_A.to_owned(),
+        region: REGION.to_owned(),
+        instances,
+    };
+    spec.validate(&server.sim().config.quotas)
+        .expect("a valid fleet");
+    ssm_sim::fleet::apply(server.sim(), &spec);
+}
+
+#[tokio::test]
+async fn the_figures_are_what_the_fleet_implies_at_the_documented_cost() {
+    let server = start(sim_config()).await;
+    let (_edge, client) = client_a(&server).await;
+    register_groups(&client).await;
+    put_fleet(&server, fleet());
+    scan(&client, &["web", "db", "other-team"]).await;
+    server.sim().counters.reset();
+
+    let intent = intent();
+    let read = read_compliance(&client, &request(&intent))
+        .await
+        .expect("compliance read");
+    let counted: u64 = sim_calls(&server, ACCOUNT_A, REGION).values().sum();
+    // 130 nodes, 4 registrations, 60 + 40 states under patchfleet's groups, 30 others.
+    let shape = PassShape {
+        nodes: 130,
+        registrations: 4,
+        group_states: vec![40, 60],
+        other_nodes: 30,
+        ..PassShape::default()
+    };
+    assert_eq!(calls(&shape), 3 + 1 + 1 + 1 + 1);
+    assert_eq!(
+        counted,
+        calls(&shape) as u64,
+        "{:?}",
+        sim_calls(&server, ACCOUNT_A, REGION)
+    );
+    assert_eq!(u64::from(read.calls), counted);
+
+    let figures = tally(&read.reading, &intent, NodeQuotas::default());
+    let c = &figures.region.counts;
+    assert_eq!((c.instances, c.online), (130, 125));
+    assert_eq!((c.platforms.linux, c.platforms.windows), (90, 40));
+    assert_eq!(c.agent_updates, 4);
+    assert_eq!(c.with_missing, 12);
+    assert_eq!((c.compliant, c.non_compliant, c.unreported), (108, 12, 10));
+    assert_eq!(
+        c.severities.critical, 12,
+        "the missing patches are critical"
+    );
+    assert_eq!(figures.region.node_headroom, 2_400 - 130);
+    let web = &figures.groups[&owner(OwnerKind::PatchGroup, "web")];
+    assert_eq!((web.instances, web.online, web.non_compliant), (60, 55, 12));
+    let db = &figures.groups[&owner(OwnerKind::PatchGroup, "db")];
+    assert_eq!((db.instances, db.platforms.windows), (40, 40));
+    assert_eq!(figures.region.overwritten, 0);
+}
+
+#[tokio::test]
+async fn a_scan_with_another_baseline_shows_as_overwritten() {
+    let server = start(sim_config()).await;
+    let (_edge, client) = client_a(&server).await;
+    register_groups(&client).await;
+    put_fleet(&server, fleet());
+    scan(&client, &["web", "db"]).await;
+
+    // Another tool registers "web" to its own Amazon Linux 2 baseline and scans.
+    let ours = client
+        .sdk()
+        .deregister_patch_baseline_for_patch_group()
+        .baseline_id(
+            registration_of(&client, "web", SdkOs::AmazonLinux2)
+                .await
+                .expect("web is registered"),
+        )
+        .patch_group("web")
+        .send()
+        .await
+        .expect("deregistered");
+    let theirs = client
+        .sdk()
+        .create_patch_baseline()
+        .name("someone-elses")
+        .operating_system(SdkOs::AmazonLinux2)
+        .send()
+        .await
+        .expect("their baseline")
+        .baseline_id
+        .expect("an id");
+    client
+        .sdk()
+        .register_patch_baseline_for_patch_group()
+        .baseline_id(&theirs)
+        .patch_group("web")
+        .send()
+        .await
+        .expect("their registration");
+    scan(&client, &["web"]).await;
+    // patchfleet registers its own again (its next write pass would).
+    client
+        .sdk()
+        .deregister_patch_baseline_for_patch_group()
+        .baseline_id(&theirs)
+        .patch_group("web")
+        .send()
+        .await
+        .expect("theirs deregistered");
+    client
+        .sdk()
+        .register_patch_baseline_for_patch_group()
+        .baseline_id(ours.baseline_id.expect("our id"))
+        .patch_group("web")
+        .send()
+        .await
+        .expect("ours registered again");
+
+    let intent = intent();
+    let read = read_compliance(&client, &request(&intent))
+        .await
+        .expect("compliance read");
+    let figures = tally(&read.reading, &intent, NodeQuotas::default());
+    assert_eq!(figures.region.overwritten, 60, "every web node");
+    assert_eq!(
+        figures
+            .overwritten
+            .get(&owner(OwnerKind::PatchGroup, "web")),
+        Some(&60)
+    );
+    assert_eq!(
+        figures.overwritten.get(&owner(OwnerKind::PatchGroup, "db")),
+        None
+    );
+}
+
+async fn registration_of(client: &SsmClient, group: &str, os: SdkOs) -> Option<String> {
+    let out = client
+        .sdk()
+        .get_patch_baseline_for_patch_group()
+        .patch_group(group)
+        .operating_system(os)
+        .send()
+        .await
+        .ok()?;
+    out.baseline_id
+}
