@@ -231,6 +231,23 @@ pub struct PlanArgs {
     pub output: PlanOutput,
 }
 
+#[derive(Args)]
+pub struct ReportArgs {
+    /// Only the PatchGroups and MaintenanceWindows of this namespace (SystemAccounts are
+    /// cluster-scoped: all of them are listed).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// `text` tables for people; `json` for programs.
+    #[arg(short = 'o', long, value_enum, default_value_t = ReportOutput::Text)]
+    pub output: ReportOutput,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportOutput {
+    Text,
+    Json,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum PlanOutput {
     Text,

@@ -11,6 +11,7 @@ mod leader;
 mod metrics;
 mod nodes;
 mod plan_cmd;
+mod report;
 mod rollup;
 
 use std::process::ExitCode;
@@ -40,6 +41,9 @@ enum Command {
     /// Print the SSM state the manifests in a directory declare, per account and region;
     /// with --against, also the changes that would be applied (no cluster needed).
     Plan(args::PlanArgs),
+    /// Print the fleet's compliance as the resources' status says it (kubeconfig only, no
+    /// AWS credentials): per account-region, per PatchGroup, per MaintenanceWindow.
+    Report(args::ReportArgs),
     /// Write the CustomResourceDefinitions (crds/*.yaml) and the API reference
     /// (docs/api.md), generated from the Rust types.
     Crdgen(args::CrdgenArgs),
@@ -55,6 +59,7 @@ fn main() -> ExitCode {
                 controller::run(args.into_config()?).await
             }))
         }
+        Command::Report(args) => report(tokio_main(report::run(args))),
         Command::Plan(args) => {
             args::init_logging(args::LogFormat::Text);
             report(tokio_main(plan_cmd::run(args)))
