@@ -109,7 +109,7 @@ pub fn dispatch(sim: &Sim, account: &str, region: &str, op: &str, body: &[u8]) -
         account,
         region,
         quotas: sim.config.quotas,
-        now: crate::clock::now(),
+        now: sim.clock.now(),
         command_seconds: sim.settings.get().command_seconds,
     };
     let shard = sim.store.region(account, region);
