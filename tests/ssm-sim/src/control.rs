@@ -111,7 +111,8 @@ fn instant(v: &Value) -> Result<f64, String> {
 }
 
 /// `PUT /_sim/clock` with `{"now": <epoch seconds or ISO 8601>}`: moves the simulated
-/// time forward (400 if it is earlier than the simulated time).
+/// time forward (400 if it is earlier than the simulated time), then runs the
+/// maintenance windows that came due.
 pub async fn put_clock(State(sim): State<Arc<Sim>>, body: axum::body::Bytes) -> Response {
     let body: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
@@ -128,12 +129,16 @@ pub async fn put_clock(State(sim): State<Arc<Sim>>, body: axum::body::Bytes) -> 
         Err(e) => return bad_request("clock", e),
     };
     match sim.clock.set(to) {
-        Ok(now) => clock_view(now),
+        Ok(now) => {
+            crate::ops::run_due_everywhere(&sim);
+            clock_view(now)
+        }
         Err(e) => bad_request("clock", e),
     }
 }
 
-/// `POST /_sim/clock/advance` with `{"seconds": N}` (0 to 366 days).
+/// `POST /_sim/clock/advance` with `{"seconds": N}` (0 to 366 days), then runs the
+/// maintenance windows that came due.
 pub async fn advance_clock(State(sim): State<Arc<Sim>>, body: axum::body::Bytes) -> Response {
     let body: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
@@ -143,7 +148,10 @@ pub async fn advance_clock(State(sim): State<Arc<Sim>>, body: axum::body::Bytes)
         return bad_request("clock advance", "the body must be {\"seconds\": N}");
     };
     match sim.clock.advance(seconds) {
-        Ok(now) => clock_view(now),
+        Ok(now) => {
+            crate::ops::run_due_everywhere(&sim);
+            clock_view(now)
+        }
         Err(e) => bad_request("clock advance", e),
     }
 }

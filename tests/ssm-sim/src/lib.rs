@@ -14,6 +14,7 @@ pub mod error;
 pub mod faults;
 pub mod fleet;
 pub mod http1;
+pub mod occurrence;
 pub mod ops;
 mod paging;
 pub mod patching;
