@@ -210,7 +210,7 @@ async fn a_window_runs_its_install_when_the_clock_passes_its_time() {
         .send()
         .await
         .expect("get execution");
-    assert_eq!(got.task_ids(), [task_execution_id.clone()]);
+    assert_eq!(got.task_ids(), std::slice::from_ref(&task_execution_id));
 
     // One invocation per web node, paged 10 at a time.
     let page = ssm
