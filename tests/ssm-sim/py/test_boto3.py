@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+import urllib.error
 
 import botocore.exceptions
 import pytest
@@ -331,3 +332,86 @@ def test_aws_cli(sim):
     assert aws("ssm", "get-maintenance-window", "--window-id", mw)["Name"] == "cli"
     names = [b["BaselineName"] for b in aws("ssm", "describe-patch-baselines")["BaselineIdentities"]]
     assert "AWS-DefaultPatchBaseline" in names
+
+
+def test_window_executions_through_boto3(sim):
+    """A window run by the simulated clock, seen through the three Describe calls."""
+    from datetime import datetime
+
+    control(sim, "PUT", "/_sim/settings", {"command_seconds": 30})
+    put_fleet(
+        sim,
+        [{"instanceId": f"i-{i:017x}", "tags": {"Patch Group": "web"}, "missingPatches": 1} for i in range(11)],
+    )
+    ssm = client(sim)
+    mw = new_window(ssm, name="boto3-run", ScheduleTimezone="America/New_York")
+    target = ssm.register_target_with_maintenance_window(
+        WindowId=mw, ResourceType="INSTANCE", Targets=[{"Key": "tag:Patch Group", "Values": ["web"]}]
+    )["WindowTargetId"]
+    ssm.register_task_with_maintenance_window(
+        WindowId=mw,
+        TaskType="RUN_COMMAND",
+        TaskArn="AWS-RunPatchBaseline",
+        Targets=[{"Key": "WindowTargetIds", "Values": [target]}],
+        TaskInvocationParameters={"RunCommand": {"Parameters": {"Operation": ["Install"]}}},
+        MaxConcurrency="4",
+        MaxErrors="0",
+    )
+    assert ssm.describe_maintenance_window_executions(WindowId=mw)["WindowExecutions"] == []
+    nxt = ssm.get_maintenance_window(WindowId=mw)["NextExecutionTime"]
+    at = datetime.fromisoformat(nxt.replace("Z", "+00:00")).timestamp()
+    control(sim, "PUT", "/_sim/clock", {"now": nxt})
+    # At the occurrence the first wave runs: the execution is in progress.
+    running = ssm.describe_maintenance_window_executions(WindowId=mw)["WindowExecutions"]
+    assert [e["Status"] for e in running] == ["IN_PROGRESS"]
+    control(sim, "POST", "/_sim/clock/advance", {"seconds": 3600})
+
+    executions = ssm.describe_maintenance_window_executions(WindowId=mw, MaxResults=10)["WindowExecutions"]
+    assert len(executions) == 1 and executions[0]["Status"] == "SUCCESS"
+    assert executions[0]["StartTime"].timestamp() == at
+    eid = executions[0]["WindowExecutionId"]
+    tasks = ssm.describe_maintenance_window_execution_tasks(
+        WindowExecutionId=eid, Filters=[{"Key": "STATUS", "Values": ["SUCCESS"]}]
+    )["WindowExecutionTaskIdentities"]
+    assert [(t["TaskArn"], t["TaskType"], t["Status"]) for t in tasks] == [
+        ("AWS-RunPatchBaseline", "RUN_COMMAND", "SUCCESS")
+    ]
+    paginator = ssm.get_paginator("describe_maintenance_window_execution_task_invocations")
+    pages = list(
+        paginator.paginate(
+            WindowExecutionId=eid, TaskId=tasks[0]["TaskExecutionId"], PaginationConfig={"PageSize": 10}
+        )
+    )
+    invocations = [i for p in pages for i in p["WindowExecutionTaskInvocationIdentities"]]
+    assert len(pages) == 2 and len(invocations) == 11
+    assert {i["Status"] for i in invocations} == {"SUCCESS"}
+    assert all(i["WindowTargetId"] == target and i["ExecutionId"] for i in invocations)
+    # Waves of 1, 2, 4 and 4 nodes, 30 s each.
+    assert sorted({i["StartTime"].timestamp() - at for i in invocations}) == [0, 30, 60, 90]
+    state = ssm.describe_instance_patch_states(InstanceIds=["i-00000000000000000"])["InstancePatchStates"][0]
+    assert state["Operation"] == "Install" and state["OperationStartTime"].timestamp() == at
+
+    raw = client(sim, validate=False)  # botocore checks MaxResults itself; the simulator must too
+    for call, args in [
+        (raw.describe_maintenance_window_executions, dict(WindowId=mw, MaxResults=5)),
+        (raw.describe_maintenance_window_execution_tasks, dict(WindowExecutionId=eid, MaxResults=101)),
+        (
+            raw.describe_maintenance_window_execution_task_invocations,
+            dict(WindowExecutionId=eid, TaskId=tasks[0]["TaskExecutionId"], MaxResults=9),
+        ),
+    ]:
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            call(**args)
+        assert error_code(e) == "ValidationException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ssm.describe_maintenance_window_execution_tasks(WindowExecutionId="00000000-0000-4000-8000-000000000000")
+    assert error_code(e) == "DoesNotExistException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ssm.describe_maintenance_window_execution_task_invocations(
+            WindowExecutionId=eid, TaskId="00000000-0000-4000-8000-000000000000"
+        )
+    assert error_code(e) == "DoesNotExistException"
+    # The clock never goes backwards.
+    with pytest.raises(urllib.error.HTTPError) as e:
+        control(sim, "PUT", "/_sim/clock", {"now": at})
+    assert e.value.code == 400

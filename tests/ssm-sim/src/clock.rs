@@ -1,14 +1,90 @@
-//! Time and identifiers, without external crates.
+//! Time and identifiers.
+//!
+//! Each [`crate::Sim`] has its own [`SimClock`]: wall time plus an offset that tests move
+//! forward (`/_sim/clock`), so time keeps flowing (commands still complete) and several
+//! simulators in one process keep their own time.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Seconds since the epoch, as AWS JSON 1.1 timestamps are sent.
-pub fn now() -> f64 {
+/// Wall-clock seconds since the epoch. Simulated objects are stamped with
+/// [`SimClock::now`] instead; this is for what clients judge by their own clock.
+pub fn wall() -> f64 {
+    wall_millis() as f64 / 1000.0
+}
+
+fn wall_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| (d.as_millis() as f64) / 1000.0)
-        .unwrap_or(0.0)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The longest single advance accepted: 366 days.
+pub const MAX_ADVANCE_SECONDS: f64 = 366.0 * 86_400.0;
+/// The latest time the clock can be set to (2200-01-01T00:00:00Z): cron years end at 2199.
+pub const MAX_TIME: f64 = 7_258_118_400.0;
+
+/// A simulator's clock: wall time plus a non-negative offset that only grows, so
+/// simulated time never runs backwards.
+#[derive(Debug, Default)]
+pub struct SimClock {
+    offset_millis: AtomicI64,
+}
+
+impl SimClock {
+    /// Simulated seconds since the epoch, as AWS JSON 1.1 timestamps are sent.
+    pub fn now(&self) -> f64 {
+        self.now_millis() as f64 / 1000.0
+    }
+
+    fn now_millis(&self) -> i64 {
+        wall_millis().saturating_add(self.offset_millis.load(Ordering::Acquire))
+    }
+
+    /// Moves the clock to `to` (epoch seconds); refuses to go backwards.
+    pub fn set(&self, to: f64) -> Result<f64, String> {
+        if !to.is_finite() || to > MAX_TIME {
+            return Err(format!(
+                "now must be a time before {}, got {to}",
+                iso8601(MAX_TIME)
+            ));
+        }
+        let target = (to * 1000.0).round() as i64;
+        self.offset_millis
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |offset| {
+                let wall = wall_millis();
+                (target >= wall.saturating_add(offset)).then(|| target - wall)
+            })
+            .map_err(|offset| {
+                format!(
+                    "the clock never goes backwards: {} is before the simulated time {}",
+                    iso8601(to),
+                    iso8601((wall_millis().saturating_add(offset)) as f64 / 1000.0)
+                )
+            })?;
+        Ok(self.now())
+    }
+
+    /// Moves the clock forward by `seconds` (0 to [`MAX_ADVANCE_SECONDS`]).
+    pub fn advance(&self, seconds: f64) -> Result<f64, String> {
+        if !seconds.is_finite() || !(0.0..=MAX_ADVANCE_SECONDS).contains(&seconds) {
+            return Err(format!(
+                "seconds must be within 0 and {MAX_ADVANCE_SECONDS} (366 days), got {seconds}"
+            ));
+        }
+        if self.now() + seconds > MAX_TIME {
+            return Err(format!("the clock cannot pass {}", iso8601(MAX_TIME)));
+        }
+        let millis = (seconds * 1000.0).round() as i64;
+        self.offset_millis.fetch_add(millis, Ordering::AcqRel);
+        Ok(self.now())
+    }
+
+    /// Back to wall time (`/_sim/reset`).
+    pub fn reset(&self) {
+        self.offset_millis.store(0, Ordering::Release);
+    }
 }
 
 /// ISO 8601 UTC with milliseconds, as STS's XML replies carry timestamps.
@@ -109,6 +185,23 @@ mod tests {
     fn formats_iso8601() {
         assert_eq!(iso8601(0.0), "1970-01-01T00:00:00.000Z");
         assert_eq!(iso8601(1_709_965_447.25), "2024-03-09T06:24:07.250Z");
+    }
+
+    #[test]
+    fn the_clock_moves_forward_only() {
+        let clock = SimClock::default();
+        let start = clock.now();
+        assert!((start - wall()).abs() < 1.0, "starts at wall time");
+        let later = clock.advance(8.0 * 86_400.0).expect("advance 8 days");
+        assert!(later >= start + 8.0 * 86_400.0);
+        assert!(clock.set(start).is_err(), "never backwards");
+        let set = clock.set(later + 60.0).expect("forward");
+        assert!(set >= later + 60.0);
+        assert!(clock.advance(-1.0).is_err());
+        assert!(clock.advance(MAX_ADVANCE_SECONDS + 1.0).is_err());
+        assert!(clock.set(f64::NAN).is_err());
+        clock.reset();
+        assert!((clock.now() - wall()).abs() < 1.0);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::Sim;
 use crate::faults::FaultSpec;
@@ -84,7 +84,76 @@ pub async fn get_instances(
 fn instances(sim: &Sim, account: &str, region: &str) -> Response {
     let shard = sim.store.region(account, region);
     let st = state::lock(&shard);
-    Json(fleet::view(&st, account, region, crate::clock::now())).into_response()
+    Json(fleet::view(&st, account, region, sim.clock.now())).into_response()
+}
+
+fn clock_view(now: f64) -> Response {
+    Json(json!({"now": now, "iso": crate::clock::iso8601(now)})).into_response()
+}
+
+/// `GET /_sim/clock`: the simulated time, `{"now": <epoch seconds>, "iso": "..."}`.
+pub async fn get_clock(State(sim): State<Arc<Sim>>) -> Response {
+    clock_view(sim.clock.now())
+}
+
+/// An instant given as epoch seconds or an ISO 8601 string with an offset.
+fn instant(v: &Value) -> Result<f64, String> {
+    match v {
+        Value::Number(n) => n.as_f64().ok_or_else(|| format!("{n} is not a number")),
+        Value::String(s) => s
+            .parse::<jiff::Timestamp>()
+            .map(|t| t.as_millisecond() as f64 / 1000.0)
+            .map_err(|e| format!("{s:?} is not an ISO 8601 time with an offset: {e}")),
+        other => Err(format!(
+            "{other} is neither epoch seconds nor an ISO 8601 string"
+        )),
+    }
+}
+
+/// `PUT /_sim/clock` with `{"now": <epoch seconds or ISO 8601>}`: moves the simulated
+/// time forward (400 if it is earlier than the simulated time), then runs the
+/// maintenance windows that came due.
+pub async fn put_clock(State(sim): State<Arc<Sim>>, body: axum::body::Bytes) -> Response {
+    let body: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return bad_request("clock", e),
+    };
+    let Some(to) = body.get("now") else {
+        return bad_request(
+            "clock",
+            "the body must be {\"now\": <epoch seconds or ISO 8601>}",
+        );
+    };
+    let to = match instant(to) {
+        Ok(t) => t,
+        Err(e) => return bad_request("clock", e),
+    };
+    match sim.clock.set(to) {
+        Ok(now) => {
+            crate::ops::run_due_everywhere(&sim);
+            clock_view(now)
+        }
+        Err(e) => bad_request("clock", e),
+    }
+}
+
+/// `POST /_sim/clock/advance` with `{"seconds": N}` (0 to 366 days), then runs the
+/// maintenance windows that came due.
+pub async fn advance_clock(State(sim): State<Arc<Sim>>, body: axum::body::Bytes) -> Response {
+    let body: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return bad_request("clock advance", e),
+    };
+    let Some(seconds) = body.get("seconds").and_then(Value::as_f64) else {
+        return bad_request("clock advance", "the body must be {\"seconds\": N}");
+    };
+    match sim.clock.advance(seconds) {
+        Ok(now) => {
+            crate::ops::run_due_everywhere(&sim);
+            clock_view(now)
+        }
+        Err(e) => bad_request("clock advance", e),
+    }
 }
 
 /// `GET /_sim/counters[?account=..&region=..&caller=..&operation=..&outcome=..]`

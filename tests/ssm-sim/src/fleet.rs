@@ -341,7 +341,7 @@ impl FleetSpec {
 /// Replaces the fleet of the spec's account-region (history included).
 pub fn apply(sim: &Sim, spec: &FleetSpec) {
     let shard = sim.store.region(&spec.account_id, &spec.region);
-    let now = crate::clock::now();
+    let now = sim.clock.now();
     let mut st = state::lock(&shard);
     st.instances = spec
         .instances

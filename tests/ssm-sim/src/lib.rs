@@ -14,6 +14,7 @@ pub mod error;
 pub mod faults;
 pub mod fleet;
 pub mod http1;
+pub mod occurrence;
 pub mod ops;
 mod paging;
 pub mod patching;
@@ -61,6 +62,8 @@ pub struct Sim {
     /// Runtime settings (`/_sim/settings`): how long commands run.
     pub settings: LiveSettings,
     pub counters: Counters,
+    /// Simulated time (`/_sim/clock`): every stored time stamp comes from it.
+    pub clock: clock::SimClock,
 }
 
 impl Sim {
@@ -72,6 +75,7 @@ impl Sim {
             store: Store::default(),
             sessions: Sessions::default(),
             counters: Counters::default(),
+            clock: clock::SimClock::default(),
         }
     }
 
@@ -80,6 +84,7 @@ impl Sim {
         self.counters.reset();
         self.faults.set(self.config.faults.clone());
         self.settings.set(self.config.settings);
+        self.clock.reset();
     }
 }
 
@@ -98,6 +103,11 @@ pub fn router(sim: Arc<Sim>) -> Router {
             "/_sim/instances",
             get(control::get_instances).put(control::put_instances),
         )
+        .route(
+            "/_sim/clock",
+            get(control::get_clock).put(control::put_clock),
+        )
+        .route("/_sim/clock/advance", post(control::advance_clock))
         .route("/_sim/counters", get(control::counters))
         .route("/_sim/metrics", get(control::metrics))
         .route("/_sim/reset", post(control::reset))

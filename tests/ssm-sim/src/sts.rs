@@ -104,7 +104,9 @@ fn assume_role(sim: &Sim, caller: &Caller, p: &HashMap<String, String>) -> ApiRe
             user_id: user_id.clone(),
         },
     );
-    let expiration = clock::iso8601(clock::now() + duration as f64);
+    // Clients judge expiry by their own (wall) clock, and the simulator's sessions never
+    // expire, so the simulated clock does not apply here.
+    let expiration = clock::iso8601(clock::wall() + duration as f64);
     Ok(format!(
         "    <Credentials>\n      <AccessKeyId>{access_key}</AccessKeyId>\n      \
          <SecretAccessKey>{}</SecretAccessKey>\n      <SessionToken>{}</SessionToken>\n      \

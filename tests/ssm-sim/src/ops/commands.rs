@@ -77,7 +77,7 @@ fn string_values(t: &Value) -> Vec<&str> {
 /// (keys may contain spaces: `tag:Patch Group`) and `tag-key` (nodes carrying any of
 /// the listed tag keys).
 /// https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_Target.html
-fn resolve(
+pub(crate) fn resolve(
     ctx: &Ctx<'_>,
     st: &RegionState,
     instance_ids: &[String],
@@ -164,7 +164,7 @@ fn resolve(
 /// stops sending the command to additional instances when the sixth error is
 /// received": 10% of 50 allows 5).
 /// https://docs.aws.amazon.com/systems-manager/latest/userguide/send-commands-multiple.html#send-commands-maxerrors
-fn rate(value: &str, n: usize) -> usize {
+pub(crate) fn rate(value: &str, n: usize) -> usize {
     match value.strip_suffix('%') {
         Some(pct) => pct.parse::<usize>().unwrap_or(0).saturating_mul(n) / 100,
         None => value.parse().unwrap_or(0),
@@ -181,7 +181,7 @@ fn rate(value: &str, n: usize) -> usize {
 /// https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_InstancePatchState.html
 /// Either way the node's patch state is recorded as the operation leaves it (each
 /// operation overwrites the last), ending when the invocation does.
-fn run_on(
+pub(crate) fn run_on(
     node: &mut Instance,
     instance_id: &str,
     run: &Run<'_>,
@@ -287,12 +287,12 @@ pub fn baseline_for<'s>(
 }
 
 /// What a command does on each node.
-struct Run<'a> {
-    operation: &'a str,
-    reboot_option: &'a str,
-    now: f64,
+pub(crate) struct Run<'a> {
+    pub operation: &'a str,
+    pub reboot_option: &'a str,
+    pub now: f64,
     /// How long each invocation runs.
-    seconds: f64,
+    pub seconds: f64,
 }
 
 /// Runs a command on its targets with AWS's rate controls, deterministically.

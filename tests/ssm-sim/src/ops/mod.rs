@@ -4,7 +4,9 @@
 mod baselines;
 pub(crate) mod commands;
 mod compliance;
+mod executions;
 mod instances;
+pub(crate) mod maintenance;
 mod patch_groups;
 mod tags;
 mod targets;
@@ -55,6 +57,20 @@ pub const OPERATIONS: &[(&str, Handler)] = &[
     ("UpdateMaintenanceWindow", windows::update),
     ("DeleteMaintenanceWindow", windows::delete),
     ("DescribeMaintenanceWindows", windows::describe),
+    (
+        "DescribeMaintenanceWindowExecutions",
+        executions::describe_executions,
+    ),
+    ("GetMaintenanceWindowExecution", executions::get_execution),
+    (
+        "DescribeMaintenanceWindowExecutionTasks",
+        executions::describe_tasks,
+    ),
+    ("GetMaintenanceWindowExecutionTask", executions::get_task),
+    (
+        "DescribeMaintenanceWindowExecutionTaskInvocations",
+        executions::describe_invocations,
+    ),
     ("RegisterTargetWithMaintenanceWindow", targets::register),
     ("UpdateMaintenanceWindowTarget", targets::update),
     ("DeregisterTargetFromMaintenanceWindow", targets::deregister),
@@ -109,12 +125,31 @@ pub fn dispatch(sim: &Sim, account: &str, region: &str, op: &str, body: &[u8]) -
         account,
         region,
         quotas: sim.config.quotas,
-        now: crate::clock::now(),
+        now: sim.clock.now(),
         command_seconds: sim.settings.get().command_seconds,
     };
     let shard = sim.store.region(account, region);
     let mut st = state::lock(&shard);
+    // Windows whose time came (wall time passing included) run before the call sees the state.
+    maintenance::run_due(&ctx, &mut st);
     handler(&ctx, &mut st, req)
+}
+
+/// Runs the maintenance windows that came due in every account-region (after the
+/// simulated clock moved).
+pub fn run_due_everywhere(sim: &Sim) {
+    let now = sim.clock.now();
+    let command_seconds = sim.settings.get().command_seconds;
+    for (account, region, shard) in sim.store.regions() {
+        let ctx = Ctx {
+            account: &account,
+            region: &region,
+            quotas: sim.config.quotas,
+            now,
+            command_seconds,
+        };
+        maintenance::run_due(&ctx, &mut state::lock(&shard));
+    }
 }
 
 /// Builds a JSON reply, leaving out absent members as AWS does.

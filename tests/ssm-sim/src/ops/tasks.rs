@@ -148,6 +148,16 @@ fn check_document_parameters(task: &WindowTask) -> ApiResult<()> {
     let Some(doc) = documents::find(&task.task_arn).filter(|d| d.kind == kind) else {
         return Ok(());
     };
+    let params = task_params(task, member)?;
+    doc.check(&params, true).map_err(ApiError::validation)
+}
+
+/// A task's document parameters: TaskInvocationParameters.<member>.Parameters, then the
+/// legacy TaskParameters (`{"Name": {"Values": [...]}}`).
+pub(crate) fn task_params(
+    task: &WindowTask,
+    member: &str,
+) -> ApiResult<Vec<(String, Vec<String>)>> {
     let mut params = Vec::new();
     let invocation = task.task_invocation_parameters.as_ref().map(Json::value);
     if let Some(p) = invocation
@@ -179,7 +189,7 @@ fn check_document_parameters(task: &WindowTask) -> ApiResult<()> {
             .unwrap_or_default();
         params.push((name.clone(), values));
     }
-    doc.check(&params, true).map_err(ApiError::validation)
+    Ok(params)
 }
 
 /// Rules across members and against the window's registered targets.
@@ -237,7 +247,7 @@ fn check_task(w: &Window, task: &WindowTask) -> ApiResult<()> {
 /// your account's service-linked role"
 /// (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_RegisterTaskWithMaintenanceWindow.html),
 /// so that is the role reads name for a task registered without one.
-fn service_role(account: &str, t: &WindowTask) -> String {
+pub(crate) fn service_role(account: &str, t: &WindowTask) -> String {
     t.service_role_arn.clone().unwrap_or_else(|| {
         format!("arn:aws:iam::{account}:role/aws-service-role/ssm.amazonaws.com/AWSServiceRoleForAmazonSSM")
     })

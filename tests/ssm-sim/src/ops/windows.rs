@@ -1,7 +1,7 @@
 //! Maintenance windows.
 //! https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_CreateMaintenanceWindow.html
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
 
 use serde_json::{Value, json};
@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::{Ctx, Obj, max_results, read_filters, read_tags};
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
+use crate::occurrence;
 use crate::paging;
 use crate::schedule;
 use crate::state::{RegionState, Window};
@@ -54,6 +55,39 @@ fn check_schedule(
     Ok(())
 }
 
+/// ScheduleTimezone must be an IANA zone: "For example: "America/Los_Angeles", "UTC",
+/// or "Asia/Seoul"" (API_CreateMaintenanceWindow). Assumption: AWS answers an unknown
+/// zone with a ValidationException.
+fn check_timezone(value: &Option<String>) -> ApiResult<()> {
+    match value {
+        Some(tz) if occurrence::time_zone(Some(tz)).is_none() => {
+            Err(ApiError::validation(format!(
+                "Invalid ScheduleTimezone: {tz}. Specify an IANA time zone such as America/Los_Angeles."
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Occurrences up to `from` will not run (the window was just created or changed, and
+/// those due before were run first); finds the next one.
+pub fn reschedule(w: &mut Window, from: f64) {
+    w.handled_until = from;
+    w.next_due = occurrence::next_after(&spec(w), from);
+}
+
+pub fn spec(w: &Window) -> occurrence::Spec<'_> {
+    occurrence::Spec {
+        schedule: &w.schedule,
+        timezone: w.schedule_timezone.as_deref(),
+        offset_days: w.schedule_offset,
+        start_date: w.start_date.as_deref(),
+        end_date: w.end_date.as_deref(),
+        created: w.created,
+        enabled: w.enabled,
+    }
+}
+
 fn check_date(member: &str, value: &Option<String>) -> ApiResult<()> {
     // ISO-8601, e.g. 2021-04-07T14:29:00-08:00:
     // https://docs.aws.amazon.com/systems-manager/latest/userguide/maintenance-windows-schedule-options.html
@@ -80,6 +114,10 @@ fn identity(w: &Window) -> Obj {
         .set("Cutoff", w.cutoff)
         .set("AllowUnassociatedTargets", w.allow_unassociated_targets)
         .set("Enabled", w.enabled)
+        // The next run (none when disabled or none is left), in ISO 8601 UTC as in the AWS
+        // CLI's get-maintenance-window example ("2020-02-25T00:08:15.099Z").
+        // https://awscli.amazonaws.com/v2/documentation/api/latest/reference/ssm/get-maintenance-window.html
+        .opt("NextExecutionTime", w.next_due.map(clock::iso8601))
 }
 
 pub fn create(ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResult<Value> {
@@ -99,6 +137,7 @@ pub fn create(ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResult<Va
     check_schedule(&schedule, offset, duration, cutoff)?;
     check_date("StartDate", &start_date)?;
     check_date("EndDate", &end_date)?;
+    check_timezone(&timezone)?;
     if let Some(id) = st.replayed("CreateMaintenanceWindow", token.as_deref(), req.raw())? {
         return Ok(json!({"WindowId": id}));
     }
@@ -132,8 +171,15 @@ pub fn create(ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResult<Va
             tags,
             targets: BTreeMap::new(),
             tasks: BTreeMap::new(),
+            handled_until: ctx.now,
+            next_due: None,
+            executions: VecDeque::new(),
+            execution_seq: 0,
         }),
     );
+    if let Some(w) = st.windows.get_mut(&id) {
+        reschedule(w, ctx.now);
+    }
     st.remember("CreateMaintenanceWindow", token.as_deref(), req.raw(), &id);
     Ok(json!({"WindowId": id}))
 }
@@ -179,6 +225,7 @@ pub fn update(ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResult<Va
     req.finish()?;
     check_date("StartDate", &start_date)?;
     check_date("EndDate", &end_date)?;
+    check_timezone(&timezone)?;
     let w = window_mut(st, &id)?;
     let keep = |new: Option<String>, old: &Option<String>| match new {
         Some(v) => Some(v),
@@ -216,7 +263,13 @@ pub fn update(ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResult<Va
         w.enabled = e;
     }
     w.modified = ctx.now;
-    Ok(identity(w).build())
+    reschedule(w, ctx.now);
+    // UpdateMaintenanceWindowResult has no NextExecutionTime.
+    let mut out = identity(w).build();
+    if let Some(o) = out.as_object_mut() {
+        o.remove("NextExecutionTime");
+    }
+    Ok(out)
 }
 
 pub fn delete(_ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResult<Value> {

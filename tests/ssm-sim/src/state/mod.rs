@@ -178,6 +178,19 @@ impl Store {
         )
     }
 
+    /// Every account-region with state: (account, region, state).
+    pub fn regions(&self) -> Vec<(String, String, Arc<Mutex<RegionState>>)> {
+        self.shards
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter_map(|(key, s)| {
+                let (account, region) = key.split_once('/')?;
+                Some((account.to_string(), region.to_string(), Arc::clone(s)))
+            })
+            .collect()
+    }
+
     pub fn reset(&self) {
         self.shards
             .write()

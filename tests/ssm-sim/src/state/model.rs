@@ -70,6 +70,79 @@ pub struct Window {
     pub tags: Tags,
     pub targets: BTreeMap<String, Box<WindowTarget>>,
     pub tasks: BTreeMap<String, Box<WindowTask>>,
+    /// Occurrences up to this time (epoch seconds) have run or will never run: the
+    /// window's creation, its last update, or its last occurrence handled.
+    pub handled_until: f64,
+    /// The first occurrence after `handled_until` (None: disabled or none left), kept so
+    /// that every call can check for due windows without evaluating schedules.
+    pub next_due: Option<f64>,
+    /// The latest executions, oldest first (at most `EXECUTIONS_PER_WINDOW`).
+    pub executions: std::collections::VecDeque<WindowExecution>,
+    /// Numbers the executions, for newest-first paging.
+    pub execution_seq: u64,
+}
+
+/// How a window execution, task execution or task invocation ended, and when; its status
+/// is PENDING before `start` and IN_PROGRESS until `end`.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub status: &'static str,
+    pub details: String,
+    pub start: f64,
+    pub end: f64,
+}
+
+impl RunOutcome {
+    /// The status at `now`
+    /// (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_MaintenanceWindowExecution.html).
+    pub fn status_at(&self, now: f64) -> (&'static str, &str) {
+        if now < self.start {
+            ("PENDING", "Pending")
+        } else if now < self.end {
+            ("IN_PROGRESS", "In progress")
+        } else {
+            (self.status, &self.details)
+        }
+    }
+}
+
+/// One occurrence of a maintenance window.
+#[derive(Debug, Clone)]
+pub struct WindowExecution {
+    pub id: String,
+    pub seq: u64,
+    pub outcome: RunOutcome,
+    pub tasks: Vec<TaskExecution>,
+}
+
+/// One task of a window execution.
+#[derive(Debug, Clone)]
+pub struct TaskExecution {
+    pub id: String,
+    pub window_task_id: String,
+    pub task_arn: String,
+    pub task_type: String,
+    pub priority: i64,
+    pub max_concurrency: Option<String>,
+    pub max_errors: Option<String>,
+    pub service_role: String,
+    /// The legacy TaskParameters as registered.
+    pub task_parameters: Option<Json>,
+    pub alarm_configuration: Option<Json>,
+    pub outcome: RunOutcome,
+    pub invocations: Vec<TaskInvocation>,
+}
+
+/// A task on one target.
+#[derive(Debug, Clone)]
+pub struct TaskInvocation {
+    pub id: String,
+    /// The Run Command command id (RUN_COMMAND tasks that reached the node).
+    pub execution_id: Option<String>,
+    pub parameters: String,
+    pub outcome: RunOutcome,
+    pub owner_information: Option<String>,
+    pub window_target_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -31,7 +31,7 @@ fn instant() -> Config {
 
 /// YYYY-MM-DD `days` ago.
 fn days_ago(days: i64) -> String {
-    let secs = ssm_sim::clock::now() as i64 - days * 86_400;
+    let secs = ssm_sim::clock::wall() as i64 - days * 86_400;
     ssm_sim::clock::iso8601(secs as f64)[..10].to_owned()
 }
 

@@ -302,3 +302,92 @@ async fn raw_protocol_errors_have_aws_shapes() {
     assert_eq!(sts.status, 200);
     assert!(sts.text().contains("<Account>123456789012</Account>"));
 }
+
+#[tokio::test]
+async fn the_simulated_clock_moves_forward_and_commands_follow_it() {
+    use crate::common::{control, put_instances};
+    let server = start().await;
+    let (status, body) = control(&server, "GET", "/_sim/clock", "").await;
+    assert_eq!(status, 200, "{body}");
+    let clock: serde_json::Value = serde_json::from_str(&body).expect("clock JSON");
+    let start = clock["now"].as_f64().expect("now");
+    assert!(clock["iso"].as_str().is_some_and(|s| s.ends_with('Z')));
+
+    for (method, path, body) in [
+        ("PUT", "/_sim/clock", r#"{"now": 0}"#),
+        ("PUT", "/_sim/clock", r#"{"now": "2001-01-01T00:00:00Z"}"#),
+        ("PUT", "/_sim/clock", r#"{"now": "yesterday"}"#),
+        ("PUT", "/_sim/clock", r#"{"then": 1}"#),
+        ("POST", "/_sim/clock/advance", r#"{"seconds": -1}"#),
+        ("POST", "/_sim/clock/advance", r#"{"seconds": 40000000}"#),
+    ] {
+        let (status, reply) = control(&server, method, path, body).await;
+        assert_eq!(status, 400, "{method} {path} {body}: {reply}");
+    }
+
+    // A command sent now completes an hour later on the simulated clock.
+    server.sim().settings.set(ssm_sim::Settings {
+        command_seconds: 3600.0,
+    });
+    put_instances(
+        &server,
+        serde_json::json!({"accountId": "123456789012", "region": REGION,
+            "instances": [{"instanceId": "i-0123456789abcdef0", "missingPatches": 1}]}),
+    )
+    .await;
+    let ssm = ssm(&server);
+    let sent = ssm
+        .send_command()
+        .document_name("AWS-RunPatchBaseline")
+        .instance_ids("i-0123456789abcdef0")
+        .parameters("Operation", vec!["Install".to_string()])
+        .send()
+        .await
+        .expect("SendCommand");
+    let id = sent
+        .command()
+        .and_then(|c| c.command_id())
+        .expect("command id")
+        .to_string();
+    let status_of = |id: String| {
+        let ssm = ssm.clone();
+        async move {
+            ssm.list_commands()
+                .command_id(id)
+                .send()
+                .await
+                .expect("ListCommands")
+                .commands()[0]
+                .status()
+                .map(|s| s.as_str().to_string())
+        }
+    };
+    assert_eq!(status_of(id.clone()).await.as_deref(), Some("InProgress"));
+    let (status, body) = control(
+        &server,
+        "POST",
+        "/_sim/clock/advance",
+        r#"{"seconds": 691200}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let advanced: serde_json::Value = serde_json::from_str(&body).expect("clock JSON");
+    assert!(advanced["now"].as_f64().expect("now") >= start + 691_200.0);
+    assert_eq!(status_of(id).await.as_deref(), Some("Success"));
+
+    // Setting an ISO time in the future works; the reset goes back to wall time.
+    let (status, body) = control(
+        &server,
+        "PUT",
+        "/_sim/clock",
+        r#"{"now": "2199-01-01T00:00:00Z"}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("2199-01-01T00:00:0"));
+    let (status, _) = control(&server, "POST", "/_sim/reset", "").await;
+    assert_eq!(status, 204);
+    let (_, body) = control(&server, "GET", "/_sim/clock", "").await;
+    let now: serde_json::Value = serde_json::from_str(&body).expect("clock JSON");
+    assert!(now["now"].as_f64().expect("now") < start + 600.0);
+}

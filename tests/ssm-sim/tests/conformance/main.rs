@@ -5,6 +5,7 @@ mod commands;
 mod common;
 mod compliance;
 mod control;
+mod executions;
 mod fleet;
 mod instances;
 mod sts;
