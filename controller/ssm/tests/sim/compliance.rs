@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_ssm::types::{OperatingSystem as SdkOs, Target};
-use patchfleet_api::v1alpha1::{OperatingSystem, Platform};
+use patchfleet_api::v1alpha1::{OperatingSystem, PatchOperation, Platform};
 use patchfleet_planner::compliance::{
     IntendedWindow, NodeQuotas, PassShape, RegionIntent, calls, tally,
 };
@@ -263,4 +263,112 @@ async fn registration_of(client: &SsmClient, group: &str, os: SdkOs) -> Option<S
         .await
         .ok()?;
     out.baseline_id
+}
+
+/// A nightly window (Scan, then Install) on "web", run by the simulated clock.
+async fn nightly_window(client: &SsmClient) -> String {
+    let window = desired_window(
+        "nightly",
+        window_definition("cron(0 3 * * ? *)", 4, 1),
+        &["web"],
+        vec![
+            (
+                "scan",
+                run_patch_baseline(PatchOperation::Scan, &["web"], 1),
+            ),
+            (
+                "install",
+                run_patch_baseline(PatchOperation::Install, &["web"], 2),
+            ),
+        ],
+    );
+    let name = window.name.clone();
+    let report = apply(client, CLUSTER, &create_all(&[], &[window])).await;
+    assert!(report.error.is_none(), "{:?}", report.error);
+    name
+}
+
+#[tokio::test]
+async fn a_window_run_is_read_once_and_counted_by_node() {
+    let server = start(sim_config()).await;
+    let (_edge, client) = client_a(&server).await;
+    register_groups(&client).await;
+    let mut nodes: Vec<InstanceSpec> = fleet().into_iter().take(60).collect();
+    nodes[7].fails_install = true;
+    nodes[7].missing_patches = 2;
+    put_fleet(&server, nodes);
+    let window = nightly_window(&client).await;
+    let mut intent = intent();
+    intent.windows.insert(
+        window.clone(),
+        IntendedWindow {
+            owner: owner(OwnerKind::MaintenanceWindow, "nightly"),
+            installs: true,
+        },
+    );
+
+    // Not run yet: listed without a run.
+    let read = read_compliance(&client, &request(&intent))
+        .await
+        .expect("compliance read");
+    assert_eq!(read.reading.windows.get(&window), Some(&None));
+
+    // A day later the window has opened and run both tasks on the 60 web nodes.
+    server
+        .sim()
+        .clock
+        .advance(86_400.0 + 4.0 * 3_600.0)
+        .expect("the clock moves on");
+    server.sim().counters.reset();
+    let read = read_compliance(&client, &request(&intent))
+        .await
+        .expect("compliance read");
+    let counted: u64 = sim_calls(&server, ACCOUNT_A, REGION).values().sum();
+    let run = read.reading.windows[&window].clone().expect("it ran");
+    assert_eq!((run.succeeded, run.failed), (60 + 59, 1), "{run:?}");
+    assert!(run.is_failure());
+    let shape = PassShape {
+        nodes: 60,
+        registrations: 4,
+        group_states: vec![0, 60],
+        other_nodes: 0,
+        windows_listed: 1,
+        executions_listed: vec![1],
+        executions_read: vec![vec![60, 60]],
+    };
+    assert_eq!(
+        counted,
+        calls(&shape) as u64,
+        "{:?}",
+        sim_calls(&server, ACCOUNT_A, REGION)
+    );
+
+    let figures = tally(&read.reading, &intent, NodeQuotas::default());
+    let last = figures.region.last_install.clone().expect("an install ran");
+    assert_eq!(last.window, "patching/nightly");
+    assert_eq!(last.run, run);
+    assert_eq!(figures.region.counts.with_failed, 1);
+
+    // The next pass lists the executions since the known one and reads no task again.
+    let known = request(&intent);
+    let known = ComplianceRequest {
+        known_runs: BTreeMap::from([(window.clone(), run.clone())]),
+        ..known
+    };
+    server.sim().counters.reset();
+    let again = read_compliance(&client, &known)
+        .await
+        .expect("compliance read");
+    let counted: u64 = sim_calls(&server, ACCOUNT_A, REGION).values().sum();
+    assert_eq!(again.reading.windows[&window], Some(run));
+    let shape = PassShape {
+        executions_read: Vec::new(),
+        ..shape
+    };
+    assert_eq!(
+        counted,
+        calls(&shape) as u64,
+        "{:?}",
+        sim_calls(&server, ACCOUNT_A, REGION)
+    );
 }
