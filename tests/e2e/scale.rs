@@ -287,6 +287,21 @@ async fn a_fleet_converges_within_its_call_budget() {
             );
         }
     }
+    match &report.compliance {
+        None => check(false, "no compliance phase".to_owned()),
+        Some(compliance) => {
+            same(
+                "compliance: calls of one pass over every account-region (docs/compliance.md's formula)",
+                &compliance.calls,
+                &compliance.formula_calls,
+            );
+            same(
+                "compliance: nodes counted",
+                &compliance.instances,
+                &(ACCOUNT_REGIONS * patchfleet_tests::bench::COMPLIANCE_NODES as u64),
+            );
+        }
+    }
     check(
         report
             .ceiling_calls_per_second

@@ -392,6 +392,23 @@ pub struct Report {
     /// With `delete_accounts`: the deletion's calls, and what the controller's gauges
     /// say it keeps afterwards.
     pub delete: Option<Deletion>,
+    /// One compliance pass over every account-region (after a restart with it on).
+    pub compliance: Option<CompliancePhase>,
+}
+
+/// The compliance phase: the controller's own figures for its first pass.
+#[derive(Clone, Debug, Default)]
+pub struct CompliancePhase {
+    /// `patchfleet_compliance_pass_seconds`: the pass over every account-region.
+    pub seconds: f64,
+    /// `patchfleet_compliance_pass_calls`.
+    pub calls: u64,
+    /// What docs/compliance.md's formula gives for the workload.
+    pub formula_calls: u64,
+    /// `patchfleet_nodes{figure="instances"}`: the nodes the pass counted.
+    pub instances: u64,
+    /// The controller's resident memory after the pass.
+    pub rss_bytes: u64,
 }
 
 /// Every SystemAccount deleted, and what the controller kept of them afterwards.
@@ -607,6 +624,12 @@ async fn measure(
     report.rss_peak_bytes = edited.process.peak_rss_bytes;
     report.cpu_total_seconds = edited.process.cpu_seconds;
 
+    say(&format!(
+        "restarting the controller with its compliance pass on: one pass over {} account-regions of {COMPLIANCE_NODES} nodes each",
+        workload.account_regions()
+    ));
+    report.compliance = Some(measure_compliance(options, stack).await?);
+
     if options.delete_accounts {
         say("deleting every SystemAccount: each is emptied, then forgotten");
         let before = stack.controller_metrics().await?;
@@ -665,6 +688,78 @@ async fn measure(
     Ok(report)
 }
 
+/// Managed nodes put in each account-region for the compliance phase (tagged with the
+/// workload's three groups, never scanned).
+pub const COMPLIANCE_NODES: usize = 10;
+
+/// One compliance pass over every account-region, after a restart with the pass on
+/// (a long interval: exactly one pass in the phase). Its calls and seconds are the
+/// controller's own metrics; the calls must equal the documented formula.
+async fn measure_compliance(
+    options: &Options,
+    stack: &BenchStack,
+) -> anyhow::Result<CompliancePhase> {
+    let workload = options.workload;
+    for account in 0..workload.accounts {
+        for (r, region) in workload.region_names().iter().enumerate() {
+            let instances = (0..COMPLIANCE_NODES)
+                .map(|n| ssm_sim::fleet::InstanceSpec {
+                    instance_id: format!("i-{account:08x}{r:02x}{n:07x}"),
+                    tags: [(
+                        "Patch Group".to_owned(),
+                        ["early", "on-time", "late"][n % 3].to_owned(),
+                    )]
+                    .into(),
+                    ..ssm_sim::fleet::InstanceSpec::default()
+                })
+                .collect();
+            let spec = ssm_sim::fleet::FleetSpec {
+                account_id: Workload::account_id(account),
+                region: (*region).to_owned(),
+                instances,
+            };
+            spec.validate(&stack.sim.sim().config.quotas)
+                .map_err(|e| anyhow::anyhow!("the bench fleet: {e}"))?;
+            ssm_sim::fleet::apply(stack.sim.sim(), &spec);
+        }
+    }
+    stack
+        .restart_controller(options, &["--compliance-interval", "1h"])
+        .await?;
+    let from = Instant::now();
+    let deadline = from + options.timeout;
+    let metrics = loop {
+        stack.check_controller()?;
+        let text = stack.controller_metrics().await?;
+        if prometheus_sum(&text, "patchfleet_compliance_passes_total", &[]) >= 1.0 {
+            break text;
+        }
+        if Instant::now() > deadline {
+            bail!("no compliance pass within {:?}", options.timeout);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // Per account-region: N nodes in none of the groups' states (never scanned), 24
+    // registrations, 3 groups, 3 windows that never ran (docs/compliance.md).
+    let shape = patchfleet_planner::compliance::PassShape {
+        nodes: COMPLIANCE_NODES,
+        registrations: 24,
+        group_states: vec![0; 3],
+        other_nodes: COMPLIANCE_NODES,
+        windows_listed: 3,
+        executions_listed: vec![0; 3],
+        executions_read: Vec::new(),
+    };
+    let per_account_region = patchfleet_planner::compliance::calls(&shape) as u64;
+    Ok(CompliancePhase {
+        seconds: prometheus_sum(&metrics, "patchfleet_compliance_pass_seconds", &[]),
+        calls: prometheus_sum(&metrics, "patchfleet_compliance_pass_calls", &[]) as u64,
+        formula_calls: per_account_region * workload.account_regions(),
+        instances: prometheus_sum(&metrics, "patchfleet_nodes", &[("figure", "instances")]) as u64,
+        rss_bytes: stack.process().rss_bytes,
+    })
+}
+
 /// Calls per second of plain aws-sdk-ssm clients calling GetDefaultPatchBaseline.
 pub async fn ceiling(endpoint: &str, length: Duration) -> anyhow::Result<f64> {
     use aws_sdk_ssm::config::{BehaviorVersion, Credentials, Region};
@@ -716,7 +811,7 @@ struct BenchStack {
     plane: ControlPlane,
     sim: ssm_sim::Server,
     controller: std::sync::Mutex<Child>,
-    pid: u32,
+    pid: std::sync::atomic::AtomicU32,
     http: SocketAddr,
     log: PathBuf,
     /// The workload's accounts and the controller's own (it calls AssumeRole there).
@@ -795,30 +890,7 @@ impl BenchStack {
             let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
             listener.local_addr()?
         };
-        // What the chart sets (logFormat json, leader election on a Lease, the pod's name as
-        // identity); everything else is the binary's default, as with the chart's values.
-        let child = std::process::Command::new(&options.patchfleet)
-            .arg("run")
-            .args(["--cluster-id", CLUSTER_ID])
-            .args(["--ssm-endpoint", &endpoint, "--sts-endpoint", &endpoint])
-            .args(["--http-address", &http.to_string()])
-            .args(["--log-format", "json", "--identity", "bench-0"])
-            .args(["--lease-name", "patchfleet", "--lease-namespace", "default"])
-            .args(&options.controller_args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("KUBECONFIG", &plane.kubeconfig)
-            .env("AWS_ACCESS_KEY_ID", BASE_ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", "patchfleet-bench-secret")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            // The binary's own log filter unless one is asked for (to look into a run).
-            .envs(std::env::var_os("PATCHFLEET_BENCH_RUST_LOG").map(|filter| ("RUST_LOG", filter)))
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone()?)
-            .stderr(log_file)
-            .spawn()
-            .with_context(|| format!("starting {} run", options.patchfleet.display()))?;
+        let child = spawn_controller(options, &endpoint, http, &plane.kubeconfig, &log_file, &[])?;
         let pid = child.id();
         let mut counted = workload.account_ids();
         counted.insert(workload.sim_config().default_account);
@@ -826,27 +898,77 @@ impl BenchStack {
             plane,
             sim,
             controller: std::sync::Mutex::new(child),
-            pid,
+            pid: std::sync::atomic::AtomicU32::new(pid),
             http,
             log,
             counted,
             clock_ticks: clock_ticks(),
         };
-        // Ready to measure once it leads (the Lease is free: it takes it at once).
+        stack.wait_leading().await?;
+        Ok(stack)
+    }
+
+    /// Ready to measure once it leads (the Lease is free: it takes it at once).
+    async fn wait_leading(&self) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            stack.check_controller()?;
-            if let Ok(text) = stack.controller_metrics().await
+            self.check_controller()?;
+            if let Ok(text) = self.controller_metrics().await
                 && prometheus_sum(&text, "patchfleet_leader", &[]) >= 1.0
             {
-                break;
+                return Ok(());
             }
             if Instant::now() > deadline {
                 bail!("the controller did not lead within 60 s");
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        Ok(stack)
+    }
+
+    /// Stops the controller as Kubernetes does (SIGTERM: it releases the Lease) and starts
+    /// it again with `extra` flags after the others, on the same address and log.
+    async fn restart_controller(&self, options: &Options, extra: &[&str]) -> anyhow::Result<()> {
+        let pid = self.pid.load(std::sync::atomic::Ordering::Relaxed);
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .context("running kill")?;
+        anyhow::ensure!(status.success(), "kill -TERM {pid} failed");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let exited = self
+                .controller
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .try_wait()?
+                .is_some();
+            if exited {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("the controller did not stop within 60 s of SIGTERM");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let log_file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log)
+            .context("opening the controller log")?;
+        let child = spawn_controller(
+            options,
+            &self.sim.endpoint_url(),
+            self.http,
+            &self.plane.kubeconfig,
+            &log_file,
+            extra,
+        )?;
+        self.pid
+            .store(child.id(), std::sync::atomic::Ordering::Relaxed);
+        *self
+            .controller
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = child;
+        self.wait_leading().await
     }
 
     fn check_controller(&self) -> anyhow::Result<()> {
@@ -920,7 +1042,10 @@ impl BenchStack {
     }
 
     fn process(&self) -> ProcessStats {
-        process_stats(self.pid, self.clock_ticks)
+        process_stats(
+            self.pid.load(std::sync::atomic::Ordering::Relaxed),
+            self.clock_ticks,
+        )
     }
 
     async fn sample(&self) -> anyhow::Result<Sample> {
@@ -1090,6 +1215,45 @@ impl Drop for BenchStack {
         let _ = child.wait();
         self.plane.stop();
     }
+}
+
+/// `patchfleet run` as the chart runs it (logFormat json, leader election on a Lease, the
+/// pod's name as identity; everything else the binary's default, as with the chart's
+/// values), but without the compliance pass: the write path is measured alone, and the
+/// compliance phase restarts the controller with it (`extra` comes after, and a flag given
+/// twice takes its last value).
+fn spawn_controller(
+    options: &Options,
+    endpoint: &str,
+    http: SocketAddr,
+    kubeconfig: &Path,
+    log_file: &std::fs::File,
+    extra: &[&str],
+) -> anyhow::Result<Child> {
+    std::process::Command::new(&options.patchfleet)
+        .arg("run")
+        .args(["--cluster-id", CLUSTER_ID])
+        .args(["--ssm-endpoint", endpoint, "--sts-endpoint", endpoint])
+        .args(["--http-address", &http.to_string()])
+        .args(["--log-format", "json", "--identity", "bench-0"])
+        .args(["--lease-name", "patchfleet", "--lease-namespace", "default"])
+        .args(["--compliance-interval", "0"])
+        .args(&options.controller_args)
+        .args(extra)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("KUBECONFIG", kubeconfig)
+        .env("AWS_ACCESS_KEY_ID", BASE_ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", "patchfleet-bench-secret")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        // The binary's own log filter unless one is asked for (to look into a run).
+        .envs(std::env::var_os("PATCHFLEET_BENCH_RUST_LOG").map(|filter| ("RUST_LOG", filter)))
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file.try_clone()?)
+        .spawn()
+        .with_context(|| format!("starting {} run", options.patchfleet.display()))
 }
 
 fn read_tail(path: &Path, lines: usize) -> String {
@@ -1316,6 +1480,14 @@ impl Report {
             "get_caller_identity_calls".into(),
             self.caller_identity_calls.to_string(),
         );
+        if let Some(c) = &self.compliance {
+            put("compliance_calls".into(), c.calls.to_string());
+            put(
+                "compliance_formula_calls".into(),
+                c.formula_calls.to_string(),
+            );
+            put("compliance_instances".into(), c.instances.to_string());
+        }
         out
     }
 
@@ -1449,6 +1621,10 @@ impl Report {
                 format!("{:.4}", if ceiling > 0.0 { rate / ceiling } else { 0.0 }),
             ));
         }
+        if let Some(c) = &self.compliance {
+            figures.push(("compliance_seconds", format!("{:.1}", c.seconds)));
+            figures.push(("compliance_rss_mib", format!("{:.1}", mib(c.rss_bytes))));
+        }
         out.extend(self.count_lines());
         out.extend(figures.into_iter().map(|(k, v)| (k.to_owned(), v)));
         for (resource, n) in &self.steady.kube.writes {
@@ -1576,6 +1752,16 @@ impl Report {
                     "{} s / {} s",
                     get("converge_cpu_seconds"),
                     get("cpu_total_seconds")
+                ),
+            ),
+            (
+                "compliance pass over every account-region (10 nodes each, after a restart): calls (formula) / seconds / RSS after",
+                format!(
+                    "{} ({}) / {} s / {} MiB",
+                    get("compliance_calls"),
+                    get("compliance_formula_calls"),
+                    get("compliance_seconds"),
+                    get("compliance_rss_mib")
                 ),
             ),
         ];

@@ -8,7 +8,7 @@ use patchfleet_api::v1alpha1::{OperatingSystem, PatchOperation, Platform};
 use patchfleet_planner::compliance::{
     IntendedWindow, NodeQuotas, PassShape, RegionIntent, calls, tally,
 };
-use patchfleet_planner::model::OwnerKind;
+use patchfleet_planner::model::{OwnerKind, TaskDefinition};
 use patchfleet_ssm::SsmClient;
 use patchfleet_ssm::apply;
 use patchfleet_ssm::compliance::{ComplianceRequest, read_compliance};
@@ -371,4 +371,137 @@ async fn a_window_run_is_read_once_and_counted_by_node() {
         "{:?}",
         sim_calls(&server, ACCOUNT_A, REGION)
     );
+}
+
+/// Nodes of the benchmark: `PATCHFLEET_COMPLIANCE_BENCH_NODES` (the suite runs 500; the
+/// documented figures are for 5,000, run by hand, see docs/performance.md).
+fn bench_nodes() -> usize {
+    std::env::var("PATCHFLEET_COMPLIANCE_BENCH_NODES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(500)
+}
+
+/// The benchmark of docs/compliance.md: one account-region with N nodes in 10 groups
+/// (every fifth node Windows, every tenth lacking two patches) and a nightly Scan
+/// window over all of them that has run once; a first pass (which reads the run's
+/// invocations) and a steady one. Prints the calls counted by the simulator, the
+/// formula's, and each pass's duration; fails when they differ.
+///
+/// ```sh
+/// PATCHFLEET_COMPLIANCE_BENCH_NODES=5000 cargo test --release -p patchfleet-ssm --test sim \
+///     compliance::benchmark -- --nocapture
+/// ```
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn benchmark_a_pass_over_many_nodes() {
+    const GROUPS: usize = 10;
+    let nodes = bench_nodes();
+    let server = start(sim_config()).await;
+    let (_edge, client) = client_a(&server).await;
+    let groups: Vec<String> = (0..GROUPS).map(|g| format!("group-{g}")).collect();
+    let names: Vec<&str> = groups.iter().map(String::as_str).collect();
+    let baselines = vec![
+        desired_baseline(
+            "fleet",
+            baseline_spec(OperatingSystem::AmazonLinux2, 0),
+            &names,
+        ),
+        desired_baseline("fleet", baseline_spec(OperatingSystem::Windows, 0), &names),
+    ];
+    let window = desired_window(
+        "nightly",
+        window_definition("cron(0 3 * * ? *)", 4, 1),
+        &names,
+        vec![(
+            "scan",
+            TaskDefinition {
+                max_concurrency: "100%".into(),
+                max_errors: "100%".into(),
+                ..run_patch_baseline(PatchOperation::Scan, &names, 1)
+            },
+        )],
+    );
+    let window_name = window.name.clone();
+    let report = apply(&client, CLUSTER, &create_all(&baselines, &[window])).await;
+    assert!(report.error.is_none(), "{:?}", report.error);
+    let fleet: Vec<InstanceSpec> = (0..nodes)
+        .map(|n| {
+            let mut spec = node(n, group_tag(&groups[n % GROUPS]));
+            if n % 5 == 0 {
+                spec.platform_type = Some("Windows".to_owned());
+            }
+            if n % 10 == 1 {
+                spec.missing_patches = 2;
+            }
+            spec
+        })
+        .collect();
+    put_fleet(&server, fleet);
+    server
+        .sim()
+        .clock
+        .advance(86_400.0 + 4.0 * 3_600.0)
+        .expect("the clock moves on");
+    ssm_sim::ops::run_due_everywhere(server.sim());
+
+    let intent = RegionIntent {
+        platform: Platform::Aws,
+        groups: groups
+            .iter()
+            .map(|g| (g.clone(), owner(OwnerKind::PatchGroup, g)))
+            .collect(),
+        windows: BTreeMap::from([(
+            window_name.clone(),
+            IntendedWindow {
+                owner: owner(OwnerKind::MaintenanceWindow, "nightly"),
+                installs: false,
+            },
+        )]),
+    };
+    let per_group = nodes / GROUPS;
+    let first = PassShape {
+        nodes,
+        registrations: 2 * GROUPS,
+        group_states: vec![per_group; GROUPS],
+        other_nodes: 0,
+        windows_listed: 1,
+        executions_listed: vec![1],
+        executions_read: vec![vec![nodes]],
+    };
+    let steady = PassShape {
+        executions_read: Vec::new(),
+        ..first.clone()
+    };
+    let mut known = request(&intent);
+    for (pass, shape) in [("first", first), ("steady", steady)] {
+        server.sim().counters.reset();
+        let started = std::time::Instant::now();
+        let read = read_compliance(&client, &known)
+            .await
+            .expect("compliance read");
+        let figures = tally(&read.reading, &intent, NodeQuotas::default());
+        let took = started.elapsed();
+        let counted: u64 = sim_calls(&server, ACCOUNT_A, REGION).values().sum();
+        println!(
+            "compliance_bench pass={pass} nodes={nodes} groups={GROUPS} calls={counted} \
+             formula={} seconds={:.3} non_compliant={}",
+            calls(&shape),
+            took.as_secs_f64(),
+            figures.region.counts.non_compliant
+        );
+        assert_eq!(counted, calls(&shape) as u64, "{pass} pass");
+        assert_eq!(figures.region.counts.instances as usize, nodes);
+        assert_eq!(figures.region.counts.unreported, 0);
+        assert_eq!(
+            figures.region.counts.with_missing as usize,
+            (0..nodes).filter(|n| n % 10 == 1).count(),
+            "every tenth node lacks two patches"
+        );
+        known.known_runs = read
+            .reading
+            .windows
+            .into_iter()
+            .filter_map(|(name, run)| Some((name, run?)))
+            .collect();
+    }
 }
