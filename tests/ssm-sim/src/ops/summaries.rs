@@ -236,7 +236,7 @@ fn invalid_filter(message: impl Into<String>) -> ApiError {
 /// A filter without Type compares EQUAL (the reference states no default); a key the
 /// simulator does not answer, or a filter without Key or Values, is InvalidFilter ("The
 /// filter name isn't valid"), the one filter error both operations document.
-fn read_filters(req: &mut Req) -> ApiResult<Vec<StringFilter>> {
+fn read_filters(req: &mut Req) -> ApiResult<Vec<RawFilter>> {
     let Some(list) = req.opt_list("Filters")? else {
         return Ok(Vec::new());
     };
@@ -271,7 +271,14 @@ fn read_filters(req: &mut Req) -> ApiResult<Vec<StringFilter>> {
             .check_enum(&format!("{at}.type"), &operator, OPERATORS);
         filters.push((key, values, operator));
     }
-    req.finish()?;
+    Ok(filters)
+}
+
+/// A filter as read: Key and Values may be absent.
+type RawFilter = (Option<String>, Option<Vec<String>>, String);
+
+/// What the model cannot say, checked once the request is otherwise valid.
+fn check_filters(filters: Vec<RawFilter>) -> ApiResult<Vec<StringFilter>> {
     filters
         .into_iter()
         .map(|(key, values, operator)| {
@@ -309,7 +316,9 @@ fn read_request(req: &mut Req) -> ApiResult<(Vec<StringFilter>, usize, Option<St
     let (min, max, default) = PAGE;
     let max = max_results(req, min, max, default)?;
     let token = req.opt_str("NextToken", NEXT_TOKEN)?;
+    // Every constraint violation at once, as AWS reports them; then the filter keys.
     req.finish()?;
+    let filters = check_filters(filters)?;
     let after = paging::decode(token.as_deref())?;
     Ok((filters, max, after))
 }
@@ -476,7 +485,7 @@ mod tests {
     fn reads_filters_with_aws_errors() {
         let read = |body: &str| {
             let mut req = Req::parse(body.as_bytes()).expect("json");
-            read_filters(&mut req)
+            read_request(&mut req).map(|(filters, _, _)| filters)
         };
         let ok = read(r#"{"Filters":[{"Key":"Status","Values":["COMPLIANT"]}]}"#).expect("valid");
         assert_eq!(ok[0].operator, "EQUAL", "Type defaults to EQUAL");
@@ -484,6 +493,14 @@ mod tests {
             .expect_err("bad type");
         assert_eq!(bad_type.code, "ValidationException");
         assert!(bad_type.message.contains("filters.1.member.type"));
+        let both =
+            read(r#"{"Filters":[{"Key":"Status","Values":["x"],"Type":"Equal"}],"MaxResults":0}"#)
+                .expect_err("two violations");
+        assert!(
+            both.message.starts_with("2 validation errors detected"),
+            "{}",
+            both.message
+        );
         let no_values =
             read(r#"{"Filters":[{"Key":"Status","Values":[]}]}"#).expect_err("no values");
         assert_eq!(no_values.code, "ValidationException");
