@@ -415,3 +415,88 @@ def test_window_executions_through_boto3(sim):
     with pytest.raises(urllib.error.HTTPError) as e:
         control(sim, "PUT", "/_sim/clock", {"now": at})
     assert e.value.code == 400
+
+
+def test_compliance_summaries_through_boto3(sim):
+    # https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_ListResourceComplianceSummaries.html
+    # https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_ListComplianceSummaries.html
+    control(sim, "PUT", "/_sim/settings", {"command_seconds": 0})
+    missing, compliant, never = "i-0123456789abcde01", "i-0123456789abcde02", "i-0123456789abcde03"
+    put_fleet(
+        sim,
+        [
+            {"instanceId": missing, "tags": {"Patch Group": "app"}, "missingPatches": 2},
+            {
+                "instanceId": compliant,
+                "tags": {"Patch Group": "app"},
+                "patches": [
+                    {"title": "openssl", "classification": "Security", "severity": "Important",
+                     "releaseDate": "2024-01-15", "installed": True}
+                ],
+            },
+            {"instanceId": never, "tags": {"Patch Group": "app"}, "missingPatches": 1},
+        ],
+    )
+    ssm = client(sim)
+    rules = {"PatchRules": [dict(RULES["PatchRules"][0], ComplianceLevel="CRITICAL")]}
+    bid = ssm.create_patch_baseline(Name="app", OperatingSystem="AMAZON_LINUX_2", ApprovalRules=rules)["BaselineId"]
+    ssm.register_patch_baseline_for_patch_group(BaselineId=bid, PatchGroup="app")
+    cid = ssm.send_command(
+        DocumentName="AWS-RunPatchBaseline", InstanceIds=[missing, compliant], Parameters={"Operation": ["Scan"]}
+    )["Command"]["CommandId"]
+
+    pages = list(
+        ssm.get_paginator("list_resource_compliance_summaries").paginate(PaginationConfig={"PageSize": 1})
+    )
+    assert [len(p["ResourceComplianceSummaryItems"]) for p in pages] == [1, 1]
+    items = {i["ResourceId"]: i for p in pages for i in p["ResourceComplianceSummaryItems"]}
+    assert set(items) == {missing, compliant}  # never scanned: absent
+    m = items[missing]
+    assert (m["ComplianceType"], m["ResourceType"], m["Status"], m["OverallSeverity"]) == (
+        "Patch", "ManagedInstance", "NON_COMPLIANT", "CRITICAL"
+    )
+    assert m["NonCompliantSummary"]["NonCompliantCount"] == 2
+    assert m["NonCompliantSummary"]["SeveritySummary"]["CriticalCount"] == 2
+    assert m["ExecutionSummary"]["ExecutionId"] == cid and m["ExecutionSummary"]["ExecutionType"] == "Command"
+    assert m["ExecutionSummary"]["ExecutionTime"].year >= 2024
+    c = items[compliant]
+    assert (c["Status"], c["OverallSeverity"], c["CompliantSummary"]["CompliantCount"]) == ("COMPLIANT", "UNSPECIFIED", 1)
+
+    critical = ssm.list_resource_compliance_summaries(
+        Filters=[{"Key": "OverallSeverity", "Values": ["CRITICAL"], "Type": "EQUAL"}]
+    )["ResourceComplianceSummaryItems"]
+    assert [i["ResourceId"] for i in critical] == [missing]
+
+    summaries = [
+        s for p in ssm.get_paginator("list_compliance_summaries").paginate() for s in p["ComplianceSummaryItems"]
+    ]
+    assert len(summaries) == 1
+    patch = summaries[0]
+    assert patch["ComplianceType"] == "Patch"
+    assert patch["CompliantSummary"]["CompliantCount"] == 1
+    assert patch["CompliantSummary"]["SeveritySummary"]["UnspecifiedCount"] == 1
+    assert patch["NonCompliantSummary"]["NonCompliantCount"] == 1
+    assert patch["NonCompliantSummary"]["SeveritySummary"]["CriticalCount"] == 1
+    only_compliant = ssm.list_compliance_summaries(Filters=[{"Key": "Status", "Values": ["COMPLIANT"]}])
+    assert only_compliant["ComplianceSummaryItems"][0]["NonCompliantSummary"]["NonCompliantCount"] == 0
+
+    unchecked = client(sim, validate=False)
+    for op in (unchecked.list_resource_compliance_summaries, unchecked.list_compliance_summaries):
+        for n in (0, 51):
+            with pytest.raises(botocore.exceptions.ClientError) as e:
+                op(MaxResults=n)
+            assert error_code(e) == "ValidationException"
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            op(Filters=[{"Key": "Status", "Values": ["COMPLIANT"], "Type": "Equal"}])
+        assert error_code(e) == "ValidationException"
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            op(Filters=[{"Key": "Color", "Values": ["red"]}])
+        assert error_code(e) == "InvalidFilter"
+
+    # Another account sees none of it.
+    creds = client(sim, "sts").assume_role(
+        RoleArn="arn:aws:iam::222222222222:role/patchfleet", RoleSessionName="tests"
+    )["Credentials"]
+    other = client(sim, key=creds["AccessKeyId"], secret=creds["SecretAccessKey"], token=creds["SessionToken"])
+    assert other.list_resource_compliance_summaries()["ResourceComplianceSummaryItems"] == []
+    assert other.list_compliance_summaries()["ComplianceSummaryItems"] == []

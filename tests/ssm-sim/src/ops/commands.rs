@@ -236,6 +236,7 @@ pub(crate) fn run_on(
         .and_then(|s| s.last_no_reboot_install);
     node.patch_state = Some(PatchStateRecord {
         operation: run.operation.to_owned(),
+        command_id: run.command_id.to_owned(),
         started: run.now,
         ended: run.now + run.seconds,
         baseline_id: baseline.id.clone(),
@@ -288,6 +289,8 @@ pub fn baseline_for<'s>(
 
 /// What a command does on each node.
 pub(crate) struct Run<'a> {
+    /// The command's id, recorded with the node's patch state.
+    pub command_id: &'a str,
     pub operation: &'a str,
     pub reboot_option: &'a str,
     pub now: f64,
@@ -566,6 +569,7 @@ pub fn send(ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiResult<Valu
     let max_errors = max_errors.unwrap_or_else(|| "0".into());
     let id = clock::uuid();
     let run = Run {
+        command_id: &id,
         operation: &operation,
         reboot_option: &reboot_option,
         now: ctx.now,

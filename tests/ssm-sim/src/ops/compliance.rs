@@ -22,6 +22,17 @@ const PAGE: (i64, i64, i64) = (10, 100, 10);
 /// Classifications that make a patch a security patch (Windows and Linux).
 const SECURITY: &[&str] = &["SecurityUpdates", "CriticalUpdates", "Security"];
 
+/// Whether a patch in this state makes its node non-compliant: "missing, have failed
+/// installation, were rejected, or were installed but awaiting a required managed node
+/// reboot" (InstancePatchState's non-compliant counts). The compliance summaries
+/// (`summaries.rs`) use the same test, so the two views of a node agree.
+pub(super) fn non_compliant(state: State) -> bool {
+    matches!(
+        state,
+        State::Missing | State::Failed | State::InstalledRejected | State::InstalledPendingReboot
+    )
+}
+
 /// A node's last report, counted: by state, and its non-compliant patches ("missing,
 /// have failed installation, were rejected, or were installed but awaiting a required
 /// managed node reboot", InstancePatchState) as critical (the approving rule's compliance
@@ -51,14 +62,7 @@ impl Tally {
                 State::Missing => t.missing += 1,
                 State::Failed => t.failed += 1,
             }
-            let open = matches!(
-                p.state,
-                State::Missing
-                    | State::Failed
-                    | State::InstalledRejected
-                    | State::InstalledPendingReboot
-            );
-            if !open {
+            if !non_compliant(p.state) {
                 continue;
             }
             let critical = p.compliance_level == "CRITICAL";

@@ -434,6 +434,7 @@ fn run_task(
                     .unwrap_or("RebootIfNeeded")
                     .to_string();
                 let run = Run {
+                    command_id: &command_id,
                     operation: &operation,
                     reboot_option: &reboot_option,
                     now: wave_start,

@@ -8,6 +8,7 @@ mod executions;
 mod instances;
 pub(crate) mod maintenance;
 mod patch_groups;
+mod summaries;
 mod tags;
 mod targets;
 mod tasks;
@@ -101,6 +102,11 @@ pub const OPERATIONS: &[(&str, Handler)] = &[
     ),
     ("DescribePatchGroupState", compliance::describe_group_state),
     ("DescribeInstanceProperties", instances::describe_properties),
+    ("ListComplianceSummaries", summaries::list_summaries),
+    (
+        "ListResourceComplianceSummaries",
+        summaries::list_resource_summaries,
+    ),
 ];
 
 pub fn handler(op: &str) -> Option<Handler> {

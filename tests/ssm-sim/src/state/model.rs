@@ -231,6 +231,9 @@ pub struct Instance {
 pub struct PatchStateRecord {
     /// Scan or Install.
     pub operation: String,
+    /// The Run Command command that ran the operation on the node (the compliance
+    /// summaries' ExecutionId).
+    pub command_id: String,
     pub started: f64,
     pub ended: f64,
     pub baseline_id: String,

@@ -9,5 +9,6 @@ mod executions;
 mod fleet;
 mod instances;
 mod sts;
+mod summaries;
 mod tags;
 mod windows;
