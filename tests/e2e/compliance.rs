@@ -419,6 +419,29 @@ async fn the_fleet_is_counted_as_it_is() {
         "{last:?}"
     );
     assert!(region.observed_at.is_some());
+    // status.nodes belongs to the compliance pass's field manager alone: the account
+    // pass's apply neither owns nor rewrites it.
+    let managers: Vec<(String, String)> = account
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| m.subresource.as_deref() == Some("status"))
+        .map(|m| {
+            let fields = m
+                .fields_v1
+                .as_ref()
+                .map(|f| f.0.to_string())
+                .unwrap_or_default();
+            (m.manager.clone().unwrap_or_default(), fields)
+        })
+        .collect();
+    let owning_nodes: Vec<&str> = managers
+        .iter()
+        .filter(|(_, fields)| fields.contains("\"f:nodes\""))
+        .map(|(manager, _)| manager.as_str())
+        .collect();
+    assert_eq!(owning_nodes, ["patchfleet-compliance"], "{managers:?}");
 
     // PatchGroups: their nodes over both accounts (rolled up once woken by the pass).
     let groups: Api<PatchGroup> = Api::namespaced(client.clone(), "fleet");
@@ -466,7 +489,15 @@ async fn the_fleet_is_counted_as_it_is() {
         .expect("the ScanOverwritten condition");
     assert_eq!(overwritten.status, "True");
     assert!(
-        overwritten.message.starts_with("1 node(s)"),
+        overwritten.message.starts_with(
+            "1 node(s) of patch group \"db\" last reported a scan or install with a \
+             baseline patchfleet did not register for the group"
+        ),
+        "{}",
+        overwritten.message
+    );
+    assert!(
+        !overwritten.message.contains("  "),
         "{}",
         overwritten.message
     );
@@ -495,6 +526,15 @@ async fn the_fleet_is_counted_as_it_is() {
         }
     };
     assert_eq!(runs("nightly-scan").await, Some((2, 0, 0)));
+    // The whole fleet ran: nothing in progress.
+    let scan_runs = windows
+        .get("nightly-scan")
+        .await
+        .expect("window")
+        .status
+        .and_then(|s| s.runs)
+        .expect("runs");
+    assert_eq!(scan_runs.in_progress, 0);
     assert_eq!(
         runs("install-web").await,
         Some((1, 1, 0)),

@@ -746,6 +746,7 @@ async fn measure_compliance(
         registrations: 24,
         group_states: vec![0; 3],
         other_nodes: COMPLIANCE_NODES,
+        planned_windows: 3,
         windows_listed: 3,
         executions_listed: vec![0; 3],
         executions_read: Vec::new(),

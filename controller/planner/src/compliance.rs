@@ -62,6 +62,17 @@ pub struct RegionReading {
     pub windows: BTreeMap<String, Option<WindowRun>>,
 }
 
+impl RegionReading {
+    /// The runs read, by window name, for the next pass (`known_runs`): a finished run is
+    /// not read again.
+    pub fn last_runs(&self) -> BTreeMap<String, WindowRun> {
+        self.windows
+            .iter()
+            .filter_map(|(name, run)| Some((name.clone(), run.clone()?)))
+            .collect()
+    }
+}
+
 /// A window patchfleet keeps in an account-region, as the compliance pass needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IntendedWindow {
@@ -217,10 +228,11 @@ pub fn tally(reading: &RegionReading, intent: &RegionIntent, quotas: NodeQuotas)
         if window.installs
             && let Some(run) = &run
         {
-            let later = figures.region.last_install.as_ref().is_none_or(|last| {
-                run.start_time.as_deref().unwrap_or_default()
-                    > last.run.start_time.as_deref().unwrap_or_default()
-            });
+            let later = figures
+                .region
+                .last_install
+                .as_ref()
+                .is_none_or(|last| run.started() > last.run.started());
             if later {
                 figures.region.last_install = Some(NamedWindowRun {
                     window: format!("{}/{}", window.owner.namespace, window.owner.name),
@@ -274,8 +286,10 @@ pub fn window_runs<'a>(
         };
         if run.is_failure() {
             runs.failed += 1;
-        } else {
+        } else if run.is_finished() {
             runs.succeeded += 1;
+        } else {
+            runs.in_progress += 1;
         }
         listed.push(AccountRegionRun {
             account_id: region.account_id.clone(),
@@ -287,7 +301,7 @@ pub fn window_runs<'a>(
         b.run
             .is_failure()
             .cmp(&a.run.is_failure())
-            .then_with(|| b.run.start_time.cmp(&a.run.start_time))
+            .then_with(|| b.run.started().cmp(&a.run.started()))
             .then_with(|| (&a.account_id, &a.region).cmp(&(&b.account_id, &b.region)))
     });
     listed.truncate(MAX_LISTED_REGIONS);
@@ -396,10 +410,13 @@ pub struct PassShape {
     pub group_states: Vec<usize>,
     /// Nodes not found under one of patchfleet's groups (U): read by id.
     pub other_nodes: usize,
-    /// Maintenance windows in the account-region, anyone's (M), when patchfleet has any.
+    /// patchfleet's windows planned in the account-region (W): the window list is read
+    /// only when there is one.
+    pub planned_windows: usize,
+    /// Maintenance windows in the account-region, anyone's (M).
     pub windows_listed: usize,
-    /// Executions listed for each of patchfleet's windows (usually 0 or 1: only those
-    /// after the last one seen are listed).
+    /// Executions listed for each of patchfleet's windows that SSM lists (usually 0 or 1:
+    /// only those from the last one read on).
     pub executions_listed: Vec<usize>,
     /// For each execution read in detail (new, or not finished when last read): the task
     /// invocations of each of its tasks.
@@ -408,11 +425,11 @@ pub struct PassShape {
 
 /// The calls one compliance pass makes (docs/compliance.md has the formula):
 ///
-/// ⌈N/50⌉ + ⌈R/100⌉ + Σ_g ⌈s_g/100⌉ + ⌈U/50⌉ + ⌈M/100⌉ + Σ_w ⌈e_w/100⌉
+/// ⌈N/50⌉ + ⌈R/100⌉ + Σ_g ⌈s_g/100⌉ + ⌈U/50⌉ + [W > 0] ⌈M/100⌉ + Σ_w ⌈e_w/100⌉
 ///   + Σ_new (⌈tasks/100⌉ + Σ_t ⌈i_t/100⌉)
 ///
 /// where a list call is made once even when it returns nothing (⌈0⌉ counts 1), except
-/// the reads by id (none when U = 0) and the window list (none without a window).
+/// the reads by id (none when U = 0) and the window list (none without a planned window).
 pub fn calls(shape: &PassShape) -> usize {
     let pages = |items: usize, size: usize| items.div_ceil(size).max(1);
     let mut calls = pages(shape.nodes, pages::INSTANCE_INFORMATION)
@@ -423,7 +440,7 @@ pub fn calls(shape: &PassShape) -> usize {
             .map(|&s| pages(s, pages::STATES_FOR_GROUP))
             .sum::<usize>()
         + shape.other_nodes.div_ceil(pages::STATES_BY_ID);
-    if !shape.executions_listed.is_empty() {
+    if shape.planned_windows > 0 {
         calls += pages(shape.windows_listed, pages::WINDOWS);
         calls += shape
             .executions_listed

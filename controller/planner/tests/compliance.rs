@@ -302,15 +302,17 @@ fn calls_follow_the_documented_formula() {
         // An empty account-region: one node list, one registration list.
         (PassShape::default(), 2),
         // 5,000 nodes in 10 groups of 500, every node reported under its group,
-        // 3 windows of which one ran since the last pass (2 tasks on 500 nodes each).
+        // 3 windows, each listing its last known run again, of which one is new
+        // (2 tasks on 500 nodes each).
         (
             PassShape {
                 nodes: 5_000,
                 registrations: 20,
                 group_states: vec![500; 10],
                 other_nodes: 0,
+                planned_windows: 3,
                 windows_listed: 3,
-                executions_listed: vec![1, 0, 0],
+                executions_listed: vec![1, 1, 1],
                 executions_read: vec![vec![500, 500]],
             },
             100 + 1 + 50 + 1 + 3 + (1 + 10),
@@ -325,6 +327,18 @@ fn calls_follow_the_documented_formula() {
                 ..PassShape::default()
             },
             3 + 1 + 1 + 2,
+        ),
+        // A window planned but not in SSM yet: the window list is still read.
+        (
+            PassShape {
+                nodes: 10,
+                registrations: 2,
+                group_states: vec![10],
+                planned_windows: 1,
+                windows_listed: 0,
+                ..PassShape::default()
+            },
+            1 + 1 + 1 + 1,
         ),
         // A group no node reported under still costs its one call.
         (
@@ -387,6 +401,22 @@ fn a_window_counts_its_last_runs_and_lists_failures_first() {
         (&c, None),
     ]);
     assert_eq!((runs.succeeded, runs.failed, runs.never_run), (1, 1, 1));
+    assert_eq!(runs.in_progress, 0);
+    // A run still going counts neither as succeeded nor, until it fails, as failed.
+    let going = WindowRun {
+        end_time: None,
+        ..run("e-going", "IN_PROGRESS", "2026-11-03T02:00:00Z", 2, 0)
+    };
+    let later = patchfleet_planner::compliance::window_runs([(&a, Some(&going))]);
+    assert_eq!(
+        (later.succeeded, later.failed, later.in_progress),
+        (0, 0, 1)
+    );
+    // Start times compare as instants, whatever their fraction digits.
+    let early = run("e-early", "SUCCESS", "2026-11-03T02:00:00Z", 1, 0);
+    let late = run("e-late", "SUCCESS", "2026-11-03T02:00:00.5Z", 1, 0);
+    let both = patchfleet_planner::compliance::window_runs([(&a, Some(&early)), (&b, Some(&late))]);
+    assert_eq!(both.last_runs[0].run.execution_id, "e-late");
     let order: Vec<&str> = runs
         .last_runs
         .iter()

@@ -3,8 +3,9 @@
 //! show. The compliance pass is the only writer. After a restart nothing is known until
 //! each account-region has been read once; the statuses keep what they said until then.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use patchfleet_api::v1alpha1::{
@@ -42,6 +43,9 @@ impl RegionRecord {
 #[derive(Debug, Default)]
 pub struct NodeStore {
     regions: RwLock<BTreeMap<AccountRegion, RegionRecord>>,
+    /// A whole pass has ended since the start: an owner no reading counts has no
+    /// figures (before, it may just not have been read yet).
+    swept: AtomicBool,
 }
 
 impl NodeStore {
@@ -53,16 +57,40 @@ impl NodeStore {
         self.write().insert(region, record);
     }
 
-    /// Forgets every account-region `keep` refuses.
-    pub fn retain(&self, keep: impl Fn(&AccountRegion) -> bool) {
-        self.write().retain(|region, _| keep(region));
+    /// Forgets every account-region `keep` refuses; the owners those counted for.
+    pub fn retain(&self, keep: impl Fn(&AccountRegion) -> bool) -> BTreeSet<Owner> {
+        let mut owners = BTreeSet::new();
+        self.write().retain(|region, record| {
+            let kept = keep(region);
+            if !kept {
+                owners.extend(record.figures.groups.keys().cloned());
+                owners.extend(record.figures.windows.keys().cloned());
+            }
+            kept
+        });
+        owners
+    }
+
+    pub fn swept(&self) -> bool {
+        self.swept.load(Ordering::Acquire)
+    }
+
+    pub fn mark_swept(&self) {
+        self.swept.store(true, Ordering::Release);
     }
 
     /// A SystemAccount's nodes in `regions` (those with a reading), in that order.
     pub fn account_nodes(&self, account: &str, regions: &[String]) -> Option<AccountNodes> {
         let map = self.read();
         let mut nodes = AccountNodes::default();
-        for (region, record) in map.iter().filter(|(r, _)| r.account == account) {
+        // Account-regions sort by account first: one range of the map.
+        let first = AccountRegion {
+            account: account.to_owned(),
+            account_id: String::new(),
+            region: String::new(),
+        };
+        let of_account = map.range(first..).take_while(|(r, _)| r.account == account);
+        for (region, record) in of_account {
             if !regions.contains(&region.region) {
                 continue;
             }

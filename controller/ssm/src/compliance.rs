@@ -26,28 +26,33 @@ pub struct ComplianceRequest {
     pub known_runs: BTreeMap<String, WindowRun>,
 }
 
-/// What one pass read, and how many calls it took.
-#[derive(Clone, Debug, Default)]
+/// What one pass read (or why it could not), and how many calls it took either way.
+#[derive(Debug)]
 pub struct ComplianceReading {
-    pub reading: RegionReading,
+    pub reading: Result<RegionReading, EdgeError>,
     pub calls: u32,
 }
 
 /// Reads the account-region: nodes, patch group registrations, each of patchfleet's
 /// groups' patch states, the states of the remaining nodes by id, and each window's last
 /// run.
-pub async fn read_compliance(
-    client: &SsmClient,
-    request: &ComplianceRequest,
-) -> Result<ComplianceReading, EdgeError> {
+pub async fn read_compliance(client: &SsmClient, request: &ComplianceRequest) -> ComplianceReading {
     let s = Session::new(client);
-    let nodes = read_nodes(&s).await?;
-    let registrations = list_registrations(&s).await?;
+    let reading = read(&s, request).await;
+    ComplianceReading {
+        reading,
+        calls: s.calls(),
+    }
+}
+
+async fn read(s: &Session<'_>, request: &ComplianceRequest) -> Result<RegionReading, EdgeError> {
+    let nodes = read_nodes(s).await?;
+    let registrations = list_registrations(s).await?;
     let known: BTreeSet<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
     let mut states = Vec::new();
     for group in &request.groups {
         states.extend(
-            group_states(&s, group)
+            group_states(s, group)
                 .await?
                 .into_iter()
                 // A node deregistered since keeps its state in SSM for a while.
@@ -61,21 +66,18 @@ pub async fn read_compliance(
         .map(|n| n.id.clone())
         .collect();
     for ids in others.chunks(pages::STATES_BY_ID) {
-        states.extend(states_by_id(&s, ids).await?);
+        states.extend(states_by_id(s, ids).await?);
     }
     let windows = if request.windows.is_empty() {
         BTreeMap::new()
     } else {
-        last_runs(&s, request).await?
+        last_runs(s, request).await?
     };
-    Ok(ComplianceReading {
-        reading: RegionReading {
-            nodes,
-            states,
-            registrations,
-            windows,
-        },
-        calls: s.calls(),
+    Ok(RegionReading {
+        nodes,
+        states,
+        registrations,
+        windows,
     })
 }
 
@@ -179,8 +181,14 @@ async fn states_by_id(
     Ok(states)
 }
 
+/// RFC 3339 in whole seconds: the form the ExecutedAfter filter takes back, as the API
+/// reference's examples write it.
 fn rfc3339(t: Option<&DateTime>) -> Option<String> {
-    t.and_then(|t| t.fmt(DateTimeFormat::DateTime).ok())
+    t.and_then(|t| {
+        DateTime::from_secs(t.secs())
+            .fmt(DateTimeFormat::DateTime)
+            .ok()
+    })
 }
 
 /// Each of patchfleet's windows: its executions since the last one known (the window list
@@ -206,7 +214,7 @@ async fn last_runs(
         let run = match (latest, known) {
             (None, known) => known.cloned(),
             (Some(latest), Some(known))
-                if latest.execution_id == known.execution_id && is_finished(&known.status) =>
+                if latest.execution_id == known.execution_id && known.is_finished() =>
             {
                 Some(known.clone())
             }
@@ -217,13 +225,8 @@ async fn last_runs(
     Ok(runs)
 }
 
-/// Whether SSM will not change the execution any more.
-fn is_finished(status: &str) -> bool {
-    !matches!(status, "PENDING" | "IN_PROGRESS" | "CANCELLING")
-}
-
-/// DescribeMaintenanceWindowExecutions since the known run (all of them the first time),
-/// the latest by start
+/// DescribeMaintenanceWindowExecutions from the known run's start on (it included: the
+/// filter takes whole seconds), all of them the first time; the latest by start
 /// (<https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DescribeMaintenanceWindowExecutions.html>).
 async fn latest_execution(
     s: &Session<'_>,
@@ -262,10 +265,7 @@ async fn latest_execution(
                     succeeded: 0,
                     failed: 0,
                 };
-                if latest
-                    .as_ref()
-                    .is_none_or(|l| run.start_time > l.start_time)
-                {
+                if latest.as_ref().is_none_or(|l| run.started() > l.started()) {
                     latest = Some(run);
                 }
             }

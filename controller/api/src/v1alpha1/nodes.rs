@@ -155,6 +155,19 @@ impl WindowRun {
     pub fn is_failure(&self) -> bool {
         matches!(self.status.as_str(), "FAILED" | "TIMED_OUT" | "CANCELLED") || self.failed > 0
     }
+
+    /// Whether SSM will not change the run any more.
+    pub fn is_finished(&self) -> bool {
+        !matches!(
+            self.status.as_str(),
+            "PENDING" | "IN_PROGRESS" | "CANCELLING"
+        )
+    }
+
+    /// When it started, read from `start_time` (None when absent or unreadable).
+    pub fn started(&self) -> Option<k8s_openapi::jiff::Timestamp> {
+        self.start_time.as_deref()?.parse().ok()
+    }
 }
 
 /// A SystemAccount's nodes: per region and in total.
@@ -249,15 +262,19 @@ pub struct AccountRegionNodes {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WindowRuns {
-    /// Account-regions whose last run succeeded.
+    /// Account-regions whose last run finished and succeeded.
     #[schemars(extend("format" = "int32"))]
     pub succeeded: u32,
-    /// Account-regions whose last run failed (see `WindowRun`).
+    /// Account-regions whose last run failed (see `WindowRun`), finished or not.
     #[schemars(extend("format" = "int32"))]
     pub failed: u32,
     /// Account-regions where the window has not run yet.
     #[schemars(extend("format" = "int32"))]
     pub never_run: u32,
+    /// Account-regions whose last run has not finished (PENDING, IN_PROGRESS, CANCELLING).
+    #[serde(default)]
+    #[schemars(extend("format" = "int32"))]
+    pub in_progress: u32,
     /// At most 20, failed first, then the latest.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 20))]

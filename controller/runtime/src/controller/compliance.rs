@@ -16,7 +16,7 @@ use futures::future::join_all;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use patchfleet_api::v1alpha1::SystemAccount;
-use patchfleet_planner::compliance::{self as figures, NodeQuotas};
+use patchfleet_planner::compliance::{self as counting, NodeQuotas};
 use patchfleet_planner::model::{AccountRegion, Owner};
 use patchfleet_ssm::compliance::{ComplianceRequest, read_compliance};
 use patchfleet_ssm::{AccountAccess, SsmClient};
@@ -65,25 +65,37 @@ pub async fn run(ctx: Arc<Context>) {
 
 /// One pass over every account-region; the calls it made.
 async fn sweep(ctx: &Arc<Context>, options: ComplianceOptions) -> u64 {
-    let accounts: Vec<Arc<SystemAccount>> = ctx
+    let (accounts, idle): (Vec<Arc<SystemAccount>>, Vec<Arc<SystemAccount>>) = ctx
         .stores
         .accounts
         .state()
         .into_iter()
-        .filter(|a| !a.spec.suspend && a.meta().deletion_timestamp.is_none())
-        .collect();
-    let active: BTreeSet<(String, String)> = accounts
+        .partition(|a| !a.spec.suspend && a.meta().deletion_timestamp.is_none());
+    // What is no longer read (an account deleted, suspended, a region or accountId
+    // changed) is forgotten, and the owners it counted for roll up without it.
+    let active: BTreeSet<AccountRegion> = accounts
         .iter()
         .flat_map(|a| {
-            a.spec
-                .regions
-                .iter()
-                .map(move |r| (a.name_any(), r.clone()))
+            a.spec.regions.iter().map(move |region| AccountRegion {
+                account: a.name_any(),
+                account_id: a.spec.account_id.clone(),
+                region: region.clone(),
+            })
         })
         .collect();
-    ctx.nodes
-        .retain(|r| active.contains(&(r.account.clone(), r.region.clone())));
-    futures::stream::iter(accounts)
+    for owner in ctx.nodes.retain(|r| active.contains(r)) {
+        ctx.wake_owner(&owner);
+    }
+    // A suspended account's figures would only grow stale: its status says nothing.
+    for account in idle
+        .iter()
+        .filter(|a| a.meta().deletion_timestamp.is_none())
+    {
+        if let Err(error) = clear_account_nodes(ctx, account).await {
+            warn!(account = %account.name_any(), %error, "clearing status.nodes");
+        }
+    }
+    let calls = futures::stream::iter(accounts)
         .map(|account| {
             let ctx = ctx.clone();
             async move {
@@ -93,7 +105,14 @@ async fn sweep(ctx: &Arc<Context>, options: ComplianceOptions) -> u64 {
         })
         .buffer_unordered(options.concurrency.max(1))
         .fold(0u64, |total, calls| async move { total + calls })
-        .await
+        .await;
+    if !ctx.nodes.swept() {
+        // From now on an owner no reading counts is one with no figures, not one whose
+        // figures are not read yet: wake them all to say so.
+        ctx.nodes.mark_swept();
+        ctx.wake_all_owners();
+    }
+    calls
 }
 
 /// Reads each region of one account, records the figures, writes the account's
@@ -102,10 +121,10 @@ async fn pass_account(ctx: &Context, account: &SystemAccount, options: Complianc
     let name = account.name_any();
     let access = AccountAccess::from_spec(&name, &account.spec);
     let edge_account = ctx.edge.account(&access).await;
-    let identity = edge_account
-        .caller_identity()
-        .await
-        .map_err(|e| e.to_string());
+    let identity = edge_account.caller_identity().await.map_err(|error| {
+        warn!(%error, "compliance pass: identity not verified");
+        error.to_string()
+    });
     let inventory = ctx.inventory();
     let regions: Vec<AccountRegion> = account
         .spec
@@ -124,7 +143,10 @@ async fn pass_account(ctx: &Context, account: &SystemAccount, options: Complianc
         async move {
             let previous = ctx.nodes.get(region).unwrap_or_default();
             let (record, calls) = match identity {
-                Err(error) => (failed(&previous, error.clone()), 0),
+                Err(error) => {
+                    ctx.metrics.compliance_failed();
+                    (failed(&previous, error.clone()), 0)
+                }
                 Ok(_) => pass_region(ctx, &client, region, inventory, &previous, options).await,
             };
             (previous, record, calls)
@@ -154,36 +176,41 @@ async fn pass_region(
     previous: &RegionRecord,
     options: ComplianceOptions,
 ) -> (RegionRecord, u64) {
-    let intent = figures::intent(inventory, &ctx.settings, region);
+    let intent = counting::intent(inventory, &ctx.settings, region);
     let request = ComplianceRequest {
         groups: intent.groups.keys().cloned().collect(),
         windows: intent.windows.keys().cloned().collect(),
         known_runs: previous.known_runs.clone(),
     };
-    match read_compliance(client, &request).await {
-        Ok(read) => {
-            let figures = figures::tally(&read.reading, &intent, options.quotas);
-            debug!(region = %region.region, calls = read.calls, nodes = read.reading.nodes.len(), "compliance read");
-            let known_runs = read
-                .reading
-                .windows
-                .into_iter()
-                .filter_map(|(name, run)| Some((name, run?)))
-                .collect();
+    let read = read_compliance(client, &request).await;
+    let calls = u64::from(read.calls);
+    match read.reading {
+        Ok(reading) => {
+            let figures = counting::tally(&reading, &intent, options.quotas);
+            debug!(region = %region.region, calls, nodes = reading.nodes.len(), "compliance read");
             let record = RegionRecord {
                 figures,
-                observed_at: Some(status::now()),
+                observed_at: Some(whole_second(status::now())),
                 error: None,
-                known_runs,
+                known_runs: reading.last_runs(),
             };
-            (record, u64::from(read.calls))
+            (record, calls)
         }
         Err(error) => {
             warn!(region = %region.region, %error, "compliance read failed");
             ctx.metrics.compliance_failed();
-            (failed(previous, error.to_string()), 0)
+            (failed(previous, error.to_string()), calls)
         }
     }
+}
+
+/// A time as the API server stores it (whole seconds), so that the status compares equal
+/// to what was written.
+fn whole_second(
+    time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    let second = k8s_openapi::jiff::Timestamp::from_second(time.0.as_second()).unwrap_or(time.0);
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(second)
 }
 
 /// The previous figures, with why they could not be read again.
@@ -213,6 +240,34 @@ fn changed_owners(before: &RegionRecord, after: &RegionRecord) -> BTreeSet<Owner
     owners
 }
 
+/// Removes `status.nodes` (an apply without the fields this manager owns drops them).
+async fn clear_account_nodes(ctx: &Context, account: &SystemAccount) -> Result<(), kube::Error> {
+    if account.status.as_ref().is_none_or(|s| s.nodes.is_none()) {
+        return Ok(());
+    }
+    apply_nodes(ctx, account, serde_json::json!({})).await
+}
+
+async fn apply_nodes(
+    ctx: &Context,
+    account: &SystemAccount,
+    status: serde_json::Value,
+) -> Result<(), kube::Error> {
+    let patch = serde_json::json!({
+        "apiVersion": SystemAccount::api_version(&()),
+        "kind": SystemAccount::kind(&()),
+        "status": status,
+    });
+    let api: Api<SystemAccount> = Api::all(ctx.client.clone());
+    api.patch_status(
+        &account.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Applies the account's `status.nodes`, when it changed.
 async fn write_account_nodes(ctx: &Context, account: &SystemAccount) -> Result<(), kube::Error> {
     let Some(nodes) = ctx
@@ -231,17 +286,5 @@ async fn write_account_nodes(ctx: &Context, account: &SystemAccount) -> Result<(
     if current.as_ref() == Some(&nodes) {
         return Ok(());
     }
-    let patch = serde_json::json!({
-        "apiVersion": SystemAccount::api_version(&()),
-        "kind": SystemAccount::kind(&()),
-        "status": { "nodes": nodes },
-    });
-    let api: Api<SystemAccount> = Api::all(ctx.client.clone());
-    api.patch_status(
-        &account.name_any(),
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
+    apply_nodes(ctx, account, serde_json::json!({ "nodes": nodes })).await
 }

@@ -189,6 +189,28 @@ impl Context {
         }
     }
 
+    /// Queues every PatchGroup's and MaintenanceWindow's rollup (the compliance figures of
+    /// all of them changed meaning: see `OwnerNodes::known`).
+    pub fn wake_all_owners(&self) {
+        let groups = self.stores.groups.state().into_iter().map(|g| {
+            Owner::new(
+                OwnerKind::PatchGroup,
+                g.metadata.namespace.as_deref().unwrap_or_default(),
+                g.metadata.name.as_deref().unwrap_or_default(),
+            )
+        });
+        let windows = self.stores.windows.state().into_iter().map(|w| {
+            Owner::new(
+                OwnerKind::MaintenanceWindow,
+                w.metadata.namespace.as_deref().unwrap_or_default(),
+                w.metadata.name.as_deref().unwrap_or_default(),
+            )
+        });
+        for owner in groups.chain(windows).collect::<Vec<_>>() {
+            self.wake_owner(&owner);
+        }
+    }
+
     /// Queues an owner's rollup for the next flush.
     pub fn wake_owner(&self, owner: &Owner) {
         self.wakers.pending.requested(

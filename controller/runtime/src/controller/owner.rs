@@ -58,20 +58,35 @@ pub struct Seen<'a> {
 pub struct OwnerNodes {
     pub group: Option<GroupNodes>,
     pub window: Option<WindowRuns>,
+    /// Whether a whole compliance pass has ended since the start: until then, an owner
+    /// without figures keeps what its status said (they may just not be read yet).
+    pub known: bool,
 }
 
 impl OwnerNodes {
     fn of(ctx: &Context, owner: &Owner) -> OwnerNodes {
+        let known = ctx.nodes.swept();
         match owner.kind {
             OwnerKind::PatchGroup => OwnerNodes {
                 group: ctx.nodes.group_nodes(owner),
                 window: None,
+                known,
             },
             OwnerKind::MaintenanceWindow => OwnerNodes {
                 group: None,
                 window: ctx.nodes.window_runs(owner),
+                known,
             },
             OwnerKind::PatchPolicy => OwnerNodes::default(),
+        }
+    }
+
+    /// The figures to show: the pass's, else (before a whole pass) what the status said.
+    fn or_previous<T: Clone>(&self, read: &Option<T>, previous: Option<&T>) -> Option<T> {
+        if read.is_some() || self.known {
+            read.clone()
+        } else {
+            previous.cloned()
         }
     }
 }
@@ -113,15 +128,13 @@ impl OwnerResource for PatchGroup {
         self.status.as_ref().map(|s| &s.fleet)
     }
     fn status_with(&self, mut fleet: FleetStatus, seen: &Seen<'_>) -> serde_json::Value {
-        // Until the compliance pass has read the group (after a restart), what the status
-        // said stays.
-        let nodes = seen
-            .nodes
-            .group
-            .clone()
-            .or_else(|| self.status.as_ref().and_then(|s| s.nodes.clone()));
-        if let Some(nodes) = &nodes {
-            set_scan_overwritten(&mut fleet, self, nodes, seen.now.clone());
+        let nodes = seen.nodes.or_previous(
+            &seen.nodes.group,
+            self.status.as_ref().and_then(|s| s.nodes.as_ref()),
+        );
+        match &nodes {
+            Some(nodes) => set_scan_overwritten(&mut fleet, self, nodes, seen.now.clone()),
+            None => fleet.conditions.retain(|c| c.type_ != SCAN_OVERWRITTEN),
         }
         let status = PatchGroupStatus {
             fleet,
@@ -163,9 +176,10 @@ impl OwnerResource for MaintenanceWindow {
         }
         let runs = seen
             .nodes
-            .window
-            .clone()
-            .or_else(|| self.status.as_ref().and_then(|s| s.runs.clone()))
+            .or_previous(
+                &seen.nodes.window,
+                self.status.as_ref().and_then(|s| s.runs.as_ref()),
+            )
             .filter(|_| self.spec.strategy != Strategy::Emergency);
         let status = MaintenanceWindowStatus {
             fleet,
@@ -197,7 +211,11 @@ fn set_scan_overwritten(
             status: conditions::Status::True,
             reason: "OtherBaselineScanned",
             message: format!(
-                "{} node(s) of patch group {:?} last reported a scan or install with a baseline                  patchfleet did not register for the group: another tool patches or scans them                  and each operation replaces the previous report. Find them with                  DescribeInstancePatchStatesForPatchGroup (BaselineId) and stop the other                  tool's association or window for this group (docs/compliance.md)",
+                "{} node(s) of patch group {:?} last reported a scan or install with a baseline \
+                 patchfleet did not register for the group: another tool patches or scans them \
+                 and each operation replaces the previous report. Find them with \
+                 DescribeInstancePatchStatesForPatchGroup (BaselineId) and stop the other \
+                 tool's association or window for this group (docs/compliance.md)",
                 nodes.overwritten,
                 group.group_name()
             ),

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_ssm::types::{OperatingSystem as SdkOs, Target};
 use patchfleet_api::v1alpha1::{OperatingSystem, PatchOperation, Platform};
 use patchfleet_planner::compliance::{
-    IntendedWindow, NodeQuotas, PassShape, RegionIntent, calls, tally,
+    IntendedWindow, NodeQuotas, PassShape, RegionIntent, RegionReading, calls, tally,
 };
 use patchfleet_planner::model::{OwnerKind, TaskDefinition};
 use patchfleet_ssm::SsmClient;
@@ -116,6 +116,12 @@ fn request(intent: &RegionIntent) -> ComplianceRequest {
     }
 }
 
+/// One compliance read that must succeed: what it read and its calls.
+async fn read_ok(client: &SsmClient, request: &ComplianceRequest) -> (RegionReading, u32) {
+    let read = read_compliance(client, request).await;
+    (read.reading.expect("compliance read"), read.calls)
+}
+
 fn put_fleet(server: &Server, instances: Vec<InstanceSpec>) {
     let spec = FleetSpec {
         account_id: ACCOUNT_A.to_owned(),
@@ -137,9 +143,7 @@ async fn the_figures_are_what_the_fleet_implies_at_the_documented_cost() {
     server.sim().counters.reset();
 
     let intent = intent();
-    let read = read_compliance(&client, &request(&intent))
-        .await
-        .expect("compliance read");
+    let (read, read_calls) = read_ok(&client, &request(&intent)).await;
     let counted: u64 = sim_calls(&server, ACCOUNT_A, REGION).values().sum();
     // 130 nodes, 4 registrations, 60 + 40 states under patchfleet's groups, 30 others.
     let shape = PassShape {
@@ -156,9 +160,9 @@ async fn the_figures_are_what_the_fleet_implies_at_the_documented_cost() {
         "{:?}",
         sim_calls(&server, ACCOUNT_A, REGION)
     );
-    assert_eq!(u64::from(read.calls), counted);
+    assert_eq!(u64::from(read_calls), counted);
 
-    let figures = tally(&read.reading, &intent, NodeQuotas::default());
+    let figures = tally(&read, &intent, NodeQuotas::default());
     let c = &figures.region.counts;
     assert_eq!((c.instances, c.online), (130, 125));
     assert_eq!((c.platforms.linux, c.platforms.windows), (90, 40));
@@ -236,10 +240,8 @@ async fn a_scan_with_another_baseline_shows_as_overwritten() {
         .expect("ours registered again");
 
     let intent = intent();
-    let read = read_compliance(&client, &request(&intent))
-        .await
-        .expect("compliance read");
-    let figures = tally(&read.reading, &intent, NodeQuotas::default());
+    let (read, _) = read_ok(&client, &request(&intent)).await;
+    let figures = tally(&read, &intent, NodeQuotas::default());
     assert_eq!(figures.region.overwritten, 60, "every web node");
     assert_eq!(
         figures
@@ -308,10 +310,8 @@ async fn a_window_run_is_read_once_and_counted_by_node() {
     );
 
     // Not run yet: listed without a run.
-    let read = read_compliance(&client, &request(&intent))
-        .await
-        .expect("compliance read");
-    assert_eq!(read.reading.windows.get(&window), Some(&None));
+    let (read, _) = read_ok(&client, &request(&intent)).await;
+    assert_eq!(read.windows.get(&window), Some(&None));
 
     // A day later the window has opened and run both tasks on the 60 web nodes.
     server
@@ -320,11 +320,10 @@ async fn a_window_run_is_read_once_and_counted_by_node() {
         .advance(86_400.0 + 4.0 * 3_600.0)
         .expect("the clock moves on");
     server.sim().counters.reset();
-    let read = read_compliance(&client, &request(&intent))
-        .await
-        .expect("compliance read");
+    let (read, read_calls) = read_ok(&client, &request(&intent)).await;
     let counted: u64 = sim_calls(&server, ACCOUNT_A, REGION).values().sum();
-    let run = read.reading.windows[&window].clone().expect("it ran");
+    assert_eq!(u64::from(read_calls), counted);
+    let run = read.windows[&window].clone().expect("it ran");
     assert_eq!((run.succeeded, run.failed), (60 + 59, 1), "{run:?}");
     assert!(run.is_failure());
     let shape = PassShape {
@@ -332,6 +331,7 @@ async fn a_window_run_is_read_once_and_counted_by_node() {
         registrations: 4,
         group_states: vec![0, 60],
         other_nodes: 0,
+        planned_windows: 1,
         windows_listed: 1,
         executions_listed: vec![1],
         executions_read: vec![vec![60, 60]],
@@ -343,7 +343,7 @@ async fn a_window_run_is_read_once_and_counted_by_node() {
         sim_calls(&server, ACCOUNT_A, REGION)
     );
 
-    let figures = tally(&read.reading, &intent, NodeQuotas::default());
+    let figures = tally(&read, &intent, NodeQuotas::default());
     let last = figures.region.last_install.clone().expect("an install ran");
     assert_eq!(last.window, "patching/nightly");
     assert_eq!(last.run, run);
@@ -356,11 +356,10 @@ async fn a_window_run_is_read_once_and_counted_by_node() {
         ..known
     };
     server.sim().counters.reset();
-    let again = read_compliance(&client, &known)
-        .await
-        .expect("compliance read");
+    let (again, again_calls) = read_ok(&client, &known).await;
     let counted: u64 = sim_calls(&server, ACCOUNT_A, REGION).values().sum();
-    assert_eq!(again.reading.windows[&window], Some(run));
+    assert_eq!(u64::from(again_calls), counted);
+    assert_eq!(again.windows[&window], Some(run));
     let shape = PassShape {
         executions_read: Vec::new(),
         ..shape
@@ -464,6 +463,7 @@ async fn benchmark_a_pass_over_many_nodes() {
         registrations: 2 * GROUPS,
         group_states: vec![per_group; GROUPS],
         other_nodes: 0,
+        planned_windows: 1,
         windows_listed: 1,
         executions_listed: vec![1],
         executions_read: vec![vec![nodes]],
@@ -476,10 +476,8 @@ async fn benchmark_a_pass_over_many_nodes() {
     for (pass, shape) in [("first", first), ("steady", steady)] {
         server.sim().counters.reset();
         let started = std::time::Instant::now();
-        let read = read_compliance(&client, &known)
-            .await
-            .expect("compliance read");
-        let figures = tally(&read.reading, &intent, NodeQuotas::default());
+        let (read, _) = read_ok(&client, &known).await;
+        let figures = tally(&read, &intent, NodeQuotas::default());
         let took = started.elapsed();
         let counted: u64 = sim_calls(&server, ACCOUNT_A, REGION).values().sum();
         println!(
@@ -497,11 +495,6 @@ async fn benchmark_a_pass_over_many_nodes() {
             (0..nodes).filter(|n| n % 10 == 1).count(),
             "every tenth node lacks two patches"
         );
-        known.known_runs = read
-            .reading
-            .windows
-            .into_iter()
-            .filter_map(|(name, run)| Some((name, run?)))
-            .collect();
+        known.known_runs = read.last_runs();
     }
 }
