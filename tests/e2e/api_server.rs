@@ -191,7 +191,17 @@ async fn kubectl_get_shows_the_printer_columns_short_names_and_category() {
     let expected_headers = [
         (
             "sysacct",
-            vec!["NAME", "ACCOUNT", "PLATFORM", "REGIONS", "READY", "AGE"],
+            vec![
+                "NAME",
+                "ACCOUNT",
+                "PLATFORM",
+                "REGIONS",
+                "READY",
+                "INSTANCES",
+                "ONLINE",
+                "NONCOMPLIANT",
+                "AGE",
+            ],
         ),
         (
             "ppol",
@@ -200,13 +210,28 @@ async fn kubectl_get_shows_the_printer_columns_short_names_and_category() {
         (
             "pgrp",
             vec![
-                "NAME", "GROUP", "POLICY", "ACCOUNTS", "FAILING", "READY", "AGE",
+                "NAME",
+                "GROUP",
+                "POLICY",
+                "ACCOUNTS",
+                "FAILING",
+                "READY",
+                "INSTANCES",
+                "NONCOMPLIANT",
+                "AGE",
             ],
         ),
         (
             "mw",
             vec![
-                "NAME", "STRATEGY", "SCHEDULE", "ACCOUNTS", "FAILING", "READY", "AGE",
+                "NAME",
+                "STRATEGY",
+                "SCHEDULE",
+                "ACCOUNTS",
+                "FAILING",
+                "READY",
+                "RUNSFAILED",
+                "AGE",
             ],
         ),
     ];
