@@ -78,11 +78,7 @@ async fn reconcile_account(
         .spec
         .regions
         .iter()
-        .map(|region| AccountRegion {
-            account: name.clone(),
-            account_id: account.spec.account_id.clone(),
-            region: region.clone(),
-        })
+        .map(|r| patchfleet_planner::selection::account_region(&account, r))
         .collect();
     regions.extend(
         ctx.fleet

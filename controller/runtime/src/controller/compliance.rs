@@ -18,6 +18,7 @@ use kube::{Resource, ResourceExt};
 use patchfleet_api::v1alpha1::SystemAccount;
 use patchfleet_planner::compliance::{self as counting, NodeQuotas};
 use patchfleet_planner::model::{AccountRegion, Owner};
+use patchfleet_planner::selection::account_region;
 use patchfleet_ssm::compliance::{ComplianceRequest, read_compliance};
 use patchfleet_ssm::{AccountAccess, SsmClient};
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -75,13 +76,7 @@ async fn sweep(ctx: &Arc<Context>, options: ComplianceOptions) -> u64 {
     // changed) is forgotten, and the owners it counted for roll up without it.
     let active: BTreeSet<AccountRegion> = accounts
         .iter()
-        .flat_map(|a| {
-            a.spec.regions.iter().map(move |region| AccountRegion {
-                account: a.name_any(),
-                account_id: a.spec.account_id.clone(),
-                region: region.clone(),
-            })
-        })
+        .flat_map(|a| a.spec.regions.iter().map(|r| account_region(a, r)))
         .collect();
     for owner in ctx.nodes.retain(|r| active.contains(r)) {
         ctx.wake_owner(&owner);
@@ -130,11 +125,7 @@ async fn pass_account(ctx: &Context, account: &SystemAccount, options: Complianc
         .spec
         .regions
         .iter()
-        .map(|region| AccountRegion {
-            account: name.clone(),
-            account_id: account.spec.account_id.clone(),
-            region: region.clone(),
-        })
+        .map(|r| account_region(account, r))
         .collect();
     let passes = regions.iter().map(|region| {
         let client = edge_account.client(&region.region);
