@@ -212,10 +212,12 @@ fn set_scan_overwritten(
             reason: "OtherBaselineScanned",
             message: format!(
                 "{} node(s) of patch group {:?} last reported a scan or install with a baseline \
-                 patchfleet did not register for the group: another tool patches or scans them \
-                 and each operation replaces the previous report. Find them with \
-                 DescribeInstancePatchStatesForPatchGroup (BaselineId) and stop the other \
-                 tool's association or window for this group (docs/compliance.md)",
+                 patchfleet did not register for the group: another tool scanned them, or \
+                 the operation ran before the group's registration existed, and each \
+                 operation replaces the previous report. Their figures are not judged by \
+                 the group's policy until its next Scan or Install; find them with \
+                 DescribeInstancePatchStatesForPatchGroup (BaselineId) and stop any other \
+                 tool scanning this group (docs/compliance.md)",
                 nodes.overwritten,
                 group.group_name()
             ),
