@@ -51,6 +51,28 @@ fn task<'a>(e: &'a WindowExecution, id: &str) -> ApiResult<&'a TaskExecution> {
         .ok_or_else(|| task_not_found(&e.id, id))
 }
 
+/// One page of `items` in the order they ran (the token is the position), keeping those
+/// whose status at `now` is one of `statuses` (all when none).
+fn page_in_order<'a, T>(
+    items: &'a [T],
+    after: Option<String>,
+    statuses: &[String],
+    max: usize,
+    outcome: impl Fn(&T) -> &RunOutcome,
+    now: f64,
+) -> (Vec<&'a T>, Option<String>) {
+    let kept = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| (format!("{i:06}"), item))
+        .filter(|(k, _)| after.as_ref().is_none_or(|a| k.as_str() > a.as_str()))
+        .filter(|(_, item)| {
+            let status = outcome(item).status_at(now).0;
+            statuses.is_empty() || statuses.iter().any(|s| s == status)
+        });
+    paging::page(kept, max)
+}
+
 /// Status, StatusDetails, StartTime and EndTime (once ended) at `now`.
 fn timing(o: Obj, outcome: &RunOutcome, now: f64) -> Obj {
     let (status, details) = outcome.status_at(now);
@@ -191,16 +213,7 @@ pub fn describe_tasks(ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -> ApiR
     let after = paging::decode(token.as_deref())?;
     let (_, e) = execution(st, &id)?;
     let now = ctx.now;
-    let items = e
-        .tasks
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (format!("{i:06}"), t))
-        .filter(|(k, _)| after.as_ref().is_none_or(|a| k.as_str() > a.as_str()))
-        .filter(|(_, t)| {
-            statuses.is_empty() || statuses.iter().any(|s| s == t.outcome.status_at(now).0)
-        });
-    let (page, next) = paging::page(items, max);
+    let (page, next) = page_in_order(&e.tasks, after, &statuses, max, |t| &t.outcome, now);
     let list: Vec<Value> = page
         .into_iter()
         .map(|t| task_identity(e, t, now).build())
@@ -251,16 +264,7 @@ pub fn describe_invocations(ctx: &Ctx<'_>, st: &mut RegionState, mut req: Req) -
     let (_, e) = execution(st, &id)?;
     let t = task(e, &task_id)?;
     let now = ctx.now;
-    let items = t
-        .invocations
-        .iter()
-        .enumerate()
-        .map(|(i, inv)| (format!("{i:06}"), inv))
-        .filter(|(k, _)| after.as_ref().is_none_or(|a| k.as_str() > a.as_str()))
-        .filter(|(_, inv)| {
-            statuses.is_empty() || statuses.iter().any(|s| s == inv.outcome.status_at(now).0)
-        });
-    let (page, next) = paging::page(items, max);
+    let (page, next) = page_in_order(&t.invocations, after, &statuses, max, |i| &i.outcome, now);
     let list: Vec<Value> = page
         .into_iter()
         .map(|inv| {
