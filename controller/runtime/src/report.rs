@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use anyhow::Context as _;
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
-use patchfleet_api::v1alpha1::{MaintenanceWindow, PatchGroup, SystemAccount};
+use patchfleet_api::v1alpha1::{MaintenanceWindow, NodeCounts, PatchGroup, SystemAccount};
 use serde::Serialize;
 
 use crate::args::{ReportArgs, ReportOutput};
@@ -21,14 +21,8 @@ pub struct AccountRow {
     pub account: String,
     pub account_id: String,
     pub region: String,
-    pub instances: u32,
-    pub online: u32,
-    pub missing: u32,
-    pub failed: u32,
-    pub pending_reboot: u32,
-    pub agent_updates: u32,
-    pub non_compliant: u32,
-    pub overwritten: u32,
+    #[serde(flatten)]
+    pub counts: RowCounts,
     /// The last Install run: `STATUS at START` (empty when none ran).
     pub last_run: String,
     /// RFC 3339, or empty before the first compliance pass.
@@ -44,6 +38,14 @@ pub struct GroupRow {
     pub namespace: String,
     pub name: String,
     pub group: String,
+    #[serde(flatten)]
+    pub counts: RowCounts,
+}
+
+/// The node counts an account-region row and a group row both show.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RowCounts {
     pub instances: u32,
     pub online: u32,
     pub missing: u32,
@@ -52,6 +54,34 @@ pub struct GroupRow {
     pub agent_updates: u32,
     pub non_compliant: u32,
     pub overwritten: u32,
+}
+
+impl RowCounts {
+    fn new(c: &NodeCounts, overwritten: u32) -> RowCounts {
+        RowCounts {
+            instances: c.instances,
+            online: c.online,
+            missing: c.with_missing,
+            failed: c.with_failed,
+            pending_reboot: c.pending_reboot,
+            agent_updates: c.agent_updates,
+            non_compliant: c.non_compliant,
+            overwritten,
+        }
+    }
+
+    /// INSTANCES to AGENT-UPDATES, as the text tables show them.
+    fn cells(&self) -> [String; 6] {
+        [
+            self.instances,
+            self.online,
+            self.missing,
+            self.failed,
+            self.pending_reboot,
+            self.agent_updates,
+        ]
+        .map(|n| n.to_string())
+    }
 }
 
 /// One scheduled MaintenanceWindow, over every account-region.
@@ -117,20 +147,12 @@ pub fn build(
             continue;
         };
         for region in &nodes.regions {
-            let c = &region.counts;
             report.accounts.push(AccountRow {
                 provider: account.spec.platform.as_str().to_owned(),
                 account: account.name_any(),
                 account_id: account.spec.account_id.clone(),
                 region: region.region.clone(),
-                instances: c.instances,
-                online: c.online,
-                missing: c.with_missing,
-                failed: c.with_failed,
-                pending_reboot: c.pending_reboot,
-                agent_updates: c.agent_updates,
-                non_compliant: c.non_compliant,
-                overwritten: region.overwritten,
+                counts: RowCounts::new(&region.counts, region.overwritten),
                 last_run: region
                     .last_install
                     .as_ref()
@@ -155,19 +177,11 @@ pub fn build(
         let Some(nodes) = group.status.as_ref().and_then(|s| s.nodes.as_ref()) else {
             continue;
         };
-        let c = &nodes.total;
         report.groups.push(GroupRow {
             namespace: group.namespace().unwrap_or_default(),
             name: group.name_any(),
             group: group.group_name().to_owned(),
-            instances: c.instances,
-            online: c.online,
-            missing: c.with_missing,
-            failed: c.with_failed,
-            pending_reboot: c.pending_reboot,
-            agent_updates: c.agent_updates,
-            non_compliant: c.non_compliant,
-            overwritten: nodes.overwritten,
+            counts: RowCounts::new(&nodes.total, nodes.overwritten),
         });
     }
     for window in windows {
@@ -201,23 +215,19 @@ pub fn text(report: &Report) -> String {
         .accounts
         .iter()
         .map(|r| {
-            vec![
+            let mut row = vec![
                 r.provider.clone(),
                 format!("{} ({})", r.account, r.account_id),
                 r.region.clone(),
-                r.instances.to_string(),
-                r.online.to_string(),
-                r.missing.to_string(),
-                r.failed.to_string(),
-                r.pending_reboot.to_string(),
-                r.agent_updates.to_string(),
-                r.overwritten.to_string(),
-                if r.error.is_empty() {
-                    r.last_run.clone()
-                } else {
-                    format!("read failed: {}", r.error)
-                },
-            ]
+            ];
+            row.extend(r.counts.cells());
+            row.push(r.counts.overwritten.to_string());
+            row.push(if r.error.is_empty() {
+                r.last_run.clone()
+            } else {
+                format!("read failed: {}", r.error)
+            });
+            row
         })
         .collect();
     table(
@@ -242,18 +252,11 @@ pub fn text(report: &Report) -> String {
         .groups
         .iter()
         .map(|r| {
-            vec![
-                format!("{}/{}", r.namespace, r.name),
-                r.group.clone(),
-                r.instances.to_string(),
-                r.online.to_string(),
-                r.missing.to_string(),
-                r.failed.to_string(),
-                r.pending_reboot.to_string(),
-                r.agent_updates.to_string(),
-                r.non_compliant.to_string(),
-                r.overwritten.to_string(),
-            ]
+            let mut row = vec![format!("{}/{}", r.namespace, r.name), r.group.clone()];
+            row.extend(r.counts.cells());
+            row.push(r.counts.non_compliant.to_string());
+            row.push(r.counts.overwritten.to_string());
+            row
         })
         .collect();
     table(
@@ -407,20 +410,24 @@ mod tests {
         assert_eq!(
             (
                 row.provider.as_str(),
-                row.instances,
-                row.online,
-                row.missing,
-                row.failed
+                row.counts.instances,
+                row.counts.online,
+                row.counts.missing,
+                row.counts.failed
             ),
             ("aws", 12, 11, 3, 1)
         );
         assert_eq!(
-            (row.pending_reboot, row.agent_updates, row.overwritten),
+            (
+                row.counts.pending_reboot,
+                row.counts.agent_updates,
+                row.counts.overwritten
+            ),
             (2, 4, 1)
         );
         assert_eq!(report.groups.len(), 1);
         assert_eq!(report.groups[0].group, "web");
-        assert_eq!(report.groups[0].overwritten, 2);
+        assert_eq!(report.groups[0].counts.overwritten, 2);
 
         let text = text(&report);
         let lines: Vec<&str> = text.lines().collect();
