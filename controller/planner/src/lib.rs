@@ -12,6 +12,7 @@ pub mod definitions;
 pub mod desired;
 pub mod diff;
 pub mod fingerprint;
+pub mod instances;
 pub mod inventory;
 pub mod model;
 pub mod naming;

@@ -231,6 +231,83 @@ pub struct PlanArgs {
     pub output: PlanOutput,
 }
 
+/// `patchfleet dashboard`: a read-only web server over the statuses, with per-instance
+/// detail read from SSM on demand (docs/dashboard.md).
+#[derive(Args)]
+pub struct DashboardArgs {
+    /// Address of the pages, `/api/...`, /healthz and /readyz (plain HTTP: TLS belongs to
+    /// the Ingress or `kubectl port-forward` in front of it).
+    #[arg(
+        long,
+        env = "PATCHFLEET_DASHBOARD_HTTP_ADDRESS",
+        default_value = "0.0.0.0:8080"
+    )]
+    pub http_address: SocketAddr,
+    /// SSM endpoint override, as for `patchfleet run`.
+    #[arg(long, env = "PATCHFLEET_SSM_ENDPOINT")]
+    pub ssm_endpoint: Option<String>,
+    /// STS endpoint override, as for `patchfleet run`.
+    #[arg(long, env = "PATCHFLEET_STS_ENDPOINT")]
+    pub sts_endpoint: Option<String>,
+    /// SSM calls per second per account for per-instance detail (its own budget, beside
+    /// the controller's `--rate-limit`: keep the two together under SSM's quota).
+    #[arg(long, env = "PATCHFLEET_DASHBOARD_RATE_LIMIT", default_value_t = 2.0)]
+    pub rate_limit: f64,
+    /// Attempts per SSM or STS call, first one included.
+    #[arg(long, env = "PATCHFLEET_MAX_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_attempts: u32,
+    /// The controller's `--compliance-interval`: figures older than two of them are
+    /// marked stale.
+    #[arg(long, env = "PATCHFLEET_COMPLIANCE_INTERVAL", default_value = "15m", value_parser = parse_duration)]
+    pub compliance_interval: Duration,
+    /// How often an open page asks whether what it shows changed (0: never).
+    #[arg(long, env = "PATCHFLEET_DASHBOARD_REFRESH_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub refresh_interval: Duration,
+    /// How long per-instance detail read from SSM is served again without a call.
+    #[arg(long, env = "PATCHFLEET_DASHBOARD_CACHE_TTL", default_value = "30s", value_parser = parse_duration)]
+    pub cache_ttl: Duration,
+    /// How long a TokenReview or SubjectAccessReview answer is reused.
+    #[arg(long, env = "PATCHFLEET_DASHBOARD_AUTH_CACHE_TTL", default_value = "10s", value_parser = parse_duration)]
+    pub auth_cache_ttl: Duration,
+    #[arg(
+        long,
+        env = "PATCHFLEET_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+}
+
+impl DashboardArgs {
+    /// The SSM edge's settings: the controller's, with the dashboard's own rate limit.
+    pub fn edge_settings(&self) -> EdgeSettings {
+        EdgeSettings {
+            ssm_endpoint: self.ssm_endpoint.clone(),
+            sts_endpoint: self.sts_endpoint.clone(),
+            max_attempts: self.max_attempts,
+            calls_per_second: self.rate_limit,
+            session_name: session_name(&format!("dashboard-{}", default_identity())),
+            ..EdgeSettings::default()
+        }
+    }
+}
+
+/// `patchfleet report --instances` and `--node`: where the dashboard answers.
+#[derive(Args, Clone, Debug)]
+pub struct DashboardClientArgs {
+    /// The dashboard's base URL (`kubectl -n patchfleet port-forward
+    /// svc/patchfleet-dashboard 8080:80` makes the default one answer).
+    #[arg(
+        long,
+        env = "PATCHFLEET_DASHBOARD_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub dashboard_url: String,
+    /// The bearer token to present; default: the kubeconfig's user token.
+    #[arg(long, env = "PATCHFLEET_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
 #[derive(Args)]
 pub struct ReportArgs {
     /// Only the PatchGroups and MaintenanceWindows of this namespace (SystemAccounts are
@@ -240,6 +317,21 @@ pub struct ReportArgs {
     /// `text` tables for people; `json` for programs.
     #[arg(short = 'o', long, value_enum, default_value_t = ReportOutput::Text)]
     pub output: ReportOutput,
+    /// One group's nodes in one account-region, read from SSM through the dashboard:
+    /// `SYSTEMACCOUNT/REGION/PATCHGROUP` (the PatchGroup of `--namespace`).
+    #[arg(
+        long,
+        value_name = "ACCOUNT/REGION/GROUP",
+        conflicts_with = "node",
+        requires = "namespace"
+    )]
+    pub instances: Option<String>,
+    /// One node's patches, read from SSM through the dashboard:
+    /// `SYSTEMACCOUNT/REGION/INSTANCE-ID` (an id names a node only within an account-region).
+    #[arg(long, value_name = "ACCOUNT/REGION/ID")]
+    pub node: Option<String>,
+    #[command(flatten)]
+    pub dashboard: DashboardClientArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

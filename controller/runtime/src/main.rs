@@ -5,6 +5,7 @@ mod apidoc;
 mod args;
 mod controller;
 mod crdgen;
+mod dashboard;
 mod fleet;
 mod http;
 mod leader;
@@ -44,6 +45,10 @@ enum Command {
     /// Print the fleet's compliance as the resources' status says it (kubeconfig only, no
     /// AWS credentials): per account-region, per PatchGroup, per MaintenanceWindow.
     Report(args::ReportArgs),
+    /// Serve the read-only web dashboard: the statuses per account, group and window, and
+    /// per-instance detail read from SSM on demand, as each user's RBAC allows
+    /// (docs/dashboard.md).
+    Dashboard(Box<args::DashboardArgs>),
     /// Write the CustomResourceDefinitions (crds/*.yaml) and the API reference
     /// (docs/api.md), generated from the Rust types.
     Crdgen(args::CrdgenArgs),
@@ -58,6 +63,10 @@ fn main() -> ExitCode {
             report(tokio_main(async move {
                 controller::run(args.into_config()?).await
             }))
+        }
+        Command::Dashboard(args) => {
+            args::init_logging(args.log_format);
+            report(tokio_main(dashboard::run(*args)))
         }
         Command::Report(args) => report(tokio_main(report::run(args))),
         Command::Plan(args) => {

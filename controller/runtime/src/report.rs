@@ -53,11 +53,13 @@ pub struct RowCounts {
     pub pending_reboot: u32,
     pub agent_updates: u32,
     pub non_compliant: u32,
+    pub compliant: u32,
+    pub unreported: u32,
     pub overwritten: u32,
 }
 
 impl RowCounts {
-    fn new(c: &NodeCounts, overwritten: u32) -> RowCounts {
+    pub fn new(c: &NodeCounts, overwritten: u32) -> RowCounts {
         RowCounts {
             instances: c.instances,
             online: c.online,
@@ -66,8 +68,24 @@ impl RowCounts {
             pending_reboot: c.pending_reboot,
             agent_updates: c.agent_updates,
             non_compliant: c.non_compliant,
+            compliant: c.compliant,
+            unreported: c.unreported,
             overwritten,
         }
+    }
+
+    /// Adds `other` to these counts (the dashboard's totals).
+    pub fn add(&mut self, other: &RowCounts) {
+        self.instances += other.instances;
+        self.online += other.online;
+        self.missing += other.missing;
+        self.failed += other.failed;
+        self.pending_reboot += other.pending_reboot;
+        self.agent_updates += other.agent_updates;
+        self.non_compliant += other.non_compliant;
+        self.compliant += other.compliant;
+        self.unreported += other.unreported;
+        self.overwritten += other.overwritten;
     }
 
     /// INSTANCES to AGENT-UPDATES, as the text tables show them.

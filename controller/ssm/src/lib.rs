@@ -17,6 +17,7 @@ pub mod compliance;
 pub mod convert;
 mod edge;
 mod error;
+pub mod instances;
 mod memory;
 mod observe;
 mod paging;

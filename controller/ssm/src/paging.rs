@@ -14,6 +14,7 @@ use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ssm::operation::describe_instance_information::DescribeInstanceInformationOutput;
 use aws_sdk_ssm::operation::describe_instance_patch_states::DescribeInstancePatchStatesOutput;
 use aws_sdk_ssm::operation::describe_instance_patch_states_for_patch_group::DescribeInstancePatchStatesForPatchGroupOutput;
+use aws_sdk_ssm::operation::describe_instance_patches::DescribeInstancePatchesOutput;
 use aws_sdk_ssm::operation::describe_maintenance_window_execution_task_invocations::DescribeMaintenanceWindowExecutionTaskInvocationsOutput;
 use aws_sdk_ssm::operation::describe_maintenance_window_execution_tasks::DescribeMaintenanceWindowExecutionTasksOutput;
 use aws_sdk_ssm::operation::describe_maintenance_window_executions::DescribeMaintenanceWindowExecutionsOutput;
@@ -52,6 +53,7 @@ pages!(
     ListCommandsOutput,
     DescribeInstanceInformationOutput,
     DescribeInstancePatchStatesOutput,
+    DescribeInstancePatchesOutput,
     DescribeInstancePatchStatesForPatchGroupOutput,
     DescribeMaintenanceWindowExecutionsOutput,
     DescribeMaintenanceWindowExecutionTasksOutput,

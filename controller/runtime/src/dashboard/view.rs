@@ -1,0 +1,643 @@
+//! What each page shows, pure: built from the objects the user may see (the routes filter
+//! them by RBAC first) and the time, so every decision here is a plain table test. The
+//! HTML (`html`) and the JSON (`/api/...`) are two renderings of these same views.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use patchfleet_api::v1alpha1::{MaintenanceWindow, PatchGroup, SystemAccount, WindowRun};
+use patchfleet_planner::instances::{InstanceDetail, InstanceSummary};
+use serde::{Deserialize, Serialize};
+
+use crate::report::{AccountRow, GroupRow, RowCounts, WindowRow};
+
+/// The moment a page is built and how old figures may be before they are stale.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    pub now: Timestamp,
+    /// Two compliance intervals.
+    pub stale_after: std::time::Duration,
+}
+
+impl Clock {
+    fn is_stale(&self, observed: Option<&Time>) -> bool {
+        observed.is_none_or(|t| {
+            let age = self.now.as_second() - t.0.as_second();
+            age > i64::try_from(self.stale_after.as_secs()).unwrap_or(i64::MAX)
+        })
+    }
+}
+
+/// An account-region row's state, worst first: its read failed, it was never read, its
+/// figures are stale, some node is not compliant, or all is well.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RowState {
+    Error,
+    Unread,
+    Stale,
+    Noncompliant,
+    Compliant,
+}
+
+impl RowState {
+    pub const ALL: [RowState; 5] = [
+        RowState::Error,
+        RowState::Unread,
+        RowState::Stale,
+        RowState::Noncompliant,
+        RowState::Compliant,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowState::Error => "error",
+            RowState::Unread => "unread",
+            RowState::Stale => "stale",
+            RowState::Noncompliant => "noncompliant",
+            RowState::Compliant => "compliant",
+        }
+    }
+}
+
+/// The overview's query string: filters and the sort, all optional.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OverviewQuery {
+    /// `aws`, `azure`, ...: the SystemAccount's spec.platform.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// `key=value`, or `key` for any value, of the SystemAccount's labels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// One of [`RowState`]'s names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// A column: account, region, provider, instances, online, missing, failed,
+    /// pendingReboot, agentUpdates, nonCompliant, lastRun, observedAt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sort: Option<String>,
+    /// `asc` (default) or `desc`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order: Option<String>,
+}
+
+/// The columns the overview sorts by, in their display order.
+pub const SORT_COLUMNS: [(&str, &str); 12] = [
+    ("provider", "Provider"),
+    ("account", "Account"),
+    ("region", "Region"),
+    ("instances", "Instances"),
+    ("online", "Online"),
+    ("missing", "Missing"),
+    ("failed", "Failed"),
+    ("pendingReboot", "Pending reboot"),
+    ("agentUpdates", "Agent updates"),
+    ("nonCompliant", "Non-compliant"),
+    ("lastRun", "Last run"),
+    ("observedAt", "Observed"),
+];
+
+/// One account-region of the overview.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OverviewRow {
+    #[serde(flatten)]
+    pub row: AccountRow,
+    pub labels: BTreeMap<String, String>,
+    pub state: RowState,
+    /// Older than two compliance intervals (or never read).
+    pub stale: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Overview {
+    pub accounts: Vec<OverviewRow>,
+    /// Over the rows shown (after the filters).
+    pub totals: RowCounts,
+    /// The providers of the accounts the user may see, for the filter.
+    pub providers: Vec<String>,
+    /// SystemAccounts the user may see that no compliance pass has read yet.
+    pub unread_accounts: Vec<String>,
+    pub groups: Vec<GroupRow>,
+    pub windows: Vec<WindowRow>,
+    pub query: OverviewQuery,
+}
+
+/// The overview of the accounts, groups and windows given (the ones the user may see).
+pub fn overview(
+    accounts: &[SystemAccount],
+    groups: &[PatchGroup],
+    windows: &[MaintenanceWindow],
+    query: &OverviewQuery,
+    clock: Clock,
+) -> Overview {
+    let report = crate::report::build(accounts, groups, windows);
+    let by_name: BTreeMap<String, &SystemAccount> =
+        accounts.iter().map(|a| (a.name_any(), a)).collect();
+    let mut rows: Vec<OverviewRow> = report
+        .accounts
+        .into_iter()
+        .map(|row| {
+            let account = by_name.get(&row.account);
+            let labels = account.map(|a| a.labels().clone()).unwrap_or_default();
+            let observed = account
+                .and_then(|a| a.status.as_ref()?.nodes.as_ref())
+                .and_then(|n| n.regions.iter().find(|r| r.region == row.region))
+                .and_then(|r| r.observed_at.as_ref());
+            let stale = clock.is_stale(observed);
+            let state = if !row.error.is_empty() {
+                RowState::Error
+            } else if observed.is_none() {
+                RowState::Unread
+            } else if stale {
+                RowState::Stale
+            } else if row.counts.non_compliant > 0 {
+                RowState::Noncompliant
+            } else {
+                RowState::Compliant
+            };
+            OverviewRow {
+                row,
+                labels: labels.into_iter().collect(),
+                state,
+                stale,
+            }
+        })
+        .filter(|r| matches(r, query))
+        .collect();
+    sort_rows(&mut rows, query);
+    let mut totals = RowCounts::default();
+    for r in &rows {
+        totals.add(&r.row.counts);
+    }
+    let mut providers: Vec<String> = accounts
+        .iter()
+        .map(|a| a.spec.platform.as_str().to_owned())
+        .collect();
+    providers.sort();
+    providers.dedup();
+    let unread_accounts = accounts
+        .iter()
+        .filter(|a| a.status.as_ref().and_then(|s| s.nodes.as_ref()).is_none())
+        .map(|a| a.name_any())
+        .collect();
+    Overview {
+        accounts: rows,
+        totals,
+        providers,
+        unread_accounts,
+        groups: report.groups,
+        windows: report.windows,
+        query: query.clone(),
+    }
+}
+
+fn matches(row: &OverviewRow, query: &OverviewQuery) -> bool {
+    let provider = query
+        .provider
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .is_none_or(|p| row.row.provider == p);
+    let label = query
+        .label
+        .as_deref()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .is_none_or(|l| match l.split_once('=') {
+            Some((key, value)) => {
+                row.labels.get(key.trim()).map(String::as_str) == Some(value.trim())
+            }
+            None => row.labels.contains_key(l),
+        });
+    let state = query
+        .state
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .is_none_or(|s| row.state.as_str() == s || (s == "stale" && row.stale));
+    provider && label && state
+}
+
+fn sort_rows(rows: &mut [OverviewRow], query: &OverviewQuery) {
+    let column = query.sort.as_deref().unwrap_or("account");
+    let number = |r: &OverviewRow| -> Option<u32> {
+        let c = &r.row.counts;
+        Some(match column {
+            "instances" => c.instances,
+            "online" => c.online,
+            "missing" => c.missing,
+            "failed" => c.failed,
+            "pendingReboot" => c.pending_reboot,
+            "agentUpdates" => c.agent_updates,
+            "nonCompliant" => c.non_compliant,
+            _ => return None,
+        })
+    };
+    let text = |r: &OverviewRow| -> String {
+        match column {
+            "region" => r.row.region.clone(),
+            "provider" => r.row.provider.clone(),
+            "lastRun" => r.row.last_run.clone(),
+            "observedAt" => r.row.observed_at.clone(),
+            _ => r.row.account.clone(),
+        }
+    };
+    rows.sort_by(|a, b| {
+        let primary = match (number(a), number(b)) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            _ => text(a).cmp(&text(b)),
+        };
+        primary
+            .then_with(|| a.row.account.cmp(&b.row.account))
+            .then_with(|| a.row.region.cmp(&b.row.region))
+    });
+    if query.order.as_deref() == Some("desc") {
+        rows.reverse();
+    }
+}
+
+/// A condition as the pages show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConditionView {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+    pub since: String,
+}
+
+fn conditions(list: &[Condition]) -> Vec<ConditionView> {
+    list.iter()
+        .map(|c| ConditionView {
+            type_: c.type_.clone(),
+            status: c.status.clone(),
+            reason: c.reason.clone(),
+            message: c.message.clone(),
+            since: c.last_transition_time.0.to_string(),
+        })
+        .collect()
+}
+
+/// An Event about the object, newest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventView {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub reason: String,
+    pub message: String,
+    pub count: i32,
+    pub last_seen: String,
+}
+
+/// At most `limit` Events, newest first (by the last time each was seen).
+pub fn events(list: &[Event], limit: usize) -> Vec<EventView> {
+    let mut seen: Vec<(String, EventView)> = list
+        .iter()
+        .map(|e| {
+            let last = e
+                .series
+                .as_ref()
+                .and_then(|s| s.last_observed_time.as_ref())
+                .map(|t| t.0.to_string())
+                .or_else(|| e.last_timestamp.as_ref().map(|t| t.0.to_string()))
+                .or_else(|| e.event_time.as_ref().map(|t| t.0.to_string()))
+                .or_else(|| {
+                    e.metadata
+                        .creation_timestamp
+                        .as_ref()
+                        .map(|t| t.0.to_string())
+                })
+                .unwrap_or_default();
+            let count = e
+                .series
+                .as_ref()
+                .and_then(|s| s.count)
+                .or(e.count)
+                .unwrap_or(1);
+            (
+                last.clone(),
+                EventView {
+                    type_: e.type_.clone().unwrap_or_default(),
+                    reason: e.reason.clone().unwrap_or_default(),
+                    message: e.message.clone().unwrap_or_default(),
+                    count,
+                    last_seen: last,
+                },
+            )
+        })
+        .collect();
+    seen.sort_by(|a, b| b.0.cmp(&a.0));
+    seen.into_iter().take(limit).map(|(_, e)| e).collect()
+}
+
+/// One region of an account's page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountRegionView {
+    #[serde(flatten)]
+    pub row: OverviewRow,
+    /// Whether the region holds exactly the desired SSM state (the account pass).
+    pub converged: Option<bool>,
+    pub node_headroom: Option<i32>,
+}
+
+/// A PatchGroup's figures in this account, per region.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountGroupView {
+    pub namespace: String,
+    pub name: String,
+    pub group: String,
+    pub regions: Vec<(String, RowCounts)>,
+}
+
+/// A MaintenanceWindow's last run in each region of this account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountWindowView {
+    pub namespace: String,
+    pub name: String,
+    pub runs: Vec<(String, WindowRun)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountView {
+    pub name: String,
+    pub account_id: String,
+    pub provider: String,
+    pub labels: BTreeMap<String, String>,
+    pub caller_arn: Option<String>,
+    pub conditions: Vec<ConditionView>,
+    pub regions: Vec<AccountRegionView>,
+    pub total: Option<RowCounts>,
+    pub groups: Vec<AccountGroupView>,
+    pub windows: Vec<AccountWindowView>,
+    pub events: Vec<EventView>,
+}
+
+/// An account's page; `groups` and `windows` are the ones the user may see.
+pub fn account(
+    account: &SystemAccount,
+    groups: &[PatchGroup],
+    windows: &[MaintenanceWindow],
+    events: Vec<EventView>,
+    clock: Clock,
+) -> AccountView {
+    let status = account.status.as_ref();
+    let rows = overview(
+        std::slice::from_ref(account),
+        &[],
+        &[],
+        &OverviewQuery::default(),
+        clock,
+    )
+    .accounts;
+    let regions = rows
+        .into_iter()
+        .map(|row| {
+            let region = &row.row.region;
+            AccountRegionView {
+                converged: status
+                    .and_then(|s| s.regions.iter().find(|r| &r.region == region))
+                    .map(|r| r.ready),
+                node_headroom: status
+                    .and_then(|s| s.nodes.as_ref())
+                    .and_then(|n| n.regions.iter().find(|r| &r.region == region))
+                    .map(|r| r.node_headroom),
+                row,
+            }
+        })
+        .collect();
+    let id = &account.spec.account_id;
+    let groups = groups
+        .iter()
+        .filter_map(|g| {
+            let nodes = g.status.as_ref()?.nodes.as_ref()?;
+            let regions: Vec<(String, RowCounts)> = nodes
+                .regions
+                .iter()
+                .filter(|r| &r.account_id == id)
+                .map(|r| (r.region.clone(), RowCounts::new(&r.counts, 0)))
+                .collect();
+            (!regions.is_empty()).then(|| AccountGroupView {
+                namespace: g.namespace().unwrap_or_default(),
+                name: g.name_any(),
+                group: g.group_name().to_owned(),
+                regions,
+            })
+        })
+        .collect();
+    let windows = windows
+        .iter()
+        .filter_map(|w| {
+            let runs = w.status.as_ref()?.runs.as_ref()?;
+            let mine: Vec<(String, WindowRun)> = runs
+                .last_runs
+                .iter()
+                .filter(|r| &r.account_id == id)
+                .map(|r| (r.region.clone(), r.run.clone()))
+                .collect();
+            (!mine.is_empty()).then(|| AccountWindowView {
+                namespace: w.namespace().unwrap_or_default(),
+                name: w.name_any(),
+                runs: mine,
+            })
+        })
+        .collect();
+    AccountView {
+        name: account.name_any(),
+        account_id: id.clone(),
+        provider: account.spec.platform.as_str().to_owned(),
+        labels: account.labels().clone().into_iter().collect(),
+        caller_arn: status.and_then(|s| s.caller_arn.clone()),
+        conditions: status
+            .map(|s| conditions(&s.conditions))
+            .unwrap_or_default(),
+        regions,
+        total: status
+            .and_then(|s| s.nodes.as_ref())
+            .map(|n| RowCounts::new(&n.total, 0)),
+        groups,
+        windows,
+        events,
+    }
+}
+
+/// One account-region of a group's page; `account` is the SystemAccount's name when the
+/// user may see it (the link to the nodes needs it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupRegionView {
+    pub account: Option<String>,
+    pub account_id: String,
+    pub region: String,
+    #[serde(flatten)]
+    pub counts: RowCounts,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupView {
+    pub namespace: String,
+    pub name: String,
+    pub group: String,
+    pub policy: String,
+    pub conditions: Vec<ConditionView>,
+    pub total: Option<RowCounts>,
+    /// Worst first, as the controller lists them (at most 20).
+    pub regions: Vec<GroupRegionView>,
+    pub omitted_regions: u32,
+    pub events: Vec<EventView>,
+}
+
+/// A group's page; `accounts` are the SystemAccounts the user may see.
+pub fn group(group: &PatchGroup, accounts: &[SystemAccount], events: Vec<EventView>) -> GroupView {
+    let status = group.status.as_ref();
+    let nodes = status.and_then(|s| s.nodes.as_ref());
+    let name_of = |id: &str| {
+        accounts
+            .iter()
+            .find(|a| a.spec.account_id == id)
+            .map(|a| a.name_any())
+    };
+    GroupView {
+        namespace: group.namespace().unwrap_or_default(),
+        name: group.name_any(),
+        group: group.group_name().to_owned(),
+        policy: group.spec.policy_ref.name.clone(),
+        conditions: status
+            .map(|s| conditions(&s.fleet.conditions))
+            .unwrap_or_default(),
+        total: nodes.map(|n| RowCounts::new(&n.total, n.overwritten)),
+        regions: nodes
+            .map(|n| {
+                n.regions
+                    .iter()
+                    .map(|r| GroupRegionView {
+                        account: name_of(&r.account_id),
+                        account_id: r.account_id.clone(),
+                        region: r.region.clone(),
+                        counts: RowCounts::new(&r.counts, 0),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        omitted_regions: nodes.map_or(0, |n| n.omitted_regions),
+        events,
+    }
+}
+
+/// A window's run in one account-region.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowRegionRun {
+    pub account: Option<String>,
+    pub account_id: String,
+    pub region: String,
+    pub run: WindowRun,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowView {
+    pub namespace: String,
+    pub name: String,
+    pub schedule: String,
+    pub conditions: Vec<ConditionView>,
+    pub succeeded: u32,
+    pub failed: u32,
+    pub never_run: u32,
+    pub in_progress: u32,
+    pub runs: Vec<WindowRegionRun>,
+    pub events: Vec<EventView>,
+}
+
+pub fn window(
+    window: &MaintenanceWindow,
+    accounts: &[SystemAccount],
+    events: Vec<EventView>,
+) -> WindowView {
+    let status = window.status.as_ref();
+    let runs = status.and_then(|s| s.runs.as_ref());
+    WindowView {
+        namespace: window.namespace().unwrap_or_default(),
+        name: window.name_any(),
+        schedule: window.spec.schedule.clone().unwrap_or_default(),
+        conditions: status
+            .map(|s| conditions(&s.fleet.conditions))
+            .unwrap_or_default(),
+        succeeded: runs.map_or(0, |r| r.succeeded),
+        failed: runs.map_or(0, |r| r.failed),
+        never_run: runs.map_or(0, |r| r.never_run),
+        in_progress: runs.map_or(0, |r| r.in_progress),
+        runs: runs
+            .map(|r| {
+                r.last_runs
+                    .iter()
+                    .map(|run| WindowRegionRun {
+                        account: accounts
+                            .iter()
+                            .find(|a| a.spec.account_id == run.account_id)
+                            .map(|a| a.name_any()),
+                        account_id: run.account_id.clone(),
+                        region: run.region.clone(),
+                        run: run.run.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        events,
+    }
+}
+
+/// A group's nodes in one account-region, read from SSM.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstancesView {
+    pub account: String,
+    pub account_id: String,
+    pub region: String,
+    pub namespace: String,
+    pub name: String,
+    pub group: String,
+    pub instances: Vec<InstanceSummary>,
+    /// When SSM was read (RFC 3339): a reload within the cache's lifetime reads nothing.
+    pub read_at: String,
+}
+
+/// One node's patches, read from SSM.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeView {
+    pub account: String,
+    pub account_id: String,
+    pub region: String,
+    #[serde(flatten)]
+    pub detail: InstanceDetail,
+    pub read_at: String,
+}
+
+/// The compliance bar's segments, in drawing order, as exclusive counts: each
+/// non-compliant node is drawn once, in its worst state (failed, then waiting for a
+/// reboot, then missing patches; the status counts the three apart, so a node with two of
+/// them is drawn in the first), then the compliant and the never-reported nodes.
+pub fn bar_segments(c: &RowCounts) -> [(&'static str, u32); 5] {
+    let failed = c.failed.min(c.non_compliant);
+    let reboot = c.pending_reboot.min(c.non_compliant - failed);
+    let missing = c.non_compliant - failed - reboot;
+    [
+        ("failed", failed),
+        ("reboot", reboot),
+        ("missing", missing),
+        ("compliant", c.compliant),
+        ("unreported", c.unreported),
+    ]
+}
