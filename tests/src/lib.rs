@@ -7,6 +7,7 @@ pub mod cases;
 pub mod control_plane;
 pub mod e2e;
 pub mod examples;
+pub mod fleet;
 pub mod helm;
 pub mod inspect;
 pub mod json_patch;
