@@ -1,8 +1,9 @@
 //! The Helm chart (charts/patchfleet) with the pinned helm (tests/env/helm): it lints,
 //! renders every object with the restrictive defaults, is accepted by the real API server
 //! (server-side dry run, then `helm install`), rejects wrong values through its schema,
-//! ships the generated CRDs unchanged, and its RBAC grants the controller exactly what it
-//! uses: `kubectl auth can-i` as the chart's ServiceAccount.
+//! ships the generated CRDs unchanged, and its RBAC grants the controller and the dashboard
+//! exactly what they use: `kubectl auth can-i` as the chart's ServiceAccounts, and as users
+//! bound to the dashboard's viewer roles.
 //!
 //! helm comes from `PATCHFLEET_HELM` (scripts/test sets it), else `tests/env/helm path`
 //! (which builds it once). Every invocation gets its own HELM_CACHE_HOME, HELM_CONFIG_HOME
@@ -28,6 +29,39 @@ fn object<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
     let found: Vec<&Value> = objects.iter().filter(|o| o["kind"] == kind).collect();
     assert_eq!(found.len(), 1, "expected one {kind}, found {}", found.len());
     found[0]
+}
+
+/// The one rendered object of `kind` named `name`.
+fn named<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    let found: Vec<&Value> = objects
+        .iter()
+        .filter(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one {kind} {name}, found {}",
+        found.len()
+    );
+    found[0]
+}
+
+/// The names of the rendered objects of `kind`.
+fn names(objects: &[Value], kind: &str) -> BTreeSet<String> {
+    objects
+        .iter()
+        .filter(|o| o["kind"] == kind)
+        .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Whether the label selector `match_labels` (a matchLabels map) selects `labels`.
+fn selects(match_labels: &Value, labels: &Value) -> bool {
+    match_labels
+        .as_object()
+        .expect("matchLabels")
+        .iter()
+        .all(|(key, value)| labels[key] == *value)
 }
 
 fn kinds(objects: &[Value]) -> BTreeSet<String> {
@@ -96,6 +130,7 @@ controller:
   retry: "30"
   retryAttention: 5m
   runPollInterval: 30s
+  complianceInterval: 30m
 quotas:
   baselines: 1000000
   windows: 100
@@ -122,6 +157,28 @@ podAnnotations: {example.com/team: platform}
 extraEnv:
   - name: AWS_STS_REGIONAL_ENDPOINTS
     value: regional
+dashboard:
+  replicas: 3
+  serviceAccount:
+    name: patchfleet-web
+    annotations:
+      eks.amazonaws.com/role-arn: arn:aws:iam::123456789012:role/patchfleet-dashboard
+  service: {port: 8081, type: NodePort}
+  rateLimit: 0.5
+  refreshInterval: 10s
+  cacheTtl: 2m
+  authCacheTtl: "20"
+  resources:
+    requests: {cpu: 20m, memory: 32Mi}
+    limits: {cpu: 250m, memory: 128Mi}
+  podAnnotations: {example.com/team: web}
+  nodeSelector: {kubernetes.io/os: linux}
+  tolerations: [{key: dedicated, operator: Equal, value: web, effect: NoSchedule}]
+  affinity:
+    nodeAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+        nodeSelectorTerms:
+          - matchExpressions: [{key: pool, operator: In, values: [web]}]
 "#;
 
 #[test]
@@ -175,8 +232,7 @@ fn helm_template_renders_every_object_with_the_restrictive_defaults() {
         }
     }
 
-    let deployment = object(&objects, "Deployment");
-    assert_eq!(deployment["metadata"]["name"], "pf-patchfleet");
+    let deployment = named(&objects, "Deployment", "pf-patchfleet");
     assert_eq!(deployment["spec"]["replicas"], 2);
     assert_eq!(
         deployment["spec"]["strategy"]["rollingUpdate"],
@@ -249,9 +305,9 @@ fn helm_template_renders_every_object_with_the_restrictive_defaults() {
     .collect();
     assert_eq!(env, expected_env);
 
-    let account = object(&objects, "ServiceAccount");
+    let account = named(&objects, "ServiceAccount", "pf-patchfleet");
     assert_eq!(account["automountServiceAccountToken"], true);
-    let service = object(&objects, "Service");
+    let service = named(&objects, "Service", "pf-patchfleet");
     assert_eq!(
         service["spec"]["ports"],
         json!([{"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}])
@@ -266,7 +322,7 @@ fn helm_template_renders_every_object_with_the_restrictive_defaults() {
         budget["spec"]["selector"]["matchLabels"],
         deployment["spec"]["selector"]["matchLabels"]
     );
-    let binding = object(&objects, "ClusterRoleBinding");
+    let binding = named(&objects, "ClusterRoleBinding", "pf-patchfleet");
     assert_eq!(binding["roleRef"]["name"], "pf-patchfleet");
     assert_eq!(
         binding["subjects"],
@@ -275,6 +331,142 @@ fn helm_template_renders_every_object_with_the_restrictive_defaults() {
     let binding = object(&objects, "RoleBinding");
     assert_eq!(binding["roleRef"]["kind"], "Role");
     assert_eq!(binding["subjects"][0]["name"], "pf-patchfleet");
+
+    dashboard_renders_with_the_restrictive_defaults(&objects, deployment);
+}
+
+/// The dashboard's objects with the chart's defaults, beside `controller` (the controller's
+/// Deployment): its own ServiceAccount, the controller's image and security contexts, no
+/// leader election, and pods that no selector of the controller's selects.
+fn dashboard_renders_with_the_restrictive_defaults(objects: &[Value], controller: &Value) {
+    assert_eq!(
+        names(objects, "Deployment"),
+        ["pf-patchfleet", "pf-patchfleet-dashboard"]
+            .map(str::to_owned)
+            .into()
+    );
+    let deployment = named(objects, "Deployment", "pf-patchfleet-dashboard");
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    assert_eq!(
+        deployment["metadata"]["labels"]["app.kubernetes.io/component"],
+        "dashboard"
+    );
+    let template = &deployment["spec"]["template"];
+    let pod_labels = &template["metadata"]["labels"];
+    assert!(selects(
+        &deployment["spec"]["selector"]["matchLabels"],
+        pod_labels
+    ));
+    // The controller's Deployment, Service and PodDisruptionBudget select its own pods
+    // only, and the dashboard's selector only the dashboard's.
+    let controller_selector = &controller["spec"]["selector"]["matchLabels"];
+    assert!(!selects(controller_selector, pod_labels), "{pod_labels}");
+    assert!(!selects(
+        &named(objects, "Service", "pf-patchfleet")["spec"]["selector"],
+        pod_labels
+    ));
+    assert!(!selects(
+        &object(objects, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
+        pod_labels
+    ));
+    assert!(!selects(
+        &deployment["spec"]["selector"]["matchLabels"],
+        &controller["spec"]["template"]["metadata"]["labels"]
+    ));
+
+    let pod = &template["spec"];
+    let controller_pod = &controller["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "pf-patchfleet-dashboard");
+    assert_eq!(pod["automountServiceAccountToken"], true);
+    assert_eq!(pod["securityContext"], controller_pod["securityContext"]);
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    let containers = pod["containers"].as_array().expect("containers");
+    assert_eq!(containers.len(), 1);
+    let container = &containers[0];
+    assert_eq!(container["name"], "dashboard");
+    assert_eq!(container["image"], controller_pod["containers"][0]["image"]);
+    assert_eq!(container["args"], json!(["dashboard"]));
+    let security = &container["securityContext"];
+    assert_eq!(
+        security,
+        &controller_pod["containers"][0]["securityContext"]
+    );
+    assert_eq!(security["runAsNonRoot"], true);
+    assert_eq!(security["readOnlyRootFilesystem"], true);
+    assert_eq!(security["allowPrivilegeEscalation"], false);
+    assert_eq!(security["privileged"], false);
+    assert_eq!(security["capabilities"]["drop"], json!(["ALL"]));
+    assert!(security["capabilities"].get("add").is_none());
+    assert_eq!(security["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(
+        container["resources"],
+        json!({"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}})
+    );
+    assert_eq!(
+        container["ports"],
+        json!([{"name": "http", "containerPort": 8080, "protocol": "TCP"}])
+    );
+    assert_eq!(
+        container["livenessProbe"]["httpGet"],
+        json!({"path": "/healthz", "port": "http"})
+    );
+    assert_eq!(
+        container["readinessProbe"]["httpGet"],
+        json!({"path": "/readyz", "port": "http"})
+    );
+    let env = env_of(deployment);
+    let expected_env: BTreeMap<String, String> = [
+        ("POD_NAME", "fieldRef:metadata.name"),
+        ("POD_NAMESPACE", "fieldRef:metadata.namespace"),
+        ("PATCHFLEET_LOG_FORMAT", "json"),
+        ("PATCHFLEET_DASHBOARD_HTTP_ADDRESS", "0.0.0.0:8080"),
+        ("AWS_REGION", "us-east-1"),
+        ("PATCHFLEET_DASHBOARD_RATE_LIMIT", "2"),
+        ("PATCHFLEET_DASHBOARD_REFRESH_INTERVAL", "5s"),
+        ("PATCHFLEET_DASHBOARD_CACHE_TTL", "30s"),
+        ("PATCHFLEET_DASHBOARD_AUTH_CACHE_TTL", "10s"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    assert_eq!(env, expected_env, "no leader election, no lease");
+
+    let account = named(objects, "ServiceAccount", "pf-patchfleet-dashboard");
+    assert_eq!(account["automountServiceAccountToken"], true);
+    assert!(
+        account["metadata"].get("annotations").is_none(),
+        "{account}"
+    );
+    let service = named(objects, "Service", "pf-patchfleet-dashboard");
+    assert_eq!(service["spec"]["type"], "ClusterIP");
+    assert_eq!(
+        service["spec"]["ports"],
+        json!([{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}])
+    );
+    assert_eq!(
+        service["spec"]["selector"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+    let binding = named(objects, "ClusterRoleBinding", "pf-patchfleet-dashboard");
+    assert_eq!(
+        binding["roleRef"],
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "pf-patchfleet-dashboard"})
+    );
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "pf-patchfleet-dashboard", "namespace": "patchfleet-system"}])
+    );
+    // The users' roles are bound by the cluster administrator, never by the chart.
+    assert_eq!(
+        names(objects, "ClusterRoleBinding"),
+        ["pf-patchfleet", "pf-patchfleet-dashboard"]
+            .map(str::to_owned)
+            .into()
+    );
 }
 
 #[test]
@@ -295,7 +487,7 @@ fn helm_template_passes_every_value_through() {
         monitor["spec"]["endpoints"],
         json!([{"port": "http", "path": "/metrics", "scheme": "http", "interval": "30s"}])
     );
-    let deployment = object(&objects, "Deployment");
+    let deployment = named(&objects, "Deployment", "patchfleet");
     assert_eq!(deployment["spec"]["replicas"], 3);
     let pod = &deployment["spec"]["template"]["spec"];
     assert_eq!(pod["priorityClassName"], "system-cluster-critical");
@@ -329,6 +521,7 @@ fn helm_template_passes_every_value_through() {
         ("PATCHFLEET_RETRY", "30"),
         ("PATCHFLEET_RETRY_ATTENTION", "5m"),
         ("PATCHFLEET_RUN_POLL_INTERVAL", "30s"),
+        ("PATCHFLEET_COMPLIANCE_INTERVAL", "30m"),
         // Whole numbers are printed as integers (YAML numbers reach templates as floats).
         ("PATCHFLEET_QUOTA_BASELINES", "1000000"),
         ("PATCHFLEET_QUOTA_WINDOWS", "100"),
@@ -344,7 +537,7 @@ fn helm_template_passes_every_value_through() {
     ] {
         assert_eq!(env.get(name).map(String::as_str), Some(value), "{name}");
     }
-    let account = object(&objects, "ServiceAccount");
+    let account = named(&objects, "ServiceAccount", "patchfleet");
     assert_eq!(
         account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
         "arn:aws:iam::123456789012:role/patchfleet-controller"
@@ -352,6 +545,102 @@ fn helm_template_passes_every_value_through() {
     let budget = object(&objects, "PodDisruptionBudget");
     assert_eq!(budget["spec"]["minAvailable"], 2);
     assert!(budget["spec"].get("maxUnavailable").is_none());
+
+    // The dashboard: its own values, and the controller's image, AWS settings, attempts
+    // and compliance interval, so that both agree.
+    let dashboard = named(&objects, "Deployment", "patchfleet-dashboard");
+    assert_eq!(dashboard["spec"]["replicas"], 3);
+    let template = &dashboard["spec"]["template"];
+    assert_eq!(
+        template["metadata"]["annotations"],
+        json!({"example.com/team": "web"})
+    );
+    let pod = &template["spec"];
+    assert_eq!(pod["serviceAccountName"], "patchfleet-web");
+    assert_eq!(pod["imagePullSecrets"], json!([{"name": "registry"}]));
+    assert!(pod.get("priorityClassName").is_none(), "{pod}");
+    assert_eq!(pod["nodeSelector"], json!({"kubernetes.io/os": "linux"}));
+    assert_eq!(
+        pod["tolerations"],
+        json!([{"key": "dedicated", "operator": "Equal", "value": "web", "effect": "NoSchedule"}])
+    );
+    assert_eq!(
+        pod["affinity"],
+        json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [{"key": "pool", "operator": "In", "values": ["web"]}]}]
+        }}})
+    );
+    let container = &pod["containers"][0];
+    assert_eq!(
+        container["image"],
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    );
+    assert_eq!(container["imagePullPolicy"], "Always");
+    assert_eq!(
+        container["resources"],
+        json!({"requests": {"cpu": "20m", "memory": "32Mi"}, "limits": {"cpu": "250m", "memory": "128Mi"}})
+    );
+    let dashboard_env = env_of(dashboard);
+    for (name, value) in [
+        ("PATCHFLEET_LOG_FORMAT", "text"),
+        ("PATCHFLEET_DASHBOARD_HTTP_ADDRESS", "0.0.0.0:8080"),
+        ("AWS_REGION", "eu-west-1"),
+        (
+            "PATCHFLEET_SSM_ENDPOINT",
+            "https://ssm.eu-west-1.amazonaws.com",
+        ),
+        (
+            "PATCHFLEET_STS_ENDPOINT",
+            "https://sts.eu-west-1.amazonaws.com",
+        ),
+        ("PATCHFLEET_MAX_ATTEMPTS", "8"),
+        ("PATCHFLEET_COMPLIANCE_INTERVAL", "30m"),
+        ("PATCHFLEET_DASHBOARD_RATE_LIMIT", "0.5"),
+        ("PATCHFLEET_DASHBOARD_REFRESH_INTERVAL", "10s"),
+        ("PATCHFLEET_DASHBOARD_CACHE_TTL", "2m"),
+        ("PATCHFLEET_DASHBOARD_AUTH_CACHE_TTL", "20"),
+    ] {
+        assert_eq!(
+            dashboard_env.get(name).map(String::as_str),
+            Some(value),
+            "dashboard {name}"
+        );
+        if !name.starts_with("PATCHFLEET_DASHBOARD_") {
+            assert_eq!(
+                dashboard_env.get(name),
+                env.get(name),
+                "both agree on {name}"
+            );
+        }
+    }
+    // The controller's own settings stay the controller's.
+    for name in [
+        "PATCHFLEET_RATE_LIMIT",
+        "PATCHFLEET_CONCURRENCY",
+        "PATCHFLEET_LEADER_ELECTION",
+        "AWS_STS_REGIONAL_ENDPOINTS",
+    ] {
+        assert!(!dashboard_env.contains_key(name), "dashboard {name}");
+    }
+    let account = named(&objects, "ServiceAccount", "patchfleet-web");
+    assert_eq!(
+        account["metadata"]["annotations"],
+        json!({"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/patchfleet-dashboard"})
+    );
+    let service = named(&objects, "Service", "patchfleet-dashboard");
+    assert_eq!(service["spec"]["type"], "NodePort");
+    assert_eq!(service["spec"]["ports"][0]["port"], 8081);
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "http");
+    // Prometheus scrapes the controller's Service only.
+    assert!(!selects(
+        &monitor["spec"]["selector"]["matchLabels"],
+        &service["metadata"]["labels"]
+    ));
+    let binding = named(&objects, "ClusterRoleBinding", "patchfleet-dashboard");
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "patchfleet-web", "namespace": "ops"}])
+    );
 }
 
 #[test]
@@ -366,7 +655,7 @@ fn one_replica_without_leader_election_renders_no_lease_role_and_no_budget() {
     for absent in ["Role", "RoleBinding", "PodDisruptionBudget"] {
         assert!(!kinds.contains(absent), "{absent} rendered: {kinds:?}");
     }
-    let deployment = object(&objects, "Deployment");
+    let deployment = named(&objects, "Deployment", "pf-patchfleet");
     let env = env_of(deployment);
     assert_eq!(env["PATCHFLEET_LEADER_ELECTION"], "false");
     assert!(!env.contains_key("PATCHFLEET_LEASE_NAME"), "{env:?}");
@@ -394,7 +683,89 @@ fn one_replica_without_leader_election_renders_no_lease_role_and_no_budget() {
     );
 }
 
-/// Each rule of the chart's ClusterRole and Role as (apiGroup, resource[/name]) -> verbs.
+/// The dashboard's objects among `objects`: by component label or name.
+fn dashboard_objects(objects: &[Value]) -> Vec<String> {
+    objects
+        .iter()
+        .filter(|o| {
+            let name = o["metadata"]["name"].as_str().unwrap_or_default();
+            o["metadata"]["labels"]["app.kubernetes.io/component"] == "dashboard"
+                || name.contains("dashboard")
+                || name.contains("fleet-viewer")
+        })
+        .map(|o| format!("{} {}", o["kind"], o["metadata"]["name"]))
+        .collect()
+}
+
+#[test]
+fn the_dashboard_follows_its_switch_and_the_service_account_and_rbac_ones() {
+    let scratch = Scratch::new("dashboard-off");
+    let values = scratch.values("off", "clusterId: x\ndashboard: {enabled: false}\n");
+    let objects = scratch.template("pf", "ops", &values);
+    assert!(
+        dashboard_objects(&objects).is_empty(),
+        "{:?}",
+        dashboard_objects(&objects)
+    );
+    // The controller's objects are all still there.
+    assert_eq!(
+        names(&objects, "Deployment"),
+        ["pf-patchfleet".to_owned()].into()
+    );
+    assert_eq!(
+        names(&objects, "ClusterRole"),
+        ["pf-patchfleet".to_owned()].into()
+    );
+    // Nor does it need a ServiceAccount name when the chart creates none.
+    let values = scratch.values(
+        "off-no-account",
+        "clusterId: x\nserviceAccount: {create: false, name: ctl}\ndashboard: {enabled: false}\n",
+    );
+    let objects = scratch.template("pf", "ops", &values);
+    assert!(dashboard_objects(&objects).is_empty());
+
+    // serviceAccount.create=false creates neither ServiceAccount; the dashboard's name is
+    // then required.
+    let values = scratch.values(
+        "no-account",
+        "clusterId: x\nserviceAccount: {create: false, name: ctl}\n",
+    );
+    let output = run(&mut scratch.helm([
+        "template".as_ref(),
+        "pf".as_ref(),
+        chart_dir().as_os_str(),
+        "--values".as_ref(),
+        values.as_os_str(),
+    ]));
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("dashboard.serviceAccount.name"), "{stderr}");
+    let values = scratch.values(
+        "named-accounts",
+        "clusterId: x\nserviceAccount: {create: false, name: ctl}\n\
+         dashboard: {serviceAccount: {name: web}}\n",
+    );
+    let objects = scratch.template("pf", "ops", &values);
+    assert!(!kinds(&objects).contains("ServiceAccount"));
+    let pod = &named(&objects, "Deployment", "pf-patchfleet-dashboard")["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "web");
+    assert_eq!(
+        named(&objects, "ClusterRoleBinding", "pf-patchfleet-dashboard")["subjects"][0]["name"],
+        "web"
+    );
+
+    // rbac.create=false: no ClusterRole at all, the dashboard still runs.
+    let values = scratch.values("no-rbac", "clusterId: x\nrbac: {create: false}\n");
+    let objects = scratch.template("pf", "ops", &values);
+    let kinds = kinds(&objects);
+    for absent in ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"] {
+        assert!(!kinds.contains(absent), "{absent} rendered: {kinds:?}");
+    }
+    named(&objects, "Deployment", "pf-patchfleet-dashboard");
+    named(&objects, "ServiceAccount", "pf-patchfleet-dashboard");
+}
+
+/// Each rule of one of the chart's ClusterRoles or its Role as (apiGroup, resource[/name]) -> verbs.
 fn rules(role: &Value) -> BTreeMap<(String, String), BTreeSet<String>> {
     let mut rules: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     for rule in role["rules"].as_array().expect("rules") {
@@ -423,8 +794,23 @@ fn rbac_grants_only_what_the_controller_uses() {
     let scratch = Scratch::new("rbac");
     let values = scratch.values("minimal", MINIMAL);
     let objects = scratch.template("pf", "ops", &values);
-    for kind in ["ClusterRole", "Role"] {
-        let role = object(&objects, kind);
+    // The controller's ClusterRole, the dashboard's, and the two for the dashboard's users.
+    assert_eq!(
+        names(&objects, "ClusterRole"),
+        [
+            "pf-patchfleet",
+            "pf-patchfleet-dashboard",
+            "pf-patchfleet-dashboard-viewer",
+            "pf-patchfleet-fleet-viewer",
+        ]
+        .map(str::to_owned)
+        .into()
+    );
+    let roles = objects
+        .iter()
+        .filter(|o| o["kind"] == "ClusterRole" || o["kind"] == "Role");
+    for role in roles {
+        let kind = format!("{} {}", role["kind"], role["metadata"]["name"]);
         for rule in role["rules"].as_array().expect("rules") {
             for field in ["apiGroups", "resources", "verbs", "resourceNames"] {
                 assert!(
@@ -461,7 +847,10 @@ fn rbac_grants_only_what_the_controller_uses() {
         ("events.k8s.io".to_owned(), "events".to_owned()),
         set(&["create", "patch"]),
     );
-    assert_eq!(rules(object(&objects, "ClusterRole")), expected);
+    assert_eq!(
+        rules(named(&objects, "ClusterRole", "pf-patchfleet")),
+        expected
+    );
 
     let mut expected = BTreeMap::new();
     expected.insert(
@@ -478,8 +867,71 @@ fn rbac_grants_only_what_the_controller_uses() {
     assert_eq!(rules(object(&objects, "Role")), expected);
 }
 
+#[test]
+fn rbac_grants_the_dashboard_and_its_users_only_what_they_read() {
+    let scratch = Scratch::new("rbac-dashboard");
+    let values = scratch.values("minimal", MINIMAL);
+    let objects = scratch.template("pf", "ops", &values);
+    let set =
+        |verbs: &[&str]| -> BTreeSet<String> { verbs.iter().map(|v| v.to_string()).collect() };
+    let mut viewer = BTreeMap::new();
+    for kind in KINDS {
+        viewer.insert(
+            ("patchfleet.io".to_owned(), kind.to_owned()),
+            set(&["get", "list", "watch"]),
+        );
+    }
+
+    // The dashboard: who a token is, may they see it, and the objects and Events it shows.
+    let mut expected = viewer.clone();
+    expected.insert(
+        (
+            "authentication.k8s.io".to_owned(),
+            "tokenreviews".to_owned(),
+        ),
+        set(&["create"]),
+    );
+    expected.insert(
+        (
+            "authorization.k8s.io".to_owned(),
+            "subjectaccessreviews".to_owned(),
+        ),
+        set(&["create"]),
+    );
+    expected.insert(
+        (String::new(), "events".to_owned()),
+        set(&["get", "list", "watch"]),
+    );
+    assert_eq!(
+        rules(named(&objects, "ClusterRole", "pf-patchfleet-dashboard")),
+        expected
+    );
+
+    // Its users: the pages, and with fleet-viewer the detail the dashboard reads from SSM.
+    assert_eq!(
+        rules(named(
+            &objects,
+            "ClusterRole",
+            "pf-patchfleet-dashboard-viewer"
+        )),
+        viewer
+    );
+    let mut fleet = viewer.clone();
+    fleet.insert(
+        (
+            "patchfleet.io".to_owned(),
+            "systemaccounts/fleet".to_owned(),
+        ),
+        set(&["get"]),
+    );
+    assert_eq!(
+        rules(named(&objects, "ClusterRole", "pf-patchfleet-fleet-viewer")),
+        fleet
+    );
+}
+
 /// Values the schema must reject, and the field its error must name.
-const WRONG_VALUES: [(&str, &str, &str); 10] = [
+const WRONG_VALUES: [(&str, &str, &str); 17] = [
     (
         "replicas-string",
         "clusterId: x\nreplicaCount: two\n",
@@ -513,6 +965,41 @@ const WRONG_VALUES: [(&str, &str, &str); 10] = [
         "leader-election-type",
         "clusterId: x\nleaderElection: {enabled: \"yes\"}\n",
         "/leaderElection/enabled",
+    ),
+    (
+        "dashboard-enabled-type",
+        "clusterId: x\ndashboard: {enabled: \"yes\"}\n",
+        "/dashboard/enabled",
+    ),
+    (
+        "dashboard-replicas",
+        "clusterId: x\ndashboard: {replicas: 0}\n",
+        "/dashboard/replicas",
+    ),
+    (
+        "dashboard-rate-limit",
+        "clusterId: x\ndashboard: {rateLimit: 0}\n",
+        "/dashboard/rateLimit",
+    ),
+    (
+        "dashboard-cache-ttl",
+        "clusterId: x\ndashboard: {cacheTtl: 30 seconds}\n",
+        "/dashboard/cacheTtl",
+    ),
+    (
+        "dashboard-service-port",
+        "clusterId: x\ndashboard: {service: {port: 70000}}\n",
+        "/dashboard/service/port",
+    ),
+    (
+        "dashboard-service-type",
+        "clusterId: x\ndashboard: {service: {type: Ingress}}\n",
+        "/dashboard/service/type",
+    ),
+    (
+        "dashboard-unknown-key",
+        "clusterId: x\ndashboard: {serviceAccount: {anotations: {}}}\n",
+        "anotations",
     ),
 ];
 
@@ -643,15 +1130,23 @@ async fn the_rendered_chart_passes_a_server_side_dry_run_and_the_restricted_pod_
         "service/dry-patchfleet",
         "deployment.apps/dry-patchfleet",
         "poddisruptionbudget.policy/dry-patchfleet",
+        "serviceaccount/dry-patchfleet-dashboard",
+        "clusterrole.rbac.authorization.k8s.io/dry-patchfleet-dashboard",
+        "clusterrolebinding.rbac.authorization.k8s.io/dry-patchfleet-dashboard",
+        "clusterrole.rbac.authorization.k8s.io/dry-patchfleet-dashboard-viewer",
+        "clusterrole.rbac.authorization.k8s.io/dry-patchfleet-fleet-viewer",
+        "service/dry-patchfleet-dashboard",
+        "deployment.apps/dry-patchfleet-dashboard",
     ] {
         assert!(
             out.contains(&format!("{kind} serverside-applied (server dry run)")),
             "{kind}: {out}"
         );
     }
+    // Both pod templates, the controller's and the dashboard's, are checked.
     assert!(
         !warnings.contains("PodSecurity"),
-        "the pod template violates the restricted Pod Security Standard:\n{warnings}"
+        "a pod template violates the restricted Pod Security Standard:\n{warnings}"
     );
     // The check above is not vacuous: a weakened security context is reported.
     let weakened = render_to_file(
@@ -666,6 +1161,13 @@ async fn the_rendered_chart_passes_a_server_side_dry_run_and_the_restricted_pod_
             && warnings.contains("allowPrivilegeEscalation"),
         "{warnings}"
     );
+    // The dashboard's pod template is checked too (its container shares the values).
+    for container in ["controller", "dashboard"] {
+        assert!(
+            warnings.contains(&format!("container \"{container}\"")),
+            "{warnings}"
+        );
+    }
     // A dry run creates nothing.
     let left = plane
         .kubectl([
@@ -712,6 +1214,15 @@ async fn helm_install_creates_every_object() {
     );
     let name = format!("{release}-patchfleet");
     let ns = namespace.name.as_str();
+    // How to open the dashboard.
+    assert!(
+        out.contains(&format!(
+            "kubectl -n {ns} port-forward svc/{name}-dashboard 8080:80"
+        )) && out.contains("http://localhost:8080")
+            && out.contains(&format!("--clusterrole={name}-dashboard-viewer")),
+        "{out}"
+    );
+    let dashboard = format!("{name}-dashboard");
     for (resource, object, namespaced) in [
         ("serviceaccount", name.clone(), true),
         ("service", name.clone(), true),
@@ -733,6 +1244,29 @@ async fn helm_install_creates_every_object() {
             name.clone(),
             false,
         ),
+        ("serviceaccount", dashboard.clone(), true),
+        ("service", dashboard.clone(), true),
+        ("deployment.apps", dashboard.clone(), true),
+        (
+            "clusterrole.rbac.authorization.k8s.io",
+            dashboard.clone(),
+            false,
+        ),
+        (
+            "clusterrolebinding.rbac.authorization.k8s.io",
+            dashboard.clone(),
+            false,
+        ),
+        (
+            "clusterrole.rbac.authorization.k8s.io",
+            format!("{name}-dashboard-viewer"),
+            false,
+        ),
+        (
+            "clusterrole.rbac.authorization.k8s.io",
+            format!("{name}-fleet-viewer"),
+            false,
+        ),
     ] {
         let mut args = vec!["get", resource, &object, "-o", "json"];
         if namespaced {
@@ -751,16 +1285,19 @@ async fn helm_install_creates_every_object() {
             release
         );
     }
-    let deployment: Value = serde_json::from_str(
-        &plane
-            .kubectl(["get", "deployment", &name, "-n", ns, "-o", "json"])
-            .expect("deployment"),
-    )
-    .expect("JSON");
-    // The API server kept the security context as rendered (no defaulting changed it).
-    let security = &deployment["spec"]["template"]["spec"]["containers"][0]["securityContext"];
-    assert_eq!(security["readOnlyRootFilesystem"], true);
-    assert_eq!(security["capabilities"]["drop"], json!(["ALL"]));
+    for deployment in [&name, &dashboard] {
+        let deployment: Value = serde_json::from_str(
+            &plane
+                .kubectl(["get", "deployment", deployment, "-n", ns, "-o", "json"])
+                .expect("deployment"),
+        )
+        .expect("JSON");
+        // The API server kept the security context as rendered (no defaulting changed it).
+        let security = &deployment["spec"]["template"]["spec"]["containers"][0]["securityContext"];
+        assert_eq!(security["readOnlyRootFilesystem"], true, "{deployment}");
+        assert_eq!(security["allowPrivilegeEscalation"], false, "{deployment}");
+        assert_eq!(security["capabilities"]["drop"], json!(["ALL"]));
+    }
     // The CRDs were already installed by the fixture: helm skipped them, they are intact.
     for kind in KINDS {
         plane
@@ -790,7 +1327,7 @@ async fn helm_install_creates_every_object() {
     let left = plane
         .kubectl(["get", "clusterroles,clusterrolebindings", "-o", "name"])
         .expect("kubectl get");
-    assert!(!left.contains(&format!("/{name}\n")), "{left}");
+    assert!(!left.contains(&format!("/{name}")), "{left}");
     namespace.delete().await;
 }
 
@@ -953,6 +1490,198 @@ async fn the_service_account_can_do_its_job_and_nothing_else() {
         "-f".as_ref(),
         rendered.as_os_str(),
     ]);
+    namespace.delete().await;
+    other.delete().await;
+}
+
+/// Asks `kubectl auth can-i` as `user` for each of `allowed` (must be yes) and `denied`
+/// (must be no); the failures, each saying who and what.
+fn check_can_i(
+    plane: &ControlPlane,
+    user: &str,
+    allowed: &[Vec<String>],
+    denied: &[Vec<String>],
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    for (args, expected) in allowed
+        .iter()
+        .map(|a| (a, true))
+        .chain(denied.iter().map(|a| (a, false)))
+    {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        if can_i(plane, user, &args) != expected {
+            let answer = if expected { "denied" } else { "allowed" };
+            failures.push(format!("{user}: {answer}: {args:?}"));
+        }
+    }
+    failures
+}
+
+#[tokio::test]
+async fn the_dashboard_and_its_users_can_read_and_nothing_else() {
+    let plane = control_plane::shared().expect("control plane");
+    let client = plane.client().await.expect("client");
+    let namespace = TestNamespace::create(&client, "chart-dashboard-rbac")
+        .await
+        .expect("namespace");
+    let other = TestNamespace::create(&client, "chart-dashboard-rbac-other")
+        .await
+        .expect("namespace");
+    let scratch = Scratch::new("dashboard-can-i");
+    let release = "dash";
+    let rendered = render_to_file(&scratch, release, &namespace.name, MINIMAL);
+    plane
+        .kubectl([
+            "apply".as_ref(),
+            "--server-side".as_ref(),
+            "--field-manager=patchfleet-tests".as_ref(),
+            "-f".as_ref(),
+            rendered.as_os_str(),
+        ])
+        .expect("the rendered chart applies");
+    let ns = namespace.name.as_str();
+    let elsewhere = other.name.as_str();
+    let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+
+    // The dashboard's ServiceAccount: reviews tokens and access, reads the four kinds and
+    // Events, and changes nothing.
+    let dashboard = format!("system:serviceaccount:{ns}:{release}-patchfleet-dashboard");
+    let mut allowed = vec![
+        own(&["create", "tokenreviews.authentication.k8s.io"]),
+        own(&["create", "subjectaccessreviews.authorization.k8s.io"]),
+    ];
+    for verb in ["get", "list", "watch"] {
+        for kind in KINDS {
+            let resource = format!("{kind}.patchfleet.io");
+            allowed.push(own(&[verb, &resource, "-A"]));
+            allowed.push(own(&[verb, &resource, "-n", elsewhere]));
+        }
+        allowed.push(own(&[verb, "events", "-A"]));
+        allowed.push(own(&[verb, "events", "-n", elsewhere]));
+    }
+    let mut denied = vec![
+        own(&["get", "secrets", "-n", ns]),
+        own(&["list", "secrets", "-A"]),
+        own(&["get", "configmaps", "-n", ns]),
+        own(&["list", "pods", "-A"]),
+        own(&["create", "events", "-n", elsewhere]),
+        own(&["patch", "events", "-n", elsewhere]),
+        own(&["create", "events.events.k8s.io", "-n", elsewhere]),
+        own(&["list", "namespaces"]),
+        own(&["get", "namespaces"]),
+        own(&["create", "leases.coordination.k8s.io", "-n", ns]),
+        own(&["create", "serviceaccounts", "--subresource=token", "-n", ns]),
+        own(&["impersonate", "serviceaccounts", "-A"]),
+        own(&["bind", "clusterroles.rbac.authorization.k8s.io"]),
+        own(&["*", "*"]),
+    ];
+    for kind in KINDS {
+        let resource = format!("{kind}.patchfleet.io");
+        for verb in ["create", "patch", "update", "delete", "deletecollection"] {
+            denied.push(own(&[verb, &resource, "-n", elsewhere]));
+        }
+        for verb in ["patch", "update"] {
+            denied.push(own(&[
+                verb,
+                &resource,
+                "--subresource=status",
+                "-n",
+                elsewhere,
+            ]));
+        }
+    }
+    // Per-instance detail is the users' permission, not the dashboard's own.
+    denied.push(own(&[
+        "get",
+        "systemaccounts.patchfleet.io",
+        "--subresource=fleet",
+    ]));
+    let mut failures = check_can_i(plane, &dashboard, &allowed, &denied);
+
+    // The users' roles, bound as docs/install.md shows: cluster-wide to a user each, and
+    // dashboard-viewer in one namespace to a third.
+    let fleet_user = format!("{release}-fleet-user");
+    let page_user = format!("{release}-page-user");
+    let team_user = format!("{release}-team-user");
+    let fleet_viewer = format!("{release}-patchfleet-fleet-viewer");
+    let dashboard_viewer = format!("{release}-patchfleet-dashboard-viewer");
+    let binding = |kind: &str, name: &str, role: &str, user: &str, namespace: Option<&str>| {
+        let mut binding = json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": kind,
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+        });
+        if let Some(namespace) = namespace {
+            binding["metadata"]["namespace"] = json!(namespace);
+        }
+        binding
+    };
+    let bindings = json!({
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            binding("ClusterRoleBinding", &fleet_user, &fleet_viewer, &fleet_user, None),
+            binding("ClusterRoleBinding", &page_user, &dashboard_viewer, &page_user, None),
+            binding("RoleBinding", &team_user, &dashboard_viewer, &team_user, Some(elsewhere)),
+        ],
+    });
+    let bindings_file = scratch.path("bindings.json");
+    std::fs::write(&bindings_file, bindings.to_string()).expect("writing the bindings");
+    plane
+        .kubectl(["apply".as_ref(), "-f".as_ref(), bindings_file.as_os_str()])
+        .expect("the bindings apply");
+
+    let fleet = own(&["get", "systemaccounts.patchfleet.io", "--subresource=fleet"]);
+    let mut pages = Vec::new();
+    for verb in ["get", "list", "watch"] {
+        for kind in KINDS {
+            pages.push(own(&[verb, &format!("{kind}.patchfleet.io"), "-A"]));
+        }
+    }
+    let mut changes = Vec::new();
+    for kind in KINDS {
+        let resource = format!("{kind}.patchfleet.io");
+        changes.push(own(&["patch", &resource, "-n", elsewhere]));
+        changes.push(own(&["delete", &resource, "-n", elsewhere]));
+    }
+    changes.push(own(&["create", "tokenreviews.authentication.k8s.io"]));
+    changes.push(own(&["list", "events", "-A"]));
+
+    let mut allowed = pages.clone();
+    allowed.push(fleet.clone());
+    failures.extend(check_can_i(plane, &fleet_user, &allowed, &changes));
+
+    let mut denied = changes.clone();
+    denied.push(fleet.clone());
+    failures.extend(check_can_i(plane, &page_user, &pages, &denied));
+
+    // A RoleBinding: that namespace's groups and windows only, no account pages.
+    let mut allowed = Vec::new();
+    for kind in ["patchgroups", "maintenancewindows", "patchpolicies"] {
+        let resource = format!("{kind}.patchfleet.io");
+        allowed.push(own(&["get", &resource, "-n", elsewhere]));
+        allowed.push(own(&["list", &resource, "-n", elsewhere]));
+    }
+    let mut denied = changes;
+    denied.extend([
+        own(&["get", "patchgroups.patchfleet.io", "-n", ns]),
+        own(&["list", "maintenancewindows.patchfleet.io", "-A"]),
+        own(&["get", "systemaccounts.patchfleet.io"]),
+        fleet,
+    ]);
+    failures.extend(check_can_i(plane, &team_user, &allowed, &denied));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    for file in [&bindings_file, &rendered] {
+        let _ = plane.kubectl([
+            "delete".as_ref(),
+            "--wait=false".as_ref(),
+            "-f".as_ref(),
+            file.as_os_str(),
+        ]);
+    }
     namespace.delete().await;
     other.delete().await;
 }

@@ -111,7 +111,14 @@ The controller's optional environment variables: each rendered only when its val
   (list "PATCHFLEET_LEASE_RENEW_DEADLINE" $l.renewDeadline)
   (list "PATCHFLEET_LEASE_RETRY_PERIOD" $l.retryPeriod)) }}
 {{- end }}
-{{- range $pairs }}
+{{- include "patchfleet.envList" $pairs }}
+{{- end }}
+
+{{/*
+A list of (name, value) pairs as EnvVars; pairs whose value is null are left out.
+*/}}
+{{- define "patchfleet.envList" -}}
+{{- range . }}
 {{- $value := index . 1 }}
 {{- if not (kindIs "invalid" $value) }}
 {{- /* YAML numbers arrive as float64: print whole ones as integers, not as 1e+06. */}}
