@@ -18,14 +18,9 @@ use patchfleet_tests::stack::{ALL_KINDS, CONVERGE, Stack, ssm_client};
 use serde_json::Value;
 
 const PASS: Duration = Duration::from_secs(120);
-use patchfleet_tests::fleet::{A, B, OVERWRITTEN, fleet_a, fleet_b, manifests, put_fleet, set_clock};
-
-
-async fn account_total(stack: &Stack, name: &str) -> Option<NodeCounts> {
-    let api: Api<SystemAccount> = Api::all(stack.client().await.ok()?);
-    let account = api.get(name).await.ok()?;
-    account.status?.nodes.map(|n| n.total)
-}
+use patchfleet_tests::fleet::{
+    A, B, OVERWRITTEN, account_total, fleet_a, fleet_b, manifests, put_fleet, set_clock,
+};
 
 /// Another tool registers its own Windows baseline for "db", scans one node with it, and
 /// patchfleet's registration comes back (the controller restores it on its next pass,

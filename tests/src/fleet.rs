@@ -2,6 +2,8 @@
 //! VMware) with nodes of several platforms and providers in two patch groups, a Scan window
 //! and two Install windows at given simulated times.
 
+use kube::Api;
+use patchfleet_api::v1alpha1::{NodeCounts, SystemAccount};
 use ssm_sim::fleet::{FleetSpec, InstanceSpec};
 use ssm_sim::state::Tags;
 
@@ -203,4 +205,11 @@ pub fn put_fleet(
 pub fn set_clock(stack: &Stack, to: f64) {
     stack.sim.sim().clock.set(to).expect("the clock moves on");
     ssm_sim::ops::run_due_everywhere(stack.sim.sim());
+}
+
+/// A SystemAccount's node totals as the compliance pass wrote them.
+pub async fn account_total(stack: &Stack, name: &str) -> Option<NodeCounts> {
+    let api: Api<SystemAccount> = Api::all(stack.client().await.ok()?);
+    let account = api.get(name).await.ok()?;
+    account.status?.nodes.map(|n| n.total)
 }

@@ -13,6 +13,7 @@ pub mod inspect;
 pub mod json_patch;
 pub mod offline;
 pub mod stack;
+pub mod web;
 
 use std::path::PathBuf;
 

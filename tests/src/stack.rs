@@ -18,7 +18,7 @@ use crate::control_plane::{self, ControlPlane};
 /// The controller's own (long-term) credentials; the simulator maps them to its default
 /// account, 123456789012.
 pub const BASE_ACCESS_KEY: &str = "AKIAPATCHFLEETTEST01";
-const BASE_SECRET_KEY: &str = "patchfleet-test-secret";
+pub const BASE_SECRET_KEY: &str = "patchfleet-test-secret";
 
 /// The accounts and roles examples/10-system-accounts.yaml declares.
 pub fn example_accounts() -> Vec<AccountConfig> {
@@ -429,7 +429,7 @@ fn read_tail(path: &std::path::Path) -> String {
 }
 
 /// A loopback address with a port free right now.
-fn free_local_address() -> anyhow::Result<SocketAddr> {
+pub fn free_local_address() -> anyhow::Result<SocketAddr> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?)
 }

@@ -79,8 +79,8 @@ pub struct InstancePatch {
     pub kb_id: String,
     pub classification: String,
     pub severity: String,
-    /// Installed, InstalledOther, InstalledPendingReboot, InstalledRejected, Missing,
-    /// Failed, NotApplicable.
+    /// As SSM spells it: INSTALLED, INSTALLED_OTHER, INSTALLED_PENDING_REBOOT,
+    /// INSTALLED_REJECTED, MISSING, NOT_APPLICABLE, FAILED, AVAILABLE_SECURITY_UPDATE.
     pub state: String,
     /// RFC 3339; None when SSM reports none (a missing patch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -164,7 +164,7 @@ fn worst_first(row: &InstanceSummary) -> impl Ord {
     )
 }
 
-/// A node's patches, the ones that need attention first: by state (Failed, Missing,
+/// A node's patches, the ones that need attention first: by state (failed, missing,
 /// waiting for a reboot, rejected, installed, not applicable), then severity, then title.
 pub fn order_patches(patches: &mut [InstancePatch]) {
     patches.sort_by(|a, b| {
@@ -176,16 +176,18 @@ pub fn order_patches(patches: &mut [InstancePatch]) {
     });
 }
 
+/// SSM's states (<https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PatchComplianceData.html>).
 fn state_rank(state: &str) -> u8 {
     match state {
-        "Failed" => 0,
-        "Missing" => 1,
-        "InstalledPendingReboot" => 2,
-        "InstalledRejected" => 3,
-        "InstalledOther" => 4,
-        "Installed" => 5,
-        "NotApplicable" => 6,
-        _ => 7,
+        "FAILED" => 0,
+        "MISSING" => 1,
+        "AVAILABLE_SECURITY_UPDATE" => 2,
+        "INSTALLED_PENDING_REBOOT" => 3,
+        "INSTALLED_REJECTED" => 4,
+        "INSTALLED_OTHER" => 5,
+        "INSTALLED" => 6,
+        "NOT_APPLICABLE" => 7,
+        _ => 8,
     }
 }
 

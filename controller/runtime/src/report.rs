@@ -121,6 +121,9 @@ pub struct Report {
 }
 
 pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
+    if args.instances.is_some() || args.node.is_some() {
+        return instances::run(&args).await;
+    }
     let client = Client::try_default()
         .await
         .context("connecting to Kubernetes (KUBECONFIG or in-cluster config)")?;
@@ -456,5 +459,272 @@ mod tests {
         );
         assert!(text.contains("team/web"), "{text}");
         assert!(text.contains("(none yet"), "no windows: {text}");
+    }
+}
+
+/// `--instances` and `--node`: the dashboard's JSON for a group's nodes in an
+/// account-region, or for one node, with the user's own token (the dashboard checks it as
+/// it checks a browser's: the same RBAC, the same SSM cache).
+pub mod instances {
+    use std::fmt::Write as _;
+
+    use anyhow::{Context as _, bail};
+    use http_body_util::{BodyExt, Empty};
+    use hyper::body::Bytes;
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    use patchfleet_planner::instances::{InstanceDetail, InstanceSummary};
+    use secrecy::ExposeSecret;
+    use serde::Deserialize;
+
+    use crate::args::{DashboardClientArgs, ReportArgs, ReportOutput};
+
+    /// What `/api/instances/...` answers (the fields this command prints).
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct InstancesAnswer {
+        instances: Vec<InstanceSummary>,
+        read_at: String,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct NodeAnswer {
+        #[serde(flatten)]
+        detail: InstanceDetail,
+        read_at: String,
+    }
+
+    /// `ACCOUNT/REGION/LAST` into its three parts, each non-empty.
+    fn three_parts<'a>(value: &'a str, flag: &str, last: &str) -> anyhow::Result<[&'a str; 3]> {
+        let parts: Vec<&str> = value.split('/').collect();
+        match parts.as_slice() {
+            [a, r, l] if !a.is_empty() && !r.is_empty() && !l.is_empty() => Ok([a, r, l]),
+            _ => bail!(
+                "{flag} takes ACCOUNT/REGION/{last} (a SystemAccount's name, one of its regions, a {last}); got {value:?}"
+            ),
+        }
+    }
+
+    pub async fn run(args: &ReportArgs) -> anyhow::Result<()> {
+        let (path, is_node) = match (&args.instances, &args.node) {
+            (Some(value), _) => {
+                let [account, region, group] = three_parts(value, "--instances", "GROUP")?;
+                let namespace = args
+                    .namespace
+                    .as_deref()
+                    .context("--instances needs --namespace, the PatchGroup's")?;
+                (
+                    format!(
+                        "/api/instances/{}/{}/{}/{}",
+                        segment(account),
+                        segment(region),
+                        segment(namespace),
+                        segment(group)
+                    ),
+                    false,
+                )
+            }
+            (None, Some(value)) => {
+                let [account, region, id] = three_parts(value, "--node", "ID")?;
+                (
+                    format!(
+                        "/api/nodes/{}/{}/{}",
+                        segment(account),
+                        segment(region),
+                        segment(id)
+                    ),
+                    true,
+                )
+            }
+            (None, None) => bail!("neither --instances nor --node"),
+        };
+        let body = get(&args.dashboard, &path).await?;
+        match (args.output, is_node) {
+            (ReportOutput::Json, _) => println!("{body}"),
+            (ReportOutput::Text, false) => {
+                let answer: InstancesAnswer =
+                    serde_json::from_str(&body).context("reading the dashboard's answer")?;
+                print!("{}", instances_text(&answer.instances, &answer.read_at));
+            }
+            (ReportOutput::Text, true) => {
+                let answer: NodeAnswer =
+                    serde_json::from_str(&body).context("reading the dashboard's answer")?;
+                print!("{}", node_text(&answer.detail, &answer.read_at));
+            }
+        }
+        Ok(())
+    }
+
+    fn segment(text: &str) -> String {
+        crate::dashboard::encode_segment(text)
+    }
+
+    /// GET `path` of the dashboard with the bearer token; the body of a 200, else an error
+    /// that says what the dashboard said.
+    async fn get(args: &DashboardClientArgs, path: &str) -> anyhow::Result<String> {
+        let base = args.dashboard_url.trim_end_matches('/');
+        if !base.starts_with("http://") {
+            bail!(
+                "--dashboard-url {base}: only http:// is spoken (reach the dashboard with \
+                 `kubectl -n patchfleet port-forward svc/patchfleet-dashboard 8080:80`)"
+            );
+        }
+        let token = token(args).await?;
+        let request = hyper::Request::get(format!("{base}{path}"))
+            .header(hyper::header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(hyper::header::ACCEPT, "application/json")
+            .body(Empty::<Bytes>::new())
+            .context("building the request")?;
+        let client = Client::builder(TokioExecutor::new()).build_http();
+        let response = client
+            .request(request)
+            .await
+            .with_context(|| format!("asking the dashboard at {base}"))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .context("reading the dashboard's answer")?
+            .to_bytes();
+        let body = String::from_utf8_lossy(&body).into_owned();
+        if !status.is_success() {
+            let error = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("error")?.as_str().map(str::to_owned))
+                .unwrap_or(body);
+            bail!("the dashboard answered {status}: {error}");
+        }
+        Ok(body)
+    }
+
+    /// `--token`, else the kubeconfig user's token (or token file).
+    async fn token(args: &DashboardClientArgs) -> anyhow::Result<String> {
+        if let Some(token) = &args.token {
+            return Ok(token.clone());
+        }
+        let config = kube::Config::infer()
+            .await
+            .context("reading the kubeconfig for a token (or pass --token)")?;
+        if let Some(token) = config.auth_info.token.as_ref() {
+            return Ok(token.expose_secret().to_owned());
+        }
+        if let Some(file) = config.auth_info.token_file.as_ref() {
+            return Ok(std::fs::read_to_string(file)
+                .with_context(|| format!("reading the kubeconfig's token file {file}"))?
+                .trim()
+                .to_owned());
+        }
+        bail!(
+            "the kubeconfig's user has no bearer token (a client certificate or an exec \
+             plugin): pass one with --token, e.g. --token \"$(kubectl create token NAME)\""
+        )
+    }
+
+    fn instances_text(rows: &[InstanceSummary], read_at: &str) -> String {
+        let dash = || "-".to_owned();
+        let rows: Vec<Vec<String>> = rows
+            .iter()
+            .map(|row| {
+                let p = row.patches.as_ref();
+                vec![
+                    row.id.clone(),
+                    row.platform_type.clone(),
+                    row.provider.as_str().to_owned(),
+                    row.ping_status.clone(),
+                    p.map_or_else(dash, |p| p.missing.to_string()),
+                    p.map_or_else(dash, |p| p.failed.to_string()),
+                    p.map_or_else(dash, |p| p.installed_pending_reboot.to_string()),
+                    p.map_or_else(dash, |p| p.operation.clone()),
+                    p.and_then(|p| p.operation_end.clone()).unwrap_or_else(dash),
+                ]
+            })
+            .collect();
+        if rows.is_empty() {
+            return format!(
+                "no managed node carries this Patch Group there (read from SSM at {read_at})\n"
+            );
+        }
+        let mut out = String::new();
+        super::table(
+            &mut out,
+            &[
+                "NODE",
+                "PLATFORM",
+                "PROVIDER",
+                "PING",
+                "MISSING",
+                "FAILED",
+                "PENDING-REBOOT",
+                "OPERATION",
+                "ENDED",
+            ],
+            &rows,
+        );
+        let _ = writeln!(out, "(read from SSM at {read_at})");
+        out
+    }
+
+    fn node_text(detail: &InstanceDetail, read_at: &str) -> String {
+        let i = &detail.instance;
+        let mut out = format!(
+            "{} {} {} {} (read from SSM at {read_at})\n",
+            i.id,
+            i.platform_name.as_deref().unwrap_or(&i.platform_type),
+            i.provider.as_str(),
+            i.ping_status
+        );
+        let rows: Vec<Vec<String>> = detail
+            .patches
+            .iter()
+            .map(|p| {
+                vec![
+                    p.title.clone(),
+                    p.state.clone(),
+                    p.classification.clone(),
+                    p.severity.clone(),
+                    p.cve_ids.join(","),
+                    p.installed_time.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        if rows.is_empty() {
+            out.push_str("SSM reports no patch for this node yet\n");
+            return out;
+        }
+        super::table(
+            &mut out,
+            &[
+                "TITLE",
+                "STATE",
+                "CLASSIFICATION",
+                "SEVERITY",
+                "CVES",
+                "INSTALLED",
+            ],
+            &rows,
+        );
+        out
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn the_flags_take_three_non_empty_parts() {
+            assert_eq!(
+                three_parts("a/eu-west-1/web", "--instances", "GROUP").ok(),
+                Some(["a", "eu-west-1", "web"])
+            );
+            for bad in ["a/eu-west-1", "a//web", "a/b/c/d", ""] {
+                let error = three_parts(bad, "--instances", "GROUP").expect_err(bad);
+                assert!(
+                    error.to_string().contains("ACCOUNT/REGION/GROUP"),
+                    "{error}"
+                );
+            }
+        }
     }
 }

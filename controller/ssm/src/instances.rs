@@ -57,7 +57,7 @@ pub async fn read_instance(
 ) -> InstancesReading<Option<InstanceDetail>> {
     let s = Session::new(client);
     let reading = async {
-        let node = node_information(
+        let listed = node_information(
             &s,
             sdk::InstanceInformationStringFilter::builder()
                 .key("InstanceIds")
@@ -65,9 +65,14 @@ pub async fn read_instance(
                 .build()
                 .map_err(|e| invalid(client, &e))?,
         )
-        .await?
-        .into_iter()
-        .find(|n| n.reading.id == instance_id);
+        .await;
+        // "InvalidInstanceId: ... is not valid or does not belong to this account"
+        // (<https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DescribeInstanceInformation.html#API_DescribeInstanceInformation_Errors>).
+        let listed = match listed {
+            Err(e) if e.code.as_deref() == Some("InvalidInstanceId") => Vec::new(),
+            other => other?,
+        };
+        let node = listed.into_iter().find(|n| n.reading.id == instance_id);
         let Some(node) = node else {
             return Ok(None);
         };

@@ -31,6 +31,11 @@ use crate::args::DashboardArgs;
 
 pub use routes::router;
 
+/// A path segment of the dashboard's URLs, percent-encoded.
+pub fn encode_segment(text: &str) -> String {
+    html::enc(text)
+}
+
 /// What every request reads.
 pub struct Dashboard {
     pub client: Client,

@@ -186,13 +186,45 @@ pub fn overview(
         .filter(|a| a.status.as_ref().and_then(|s| s.nodes.as_ref()).is_none())
         .map(|a| a.name_any())
         .collect();
+    // Every group and window the user may see, also the ones no pass has counted yet.
+    let mut groups_shown = report.groups;
+    for g in groups {
+        let (namespace, name) = (g.namespace().unwrap_or_default(), g.name_any());
+        if !groups_shown
+            .iter()
+            .any(|r| r.namespace == namespace && r.name == name)
+        {
+            groups_shown.push(GroupRow {
+                namespace,
+                name,
+                group: g.group_name().to_owned(),
+                counts: RowCounts::default(),
+            });
+        }
+    }
+    groups_shown.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    let mut windows_shown = report.windows;
+    for w in windows {
+        let (namespace, name) = (w.namespace().unwrap_or_default(), w.name_any());
+        if !windows_shown
+            .iter()
+            .any(|r| r.namespace == namespace && r.name == name)
+        {
+            windows_shown.push(WindowRow {
+                namespace,
+                name,
+                ..WindowRow::default()
+            });
+        }
+    }
+    windows_shown.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     Overview {
         accounts: rows,
         totals,
         providers,
         unread_accounts,
-        groups: report.groups,
-        windows: report.windows,
+        groups: groups_shown,
+        windows: windows_shown,
         query: query.clone(),
     }
 }
@@ -640,4 +672,386 @@ pub fn bar_segments(c: &RowCounts) -> [(&'static str, u32); 5] {
         ("compliant", c.compliant),
         ("unreported", c.unreported),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::jiff::{SignedDuration, Timestamp};
+    use patchfleet_api::v1alpha1::{
+        AccountNodes, AccountRegionNodes, AccountRegionRun, GroupNodes, MaintenanceWindowStatus,
+        NodeCounts, PatchGroupStatus, Platform, RegionNodes, SystemAccountStatus, WindowRuns,
+    };
+
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn clock() -> Clock {
+        Clock {
+            now: Timestamp::from_second(NOW).expect("a time"),
+            stale_after: Duration::from_secs(1800),
+        }
+    }
+
+    fn ago(seconds: i64) -> Option<Time> {
+        Some(Time(
+            Timestamp::from_second(NOW).expect("a time") - SignedDuration::from_secs(seconds),
+        ))
+    }
+
+    fn counts(instances: u32, non_compliant: u32, failed: u32) -> NodeCounts {
+        NodeCounts {
+            instances,
+            online: instances,
+            non_compliant,
+            with_failed: failed,
+            with_missing: non_compliant - failed,
+            compliant: instances - non_compliant,
+            ..NodeCounts::default()
+        }
+    }
+
+    /// An account with one region per (region, counts, observed seconds ago, error).
+    fn system_account(
+        name: &str,
+        id: &str,
+        platform: Platform,
+        labels: &[(&str, &str)],
+        regions: &[(&str, NodeCounts, Option<i64>, Option<&str>)],
+    ) -> SystemAccount {
+        let regions_spec: Vec<&str> = regions.iter().map(|r| r.0).collect();
+        let mut a: SystemAccount = serde_json::from_value(serde_json::json!({
+            "apiVersion": "patchfleet.io/v1alpha1",
+            "kind": "SystemAccount",
+            "metadata": {"name": name},
+            "spec": {"accountId": id, "platform": platform.as_str(), "regions": regions_spec},
+        }))
+        .expect("a SystemAccount");
+        a.metadata.labels = Some(
+            labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        );
+        a.status = Some(SystemAccountStatus {
+            nodes: Some(AccountNodes {
+                total: NodeCounts::default(),
+                regions: regions
+                    .iter()
+                    .map(|(region, counts, observed, error)| RegionNodes {
+                        region: (*region).to_owned(),
+                        counts: counts.clone(),
+                        observed_at: observed.and_then(ago),
+                        error: error.map(str::to_owned),
+                        ..RegionNodes::default()
+                    })
+                    .collect(),
+            }),
+            ..SystemAccountStatus::default()
+        });
+        a
+    }
+
+    fn fleet() -> Vec<SystemAccount> {
+        vec![
+            system_account(
+                "prod-a",
+                "111111111111",
+                Platform::Aws,
+                &[("env", "prod")],
+                &[
+                    ("eu-west-1", counts(10, 2, 1), Some(60), None),
+                    ("us-east-1", counts(30, 0, 0), Some(7200), None),
+                ],
+            ),
+            system_account(
+                "dev-b",
+                "222222222222",
+                Platform::Azure,
+                &[("env", "dev")],
+                &[
+                    ("eu-west-1", counts(5, 0, 0), Some(60), None),
+                    ("eu-central-1", counts(0, 0, 0), None, Some("AccessDenied")),
+                ],
+            ),
+        ]
+    }
+
+    fn ids(view: &Overview) -> Vec<String> {
+        view.accounts
+            .iter()
+            .map(|r| format!("{}/{}", r.row.account, r.row.region))
+            .collect()
+    }
+
+    fn query(pairs: &[(&str, &str)]) -> OverviewQuery {
+        let mut q = OverviewQuery::default();
+        for (key, value) in pairs {
+            let v = Some((*value).to_owned());
+            match *key {
+                "provider" => q.provider = v,
+                "label" => q.label = v,
+                "state" => q.state = v,
+                "sort" => q.sort = v,
+                "order" => q.order = v,
+                _ => unreachable!("{key}"),
+            }
+        }
+        q
+    }
+
+    #[test]
+    fn each_row_has_the_state_its_figures_and_their_age_give() {
+        let view = overview(&fleet(), &[], &[], &OverviewQuery::default(), clock());
+        let states: Vec<(String, RowState, bool)> = view
+            .accounts
+            .iter()
+            .map(|r| {
+                (
+                    format!("{}/{}", r.row.account, r.row.region),
+                    r.state,
+                    r.stale,
+                )
+            })
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("dev-b/eu-central-1".to_owned(), RowState::Error, true),
+                ("dev-b/eu-west-1".to_owned(), RowState::Compliant, false),
+                ("prod-a/eu-west-1".to_owned(), RowState::Noncompliant, false),
+                // Two hours old with a 30-minute staleness bound (two 15-minute intervals).
+                ("prod-a/us-east-1".to_owned(), RowState::Stale, true),
+            ]
+        );
+        assert_eq!(view.totals.instances, 45);
+        assert_eq!(view.totals.non_compliant, 2);
+        assert_eq!(view.providers, ["aws", "azure"]);
+    }
+
+    #[test]
+    fn filters_and_sorts_select_the_rows_asked_for() {
+        let cases: &[(&[(&str, &str)], &[&str])] = &[
+            (
+                &[("provider", "azure")],
+                &["dev-b/eu-central-1", "dev-b/eu-west-1"],
+            ),
+            (
+                &[("label", "env=prod")],
+                &["prod-a/eu-west-1", "prod-a/us-east-1"],
+            ),
+            (
+                &[("label", " env = dev ")],
+                &["dev-b/eu-central-1", "dev-b/eu-west-1"],
+            ),
+            (
+                &[("label", "env")],
+                &[
+                    "dev-b/eu-central-1",
+                    "dev-b/eu-west-1",
+                    "prod-a/eu-west-1",
+                    "prod-a/us-east-1",
+                ],
+            ),
+            (&[("label", "team=x")], &[]),
+            (&[("state", "noncompliant")], &["prod-a/eu-west-1"]),
+            // A failed read's figures are also stale: both filters find it.
+            (
+                &[("state", "stale")],
+                &["dev-b/eu-central-1", "prod-a/us-east-1"],
+            ),
+            (&[("state", "error")], &["dev-b/eu-central-1"]),
+            (&[("provider", "aws"), ("state", "compliant")], &[]),
+            (
+                &[("sort", "instances"), ("order", "desc")],
+                &[
+                    "prod-a/us-east-1",
+                    "prod-a/eu-west-1",
+                    "dev-b/eu-west-1",
+                    "dev-b/eu-central-1",
+                ],
+            ),
+            (
+                &[("sort", "failed"), ("order", "desc")],
+                &[
+                    "prod-a/eu-west-1",
+                    "prod-a/us-east-1",
+                    "dev-b/eu-west-1",
+                    "dev-b/eu-central-1",
+                ],
+            ),
+            (
+                &[("sort", "region")],
+                &[
+                    "dev-b/eu-central-1",
+                    "dev-b/eu-west-1",
+                    "prod-a/eu-west-1",
+                    "prod-a/us-east-1",
+                ],
+            ),
+            // An unknown column sorts by account.
+            (
+                &[("sort", "bogus")],
+                &[
+                    "dev-b/eu-central-1",
+                    "dev-b/eu-west-1",
+                    "prod-a/eu-west-1",
+                    "prod-a/us-east-1",
+                ],
+            ),
+        ];
+        for (pairs, want) in cases {
+            let view = overview(&fleet(), &[], &[], &query(pairs), clock());
+            assert_eq!(ids(&view), *want, "{pairs:?}");
+            let shown: u32 = view.accounts.iter().map(|r| r.row.counts.instances).sum();
+            assert_eq!(
+                view.totals.instances, shown,
+                "totals over the rows shown: {pairs:?}"
+            );
+        }
+    }
+
+    fn group(ns: &str, name: &str, regions: &[(&str, &str, u32)]) -> PatchGroup {
+        let mut g: PatchGroup = serde_json::from_value(serde_json::json!({
+            "apiVersion": "patchfleet.io/v1alpha1",
+            "kind": "PatchGroup",
+            "metadata": {"name": name},
+            "spec": {"policyRef": {"name": "p"}, "accountSelector": {}},
+        }))
+        .expect("a PatchGroup");
+        g.metadata.namespace = Some(ns.to_owned());
+        if !regions.is_empty() {
+            g.status = Some(PatchGroupStatus {
+                nodes: Some(GroupNodes {
+                    total: counts(regions.iter().map(|r| r.2).sum(), 0, 0),
+                    regions: regions
+                        .iter()
+                        .map(|(id, region, n)| AccountRegionNodes {
+                            account_id: (*id).to_owned(),
+                            region: (*region).to_owned(),
+                            counts: counts(*n, 0, 0),
+                        })
+                        .collect(),
+                    ..GroupNodes::default()
+                }),
+                ..PatchGroupStatus::default()
+            });
+        }
+        g
+    }
+
+    fn window(ns: &str, name: &str, runs: &[(&str, &str)]) -> MaintenanceWindow {
+        let mut w: MaintenanceWindow = serde_json::from_value(serde_json::json!({
+            "apiVersion": "patchfleet.io/v1alpha1",
+            "kind": "MaintenanceWindow",
+            "metadata": {"name": name},
+            "spec": {"schedule": "cron(0 2 ? * SUN *)", "duration": 2, "cutoff": 1,
+                     "targets": {"patchGroups": ["web"]}, "tasks": [{"name": "scan", "operation": "Scan", "priority": 1}]},
+        }))
+        .expect("a MaintenanceWindow");
+        w.metadata.namespace = Some(ns.to_owned());
+        w.status = Some(MaintenanceWindowStatus {
+            runs: Some(WindowRuns {
+                last_runs: runs
+                    .iter()
+                    .map(|(id, region)| AccountRegionRun {
+                        account_id: (*id).to_owned(),
+                        region: (*region).to_owned(),
+                        run: WindowRun {
+                            status: "SUCCESS".to_owned(),
+                            ..WindowRun::default()
+                        },
+                    })
+                    .collect(),
+                ..WindowRuns::default()
+            }),
+            ..MaintenanceWindowStatus::default()
+        });
+        w
+    }
+
+    #[test]
+    fn the_overview_lists_every_visible_group_and_window_counted_or_not() {
+        let groups = [
+            group("team", "web", &[("111111111111", "eu-west-1", 4)]),
+            group("team", "new", &[]),
+        ];
+        let windows = [window("team", "nightly", &[])];
+        let view = overview(&[], &groups, &windows, &OverviewQuery::default(), clock());
+        let names: Vec<(&str, u32)> = view
+            .groups
+            .iter()
+            .map(|g| (g.name.as_str(), g.counts.instances))
+            .collect();
+        assert_eq!(names, [("new", 0), ("web", 4)]);
+        assert_eq!(view.windows.len(), 1);
+        assert!(view.accounts.is_empty());
+    }
+
+    #[test]
+    fn an_accounts_page_shows_only_its_own_groups_and_runs() {
+        let accounts = fleet();
+        let groups = [
+            group(
+                "team",
+                "web",
+                &[
+                    ("111111111111", "eu-west-1", 4),
+                    ("222222222222", "eu-west-1", 3),
+                ],
+            ),
+            group("team", "db", &[("222222222222", "eu-west-1", 2)]),
+        ];
+        let windows = [
+            window(
+                "team",
+                "nightly",
+                &[("111111111111", "us-east-1"), ("222222222222", "eu-west-1")],
+            ),
+            window("team", "other", &[("222222222222", "eu-west-1")]),
+        ];
+        let view = super::account(&accounts[0], &groups, &windows, Vec::new(), clock());
+        assert_eq!(view.regions.len(), 2);
+        let shown: Vec<(&str, Vec<&str>)> = view
+            .groups
+            .iter()
+            .map(|g| {
+                (
+                    g.name.as_str(),
+                    g.regions.iter().map(|(r, _)| r.as_str()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(shown, [("web", vec!["eu-west-1"])]);
+        let runs: Vec<(&str, Vec<&str>)> = view
+            .windows
+            .iter()
+            .map(|w| {
+                (
+                    w.name.as_str(),
+                    w.runs.iter().map(|(r, _)| r.as_str()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(runs, [("nightly", vec!["us-east-1"])]);
+    }
+
+    #[test]
+    fn a_groups_regions_name_only_the_accounts_the_user_may_see() {
+        let g = group(
+            "team",
+            "web",
+            &[
+                ("111111111111", "eu-west-1", 4),
+                ("999999999999", "eu-west-1", 1),
+            ],
+        );
+        let view = super::group(&g, &fleet()[..1], Vec::new());
+        let accounts: Vec<Option<&str>> =
+            view.regions.iter().map(|r| r.account.as_deref()).collect();
+        assert_eq!(accounts, [Some("prod-a"), None]);
+    }
 }

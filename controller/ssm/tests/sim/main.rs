@@ -8,5 +8,6 @@ mod compliance;
 mod defaults;
 mod faults;
 mod identity;
+mod instances;
 mod ownership;
 mod planner_loop;
