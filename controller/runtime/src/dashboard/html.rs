@@ -263,7 +263,8 @@ pub fn overview(view: &Overview) -> String {
     let current = q.sort.as_deref().unwrap_or("account");
     let descending = q.order.as_deref() == Some("desc");
     for (column, title) in SORT_COLUMNS {
-        if column == "nonCompliant" {
+        // The bar's column sits between the counts and the last run, as in the rows.
+        if column == "lastRun" {
             out.push_str("<th>Compliance</th>");
         }
         let (mark, next) = match (column == current, descending) {
@@ -283,7 +284,7 @@ pub fn overview(view: &Overview) -> String {
         let _ = write!(
             out,
             "<tr class=\"state-{}\" data-account=\"{}\" data-region=\"{}\" data-state=\"{}\">\
-             <td>{}</td><td><a href=\"/accounts/{}\">{}</a><div class=\"sub\">{}</div></td><td>{}</td>",
+             <td>{}</td><td><a href=\"/accounts/{}\">{}</a><div class=\"sub\">{}</div></td><td class=\"nw\">{}</td>",
             r.state.as_str(),
             esc(&row.account),
             esc(&row.region),

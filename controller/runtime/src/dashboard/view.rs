@@ -834,7 +834,9 @@ mod tests {
 
     #[test]
     fn filters_and_sorts_select_the_rows_asked_for() {
-        let cases: &[(&[(&str, &str)], &[&str])] = &[
+        // (query, the account-regions shown in order)
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+        let cases: &[Case] = &[
             (
                 &[("provider", "azure")],
                 &["dev-b/eu-central-1", "dev-b/eu-west-1"],
