@@ -9,10 +9,11 @@
 use std::time::{Duration, Instant};
 
 use fantoccini::Locator;
+use k8s_openapi::api::core::v1::Event;
 use kube::Api;
-use kube::api::{Patch, PatchParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use patchfleet_api::v1alpha1::{
-    AccountNodes, NodeCounts, RegionNodes, SystemAccount, SystemAccountStatus,
+    AccountNodes, NodeCounts, PatchGroup, RegionNodes, SystemAccount, SystemAccountStatus,
 };
 use patchfleet_planner::instances::{group_calls, instance_calls};
 use patchfleet_tests::e2e::eventually;
@@ -69,6 +70,9 @@ rules:
   - apiGroups: [patchfleet.io]
     resources: [systemaccounts/fleet]
     verbs: [get]
+  - apiGroups: [""]
+    resources: [events]
+    verbs: [list]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
@@ -152,6 +156,47 @@ fn groups_seen(overview: &Value) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// An Event about fleet/web (by its uid), and one about another object of the same kind
+/// and name (an earlier fleet/web, deleted since: another uid).
+async fn plant_events(stack: &Stack) {
+    let client = stack.client().await.expect("client");
+    let web: PatchGroup = Api::namespaced(client.clone(), "fleet")
+        .get("web")
+        .await
+        .expect("fleet/web");
+    let event = |namespace: &str, name: &str, uid: &str, reason: &str| -> Event {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": namespace},
+            "involvedObject": {"apiVersion": "patchfleet.io/v1alpha1", "kind": "PatchGroup",
+                               "name": "web", "namespace": namespace, "uid": uid},
+            "reason": reason, "message": "customer-a (111111111111) eu-west-1: a test event",
+            "type": "Normal", "count": 1,
+            "firstTimestamp": "2026-11-30T00:00:00Z", "lastTimestamp": "2026-11-30T00:00:00Z",
+        }))
+        .expect("an Event")
+    };
+    let uid = web.metadata.uid.clone().unwrap_or_default();
+    Api::<Event>::namespaced(client.clone(), "fleet")
+        .create(
+            &PostParams::default(),
+            &event("fleet", "web.tested", &uid, "Tested"),
+        )
+        .await
+        .expect("the Event");
+    Api::<Event>::namespaced(client, "fleet")
+        .create(
+            &PostParams::default(),
+            &event(
+                "fleet",
+                "web.planted",
+                "00000000-0000-0000-0000-000000000000",
+                "Planted",
+            ),
+        )
+        .await
+        .expect("the planted Event");
 }
 
 /// The text of the first element `css` finds, waiting up to `timeout` for `want` to hold.
@@ -339,7 +384,27 @@ async fn users_see_what_rbac_allows_and_a_browser_follows_the_fleet() {
     assert!(accounts_seen(&teams).is_empty(), "{teams}");
     assert_eq!(groups_seen(&teams), ["fleet/db", "fleet/web"]);
     assert_eq!(rows(&teams, "windows").len(), 3, "{teams}");
-    assert_eq!(json("/api/groups/fleet/web", &team).0, 200);
+    // Events: shown to who may list them where they are, found by the object's uid (an
+    // Event written elsewhere about another object of the same name is not shown).
+    plant_events(&stack).await;
+    let (status, web_page) = json("/api/groups/fleet/web", &team);
+    assert_eq!(status, 200);
+    assert_eq!(
+        web_page["events"],
+        json!([]),
+        "the team may not list Events"
+    );
+    let team_text = web_page.to_string();
+    assert!(
+        !team_text.contains("customer-a") && !team_text.contains("customer-b"),
+        "the team may not see the accounts' names: {team_text}"
+    );
+    let (_, admin_web) = json("/api/groups/fleet/web", &admin);
+    let reasons: Vec<&str> = admin_web["events"]
+        .as_array()
+        .map(|e| e.iter().filter_map(|e| e["reason"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(reasons, ["Tested"], "{admin_web}");
     assert_eq!(json("/api/windows/fleet/install-web", &team).0, 200);
     assert_eq!(json("/api/groups/other/elsewhere", &team).0, 403);
     assert_eq!(json("/api/groups/other/elsewhere", &admin).0, 200);
@@ -395,6 +460,13 @@ async fn users_see_what_rbac_allows_and_a_browser_follows_the_fleet() {
         .0,
         404
     );
+    // Not an instance id at all: 404 without asking SSM.
+    let calls_before = dashboard_calls(&stack, "");
+    assert_eq!(
+        json("/api/nodes/customer-a/eu-west-1/not-a-node", &admin).0,
+        404
+    );
+    assert_eq!(dashboard_calls(&stack, "") - calls_before, 0);
 
     // `patchfleet report --instances` and `--node` ask the same API with the user's token.
     let report = |args: &[&str], token: &str| {
@@ -475,15 +547,18 @@ async fn users_see_what_rbac_allows_and_a_browser_follows_the_fleet() {
     )
     .expect("answer");
     assert_eq!(again.status, 304);
-    // No token reaches the log.
-    assert!(
-        !dashboard.log_text().contains(&admin[..40]),
-        "a token was logged"
-    );
+    // No token reaches the log (neither its start nor its signature).
+    assert_no_token_logged(&dashboard, &admin);
 
     browse(&stack, &dashboard, &admin, install_at).await;
+    assert_no_token_logged(&dashboard, &admin);
+}
+
+fn assert_no_token_logged(dashboard: &DashboardProcess, token: &str) {
+    let log = dashboard.log_text();
+    let signature = &token[token.len().saturating_sub(40)..];
     assert!(
-        !dashboard.log_text().contains(&admin[..40]),
+        !log.contains(&token[..40]) && !log.contains(signature),
         "a token was logged"
     );
 }

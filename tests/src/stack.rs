@@ -493,7 +493,13 @@ fn is_read(operation: &str) -> bool {
 
 /// Builds the `patchfleet` binary once (it may be stale when only tests were built) and
 /// returns its path: the same target directory as the running test.
+///
+/// `PATCHFLEET_BINARY` names another one instead (a release build, for the dashboard's
+/// benchmark by hand).
 pub fn patchfleet_binary() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("PATCHFLEET_BINARY") {
+        return Ok(PathBuf::from(path));
+    }
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BUILT
         .get_or_init(|| build_binary().map_err(|e| format!("{e:#}")))

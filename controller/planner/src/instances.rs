@@ -3,6 +3,7 @@
 //! `patchfleet_ssm::instances`), ordered worst first, and what each read costs.
 
 use std::cmp::Reverse;
+use std::collections::HashMap;
 
 use patchfleet_api::v1alpha1::Platform;
 use serde::{Deserialize, Serialize};
@@ -113,16 +114,14 @@ pub struct NodeInformation {
 /// first.
 pub fn group_instances(
     nodes: Vec<NodeInformation>,
-    mut states: Vec<(String, PatchCounts)>,
+    states: Vec<(String, PatchCounts)>,
     account_platform: Platform,
 ) -> Vec<InstanceSummary> {
+    let mut states: HashMap<String, PatchCounts> = states.into_iter().collect();
     let mut rows: Vec<InstanceSummary> = nodes
         .into_iter()
         .map(|node| {
-            let patches = states
-                .iter()
-                .position(|(id, _)| *id == node.reading.id)
-                .map(|at| states.swap_remove(at).1);
+            let patches = states.remove(&node.reading.id);
             summary(node, patches, account_platform)
         })
         .collect();

@@ -2,6 +2,7 @@
 //! user's kubeconfig only (no AWS credentials): one row per account-region, one per
 //! PatchGroup and one per scheduled MaintenanceWindow; as text tables or JSON.
 
+use std::borrow::Borrow;
 use std::fmt::Write as _;
 
 use anyhow::Context as _;
@@ -157,13 +158,14 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
 }
 
 /// The rows, from the resources as listed (sorted by name).
-pub fn build(
-    accounts: &[SystemAccount],
-    groups: &[PatchGroup],
-    windows: &[MaintenanceWindow],
-) -> Report {
+pub fn build<A, G, W>(accounts: &[A], groups: &[G], windows: &[W]) -> Report
+where
+    A: Borrow<SystemAccount>,
+    G: Borrow<PatchGroup>,
+    W: Borrow<MaintenanceWindow>,
+{
     let mut report = Report::default();
-    for account in accounts {
+    for account in accounts.iter().map(Borrow::borrow) {
         let Some(nodes) = account.status.as_ref().and_then(|s| s.nodes.as_ref()) else {
             continue;
         };
@@ -194,7 +196,7 @@ pub fn build(
             });
         }
     }
-    for group in groups {
+    for group in groups.iter().map(Borrow::borrow) {
         let Some(nodes) = group.status.as_ref().and_then(|s| s.nodes.as_ref()) else {
             continue;
         };
@@ -205,7 +207,7 @@ pub fn build(
             counts: RowCounts::new(&nodes.total, nodes.overwritten),
         });
     }
-    for window in windows {
+    for window in windows.iter().map(Borrow::borrow) {
         let Some(runs) = window.status.as_ref().and_then(|s| s.runs.as_ref()) else {
             continue;
         };
@@ -417,7 +419,7 @@ mod tests {
             }),
             ..PatchGroupStatus::default()
         });
-        let report = build(&accounts, &[group], &[]);
+        let report = build(&accounts, &[group], &[] as &[MaintenanceWindow]);
         let keys: Vec<(&str, &str)> = report
             .accounts
             .iter()
@@ -564,12 +566,7 @@ pub mod instances {
     /// that says what the dashboard said.
     async fn get(args: &DashboardClientArgs, path: &str) -> anyhow::Result<String> {
         let base = args.dashboard_url.trim_end_matches('/');
-        if !base.starts_with("http://") {
-            bail!(
-                "--dashboard-url {base}: only http:// is spoken (reach the dashboard with \
-                 `kubectl -n patchfleet port-forward svc/patchfleet-dashboard 8080:80`)"
-            );
-        }
+        check_url(base)?;
         let token = token(args).await?;
         let request = hyper::Request::get(format!("{base}{path}"))
             .header(hyper::header::AUTHORIZATION, format!("Bearer {token}"))
@@ -597,6 +594,34 @@ pub mod instances {
             bail!("the dashboard answered {status}: {error}");
         }
         Ok(body)
+    }
+
+    /// Plain HTTP to this machine only: the request carries the user's token, which must not
+    /// cross a network in the clear. That is where `kubectl port-forward` answers.
+    fn check_url(base: &str) -> anyhow::Result<()> {
+        let Some(rest) = base.strip_prefix("http://") else {
+            bail!(
+                "--dashboard-url {base}: only http:// to this machine is spoken (reach the \
+                 dashboard with `kubectl -n patchfleet port-forward svc/patchfleet-dashboard \
+                 8080:80`)"
+            );
+        };
+        let authority = rest.split('/').next().unwrap_or_default();
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => authority.split(':').next().unwrap_or_default(),
+        };
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
+            bail!(
+                "--dashboard-url {base}: plain HTTP would send your token to {host} in the \
+                 clear; use `kubectl port-forward` and http://127.0.0.1:PORT"
+            );
+        }
+        Ok(())
     }
 
     /// `--token`, else the kubeconfig user's token (or token file).
@@ -711,6 +736,26 @@ pub mod instances {
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        #[test]
+        fn the_token_goes_in_plain_http_to_this_machine_only() {
+            for ok in [
+                "http://127.0.0.1:8080",
+                "http://localhost:8080",
+                "http://[::1]:8080",
+                "http://127.0.0.1",
+            ] {
+                assert!(check_url(ok).is_ok(), "{ok}");
+            }
+            for bad in [
+                "http://dashboard.example.com",
+                "https://dashboard.example.com",
+                "http://10.0.0.1:8080",
+                "ftp://127.0.0.1",
+            ] {
+                assert!(check_url(bad).is_err(), "{bad}");
+            }
+        }
 
         #[test]
         fn the_flags_take_three_non_empty_parts() {

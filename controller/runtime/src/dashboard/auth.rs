@@ -2,12 +2,10 @@
 //! token goes to a TokenReview, each view to a SubjectAccessReview for the user it names.
 //! Answers are kept for `--auth-cache-ttl` (as the API server's own webhook authorizers
 //! cache theirs), so a page that refreshes itself costs no review while nothing changed.
-//! A token is never logged, and kept only as a key of that short cache.
+//! A token is never logged nor kept: the cache is keyed by its SHA-256.
 
-use std::collections::{BTreeMap, HashMap};
-use std::hash::Hash;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::authorization::v1::{
@@ -15,6 +13,10 @@ use k8s_openapi::api::authorization::v1::{
 };
 use kube::Client;
 use kube::api::{Api, PostParams};
+use sha2::{Digest, Sha256};
+use tracing::warn;
+
+use super::cache::TtlCache;
 
 /// The API group of the four kinds.
 const GROUP: &str = "patchfleet.io";
@@ -32,6 +34,8 @@ pub struct User {
 /// permission (`systemaccounts/fleet`, a subresource name only SubjectAccessReview knows).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Access {
+    pub group: &'static str,
+    pub verb: &'static str,
     pub resource: &'static str,
     pub namespace: Option<String>,
     pub name: Option<String>,
@@ -41,6 +45,8 @@ pub struct Access {
 impl Access {
     pub fn get(resource: &'static str, namespace: Option<&str>, name: Option<&str>) -> Access {
         Access {
+            group: GROUP,
+            verb: "get",
             resource,
             namespace: namespace.map(str::to_owned),
             name: name.map(str::to_owned),
@@ -51,6 +57,8 @@ impl Access {
     /// Reading a SystemAccount's nodes from SSM.
     pub fn fleet(account: &str) -> Access {
         Access {
+            group: GROUP,
+            verb: "get",
             resource: "systemaccounts",
             namespace: None,
             name: Some(account.to_owned()),
@@ -58,12 +66,30 @@ impl Access {
         }
     }
 
-    /// As a person would ask for it: `get systemaccounts/fleet prod-a`.
-    pub fn describe(&self) -> String {
-        let mut text = format!("get {}.{GROUP}", self.resource);
-        if let Some(sub) = self.subresource {
-            text = format!("get {}/{sub}.{GROUP}", self.resource);
+    /// Listing Events (core API group) in a namespace, or in all of them: an object's
+    /// Events are shown only to who may list them, as `kubectl describe` would.
+    pub fn list_events(namespace: Option<&str>) -> Access {
+        Access {
+            group: "",
+            verb: "list",
+            resource: "events",
+            namespace: namespace.map(str::to_owned),
+            name: None,
+            subresource: None,
         }
+    }
+
+    /// As a person would ask for it: `get systemaccounts/fleet.patchfleet.io prod-a`.
+    pub fn describe(&self) -> String {
+        let resource = match self.subresource {
+            Some(sub) => format!("{}/{sub}", self.resource),
+            None => self.resource.to_owned(),
+        };
+        let mut text = if self.group.is_empty() {
+            format!("{} {resource}", self.verb)
+        } else {
+            format!("{} {resource}.{}", self.verb, self.group)
+        };
         if let Some(name) = &self.name {
             text.push(' ');
             text.push_str(name);
@@ -82,54 +108,21 @@ pub enum AuthError {
     #[error("{0}")]
     Unauthenticated(String),
     /// The API server could not be asked.
-    #[error("asking the Kubernetes API server: {0}")]
+    #[error("{0}")]
     Unavailable(String),
-}
-
-/// Answers kept for a while, bounded: expired entries go when it fills.
-struct TtlCache<K, V> {
-    ttl: Duration,
-    entries: Mutex<HashMap<K, (Instant, V)>>,
 }
 
 /// Enough for every user of a large cluster times the views they open in one TTL.
 const CACHE_ENTRIES: usize = 50_000;
 
-impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
-    fn new(ttl: Duration) -> Self {
-        TtlCache {
-            ttl,
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn get(&self, key: &K) -> Option<V> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries
-            .get(key)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, v)| v.clone())
-    }
-
-    fn put(&self, key: K, value: V) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= CACHE_ENTRIES {
-            let ttl = self.ttl;
-            entries.retain(|_, (at, _)| at.elapsed() < ttl);
-            if entries.len() >= CACHE_ENTRIES {
-                entries.clear();
-            }
-        }
-        entries.insert(key, (Instant::now(), value));
-    }
-}
+/// The longest bearer token accepted (service account JWTs are about 1 KiB; OIDC ID
+/// tokens a few): anything longer is refused before a TokenReview.
+const MAX_TOKEN: usize = 16 * 1024;
 
 pub struct Authorizer {
     client: Client,
-    tokens: TtlCache<String, Result<User, String>>,
+    /// By the token's SHA-256: the answer of its TokenReview, acceptance or refusal.
+    tokens: TtlCache<[u8; 32], Result<User, String>>,
     decisions: TtlCache<(User, Access), bool>,
 }
 
@@ -137,14 +130,20 @@ impl Authorizer {
     pub fn new(client: Client, ttl: Duration) -> Self {
         Authorizer {
             client,
-            tokens: TtlCache::new(ttl),
-            decisions: TtlCache::new(ttl),
+            tokens: TtlCache::new(ttl, CACHE_ENTRIES),
+            decisions: TtlCache::new(ttl, CACHE_ENTRIES),
         }
     }
 
     /// The token's user (TokenReview).
     pub async fn authenticate(&self, token: &str) -> Result<User, AuthError> {
-        if let Some(answer) = self.tokens.get(&token.to_owned()) {
+        if !cookie_safe(token) {
+            return Err(AuthError::Unauthenticated(
+                "that is not a bearer token".to_owned(),
+            ));
+        }
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some((_, answer)) = self.tokens.get(&key) {
             return answer.map_err(AuthError::Unauthenticated);
         }
         let review = TokenReview {
@@ -157,7 +156,7 @@ impl Authorizer {
         let answer = Api::<TokenReview>::all(self.client.clone())
             .create(&PostParams::default(), &review)
             .await
-            .map_err(|e| AuthError::Unavailable(format!("TokenReview: {e}")))?;
+            .map_err(|e| unavailable("TokenReview", &e))?;
         let status = answer.status.unwrap_or_default();
         let result = match (status.authenticated, status.user) {
             (Some(true), Some(user)) => Ok(User {
@@ -172,14 +171,14 @@ impl Authorizer {
                 .map(|e| format!("the token was not accepted: {e}"))
                 .unwrap_or_else(|| "the token was not accepted".to_owned())),
         };
-        self.tokens.put(token.to_owned(), result.clone());
+        self.tokens.put(key, result.clone());
         result.map_err(AuthError::Unauthenticated)
     }
 
     /// Whether `user` may `access` (SubjectAccessReview).
     pub async fn allowed(&self, user: &User, access: &Access) -> Result<bool, AuthError> {
         let key = (user.clone(), access.clone());
-        if let Some(answer) = self.decisions.get(&key) {
+        if let Some((_, answer)) = self.decisions.get(&key) {
             return Ok(answer);
         }
         let review = SubjectAccessReview {
@@ -189,10 +188,10 @@ impl Authorizer {
                 groups: Some(user.groups.clone()),
                 extra: Some(user.extra.clone()).filter(|e| !e.is_empty()),
                 resource_attributes: Some(ResourceAttributes {
-                    group: Some(GROUP.to_owned()),
+                    group: Some(access.group.to_owned()),
                     resource: Some(access.resource.to_owned()),
                     subresource: access.subresource.map(str::to_owned),
-                    verb: Some("get".to_owned()),
+                    verb: Some(access.verb.to_owned()),
                     namespace: access.namespace.clone(),
                     name: access.name.clone(),
                     ..ResourceAttributes::default()
@@ -204,11 +203,20 @@ impl Authorizer {
         let answer = Api::<SubjectAccessReview>::all(self.client.clone())
             .create(&PostParams::default(), &review)
             .await
-            .map_err(|e| AuthError::Unavailable(format!("SubjectAccessReview: {e}")))?;
+            .map_err(|e| unavailable("SubjectAccessReview", &e))?;
         let allowed = answer.status.is_some_and(|s| s.allowed);
         self.decisions.put(key, allowed);
         Ok(allowed)
     }
+}
+
+/// The API server did not answer a review: the detail goes to the log, the client learns
+/// only that (the error may name the dashboard's own identity).
+fn unavailable(review: &str, error: &kube::Error) -> AuthError {
+    warn!(%error, review, "the Kubernetes API server did not answer");
+    AuthError::Unavailable(format!(
+        "the Kubernetes API server did not answer a {review}; try again"
+    ))
 }
 
 /// The bearer token of a request: the `Authorization` header, else the login cookie.
@@ -237,7 +245,7 @@ pub const COOKIE: &str = "patchfleet-token";
 /// without the characters a cookie value may not hold.
 pub fn cookie_safe(token: &str) -> bool {
     !token.is_empty()
-        && token.len() <= 16 * 1024
+        && token.len() <= MAX_TOKEN
         && token
             .bytes()
             .all(|b| b.is_ascii_graphic() && !b",;\\\"".contains(&b))
@@ -308,6 +316,7 @@ mod tests {
         assert!(!cookie_safe("a;b"));
         assert!(!cookie_safe("a b"));
         assert!(!cookie_safe(""));
+        assert!(!cookie_safe(&"a".repeat(MAX_TOKEN + 1)));
     }
 
     #[test]
@@ -320,17 +329,9 @@ mod tests {
             Access::get("patchgroups", Some("team-a"), Some("web")).describe(),
             "get patchgroups.patchfleet.io web in namespace team-a"
         );
-    }
-
-    #[test]
-    fn the_cache_forgets_after_its_ttl_and_keeps_nothing_at_zero() {
-        let cache = TtlCache::new(Duration::from_millis(50));
-        cache.put("k", 1);
-        assert_eq!(cache.get(&"k"), Some(1));
-        std::thread::sleep(Duration::from_millis(60));
-        assert_eq!(cache.get(&"k"), None);
-        let off = TtlCache::new(Duration::ZERO);
-        off.put("k", 1);
-        assert_eq!(off.get(&"k"), None);
+        assert_eq!(
+            Access::list_events(Some("team-a")).describe(),
+            "list events in namespace team-a"
+        );
     }
 }

@@ -2,36 +2,25 @@
 //! credentials, rate limit, retries), and kept for `--cache-ttl` so that a reload or a
 //! second viewer costs no call. Only the routes call it, after the fleet permission held.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::jiff::{Timestamp, Unit};
 use kube::ResourceExt;
 use patchfleet_api::v1alpha1::SystemAccount;
 use patchfleet_planner::instances::{InstanceDetail, InstanceSummary};
 use patchfleet_ssm::instances::{read_group_instances, read_instance};
-use patchfleet_ssm::{AccountAccess, EdgeError, SsmEdge};
+use patchfleet_ssm::{AccountAccess, EdgeError, SsmClient, SsmEdge};
 use tracing::info;
 
+use super::cache::TtlCache;
+
+/// What was read: the account (by uid: a SystemAccount deleted and created again under
+/// its name is another account), the region, and the group or the node.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Key {
-    Group {
-        account: String,
-        region: String,
-        group: String,
-    },
-    Node {
-        account: String,
-        region: String,
-        id: String,
-    },
-}
-
-#[derive(Clone)]
-enum Cached {
-    Group(Arc<Vec<InstanceSummary>>),
-    Node(Arc<Option<InstanceDetail>>),
+    Group(String, String, String),
+    Node(String, String, String),
 }
 
 /// A read and when it was made (RFC 3339).
@@ -40,46 +29,25 @@ pub struct Read<T> {
     pub read_at: String,
 }
 
+/// Each entry is one page's worth; more than this and the cache starts over.
+const CACHE_ENTRIES: usize = 10_000;
+
+/// Each answer with the time it was read.
+type Cache<T> = TtlCache<Key, (String, Arc<T>)>;
+
 pub struct Fleet {
     edge: SsmEdge,
-    ttl: Duration,
-    cache: Mutex<HashMap<Key, (Instant, String, Cached)>>,
+    groups: Cache<Vec<InstanceSummary>>,
+    nodes: Cache<Option<InstanceDetail>>,
 }
-
-/// More entries than this and the expired ones go (each is one page's worth).
-const CACHE_ENTRIES: usize = 10_000;
 
 impl Fleet {
     pub fn new(edge: SsmEdge, ttl: Duration) -> Self {
         Fleet {
             edge,
-            ttl,
-            cache: Mutex::new(HashMap::new()),
+            groups: TtlCache::new(ttl, CACHE_ENTRIES),
+            nodes: TtlCache::new(ttl, CACHE_ENTRIES),
         }
-    }
-
-    fn cached(&self, key: &Key) -> Option<(String, Cached)> {
-        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache
-            .get(key)
-            .filter(|(at, _, _)| at.elapsed() < self.ttl)
-            .map(|(_, read_at, v)| (read_at.clone(), v.clone()))
-    }
-
-    fn keep(&self, key: Key, value: Cached) -> String {
-        let read_at = Timestamp::now()
-            .round(k8s_openapi::jiff::Unit::Second)
-            .map_or_else(|_| Timestamp::now().to_string(), |t| t.to_string());
-        if self.ttl.is_zero() {
-            return read_at;
-        }
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= CACHE_ENTRIES {
-            let ttl = self.ttl;
-            cache.retain(|_, (at, _, _)| at.elapsed() < ttl);
-        }
-        cache.insert(key, (Instant::now(), read_at.clone(), value));
-        read_at
     }
 
     /// The nodes tagged `group` in the account-region, worst first.
@@ -89,21 +57,19 @@ impl Fleet {
         region: &str,
         group: &str,
     ) -> Result<Read<Arc<Vec<InstanceSummary>>>, EdgeError> {
-        let key = Key::Group {
-            account: account.name_any(),
-            region: region.to_owned(),
-            group: group.to_owned(),
-        };
-        if let Some((read_at, Cached::Group(value))) = self.cached(&key) {
-            return Ok(Read { value, read_at });
-        }
-        let access = AccountAccess::from_spec(&account.name_any(), &account.spec);
-        let client = self.edge.account(&access).await.client(region);
-        let reading = read_group_instances(&client, group, account.spec.platform).await;
-        info!(account = %account.name_any(), region, group, calls = reading.calls, "read a group's nodes from SSM");
-        let value = Arc::new(reading.reading?);
-        let read_at = self.keep(key, Cached::Group(Arc::clone(&value)));
-        Ok(Read { value, read_at })
+        let key = Key::Group(uid(account), region.to_owned(), group.to_owned());
+        let platform = account.spec.platform;
+        self.read(&self.groups, key, account, region, |client| async move {
+            let reading = read_group_instances(&client, group, platform).await;
+            info!(
+                region,
+                group,
+                calls = reading.calls,
+                "read a group's nodes from SSM"
+            );
+            reading.reading
+        })
+        .await
     }
 
     /// One node and its patches; None when the account-region has no such node.
@@ -113,20 +79,49 @@ impl Fleet {
         region: &str,
         id: &str,
     ) -> Result<Read<Arc<Option<InstanceDetail>>>, EdgeError> {
-        let key = Key::Node {
-            account: account.name_any(),
-            region: region.to_owned(),
-            id: id.to_owned(),
-        };
-        if let Some((read_at, Cached::Node(value))) = self.cached(&key) {
+        let key = Key::Node(uid(account), region.to_owned(), id.to_owned());
+        let platform = account.spec.platform;
+        self.read(&self.nodes, key, account, region, |client| async move {
+            let reading = read_instance(&client, id, platform).await;
+            info!(
+                region,
+                node = id,
+                calls = reading.calls,
+                "read a node's patches from SSM"
+            );
+            reading.reading
+        })
+        .await
+    }
+
+    /// The cached answer, else `read` through the account's client, kept if it succeeded.
+    async fn read<T, F, Fut>(
+        &self,
+        cache: &Cache<T>,
+        key: Key,
+        account: &SystemAccount,
+        region: &str,
+        read: F,
+    ) -> Result<Read<Arc<T>>, EdgeError>
+    where
+        F: FnOnce(SsmClient) -> Fut,
+        Fut: Future<Output = Result<T, EdgeError>>,
+    {
+        if let Some((_, (read_at, value))) = cache.get(&key) {
             return Ok(Read { value, read_at });
         }
         let access = AccountAccess::from_spec(&account.name_any(), &account.spec);
         let client = self.edge.account(&access).await.client(region);
-        let reading = read_instance(&client, id, account.spec.platform).await;
-        info!(account = %account.name_any(), region, node = id, calls = reading.calls, "read a node's patches from SSM");
-        let value = Arc::new(reading.reading?);
-        let read_at = self.keep(key, Cached::Node(Arc::clone(&value)));
+        let value = Arc::new(read(client).await?);
+        let read_at = Timestamp::now()
+            .round(Unit::Second)
+            .unwrap_or_else(|_| Timestamp::now())
+            .to_string();
+        cache.put(key, (read_at.clone(), Arc::clone(&value)));
         Ok(Read { value, read_at })
     }
+}
+
+fn uid(account: &SystemAccount) -> String {
+    account.uid().unwrap_or_else(|| account.name_any())
 }

@@ -6,6 +6,7 @@
 //! JSON (`/api/...`).
 
 mod auth;
+mod cache;
 mod fleet;
 mod html;
 mod routes;

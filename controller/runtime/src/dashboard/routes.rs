@@ -15,10 +15,10 @@ use axum::routing::get;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::jiff::Timestamp;
+use kube::Resource;
 use kube::api::{Api, ListParams};
 use kube::runtime::reflector;
-use kube::{Resource, ResourceExt};
-use patchfleet_api::v1alpha1::{MaintenanceWindow, PatchGroup, SystemAccount};
+use patchfleet_api::v1alpha1::SystemAccount;
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
@@ -35,6 +35,8 @@ const SESSION: Duration = Duration::from_secs(8 * 3600);
 const REVIEWS_AT_ONCE: usize = 16;
 /// Recent Events shown per object.
 const EVENTS: usize = 20;
+/// Where kube-rs' Recorder puts the Events of a cluster-scoped object (a SystemAccount).
+const CLUSTER_EVENTS_NAMESPACE: &str = "default";
 
 /// Only our own script, stylesheet and images; no inline script or style, no framing, no
 /// form posting elsewhere.
@@ -44,26 +46,64 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 const APP_JS: &str = include_str!("assets/app.js");
 const APP_CSS: &str = include_str!("assets/app.css");
 
+/// HTML for a browser, JSON for `/api`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Html,
+    Json,
+}
+
 pub fn router(dashboard: Arc<Dashboard>) -> Router {
+    use Format::{Html, Json};
     Router::new()
-        .route("/", get(overview_html))
-        .route("/api/overview", get(overview_json))
-        .route("/accounts/{name}", get(account_html))
-        .route("/api/accounts/{name}", get(account_json))
-        .route("/groups/{namespace}/{name}", get(group_html))
-        .route("/api/groups/{namespace}/{name}", get(group_json))
-        .route("/windows/{namespace}/{name}", get(window_html))
-        .route("/api/windows/{namespace}/{name}", get(window_json))
+        .route(
+            "/",
+            get(|s: Shared, q: Query<OverviewQuery>, h: HeaderMap| overview(s, q, h, Html)),
+        )
+        .route(
+            "/api/overview",
+            get(|s: Shared, q: Query<OverviewQuery>, h: HeaderMap| overview(s, q, h, Json)),
+        )
+        .route(
+            "/accounts/{name}",
+            get(|s: Shared, p: Path<String>, h: HeaderMap| account(s, p, h, Html)),
+        )
+        .route(
+            "/api/accounts/{name}",
+            get(|s: Shared, p: Path<String>, h: HeaderMap| account(s, p, h, Json)),
+        )
+        .route(
+            "/groups/{namespace}/{name}",
+            get(|s: Shared, p: Path<(String, String)>, h: HeaderMap| group(s, p, h, Html)),
+        )
+        .route(
+            "/api/groups/{namespace}/{name}",
+            get(|s: Shared, p: Path<(String, String)>, h: HeaderMap| group(s, p, h, Json)),
+        )
+        .route(
+            "/windows/{namespace}/{name}",
+            get(|s: Shared, p: Path<(String, String)>, h: HeaderMap| window(s, p, h, Html)),
+        )
+        .route(
+            "/api/windows/{namespace}/{name}",
+            get(|s: Shared, p: Path<(String, String)>, h: HeaderMap| window(s, p, h, Json)),
+        )
         .route(
             "/instances/{account}/{region}/{namespace}/{name}",
-            get(instances_html),
+            get(|s: Shared, p: Path<InstancesPath>, h: HeaderMap| instances(s, p, h, Html)),
         )
         .route(
             "/api/instances/{account}/{region}/{namespace}/{name}",
-            get(instances_json),
+            get(|s: Shared, p: Path<InstancesPath>, h: HeaderMap| instances(s, p, h, Json)),
         )
-        .route("/nodes/{account}/{region}/{id}", get(node_html))
-        .route("/api/nodes/{account}/{region}/{id}", get(node_json))
+        .route(
+            "/nodes/{account}/{region}/{id}",
+            get(|s: Shared, p: Path<(String, String, String)>, h: HeaderMap| node(s, p, h, Html)),
+        )
+        .route(
+            "/api/nodes/{account}/{region}/{id}",
+            get(|s: Shared, p: Path<(String, String, String)>, h: HeaderMap| node(s, p, h, Json)),
+        )
         .route("/login", get(login_form).post(login))
         .route("/logout", axum::routing::post(logout))
         .route(
@@ -98,6 +138,8 @@ async fn security_headers(mut response: Response) -> Response {
     );
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("private, no-cache"));
+    h.entry(header::VARY)
+        .or_insert(HeaderValue::from_static("Authorization, Cookie"));
     response
 }
 
@@ -120,19 +162,14 @@ async fn readiness(State(d): Shared) -> (StatusCode, &'static str) {
     }
 }
 
-/// HTML for a browser, JSON for `/api`.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Format {
-    Html,
-    Json,
-}
-
 /// A request refused or failed, answered in the request's format.
 struct Refusal {
     status: StatusCode,
     title: &'static str,
     message: String,
 }
+
+const NO_TOKEN: &str = "no bearer token: send an Authorization header or log in";
 
 impl Refusal {
     fn forbidden(user: &User, access: &Access) -> Refusal {
@@ -159,7 +196,7 @@ impl Refusal {
         }
     }
 
-    fn respond(self, format: Format, user: Option<&User>, next: &str) -> Response {
+    fn respond(self, format: Format, user: Option<&User>, here: &str) -> Response {
         match format {
             Format::Json => (
                 self.status,
@@ -170,7 +207,7 @@ impl Refusal {
                 .into_response(),
             Format::Html if self.status == StatusCode::UNAUTHORIZED => {
                 let error = (self.message != NO_TOKEN).then_some(self.message.as_str());
-                (self.status, axum::response::Html(html::login(next, error))).into_response()
+                (self.status, axum::response::Html(html::login(here, error))).into_response()
             }
             Format::Html => (
                 self.status,
@@ -198,7 +235,72 @@ impl From<AuthError> for Refusal {
     }
 }
 
-const NO_TOKEN: &str = "no bearer token: send an Authorization header or log in";
+/// A page, built once the user is known: its view and how the HTML shows it.
+struct Page<T> {
+    title: String,
+    crumbs: Vec<(String, Option<String>)>,
+    view: T,
+    html: fn(&T) -> String,
+    /// Pages read from the statuses check for changes; pages read from SSM do not (each
+    /// check could cost SSM calls).
+    live: bool,
+}
+
+/// Every page's flow: who asks (401 without a token the API server accepts), then
+/// `build` (which authorizes each object it reads), then the view as HTML or JSON, or
+/// `304 Not Modified` when the view's ETag is the one the client has.
+async fn serve<T, F, Fut>(
+    d: Arc<Dashboard>,
+    headers: HeaderMap,
+    format: Format,
+    here: String,
+    build: F,
+) -> Response
+where
+    T: Serialize,
+    F: FnOnce(Arc<Dashboard>, User) -> Fut,
+    Fut: Future<Output = Result<Page<T>, Refusal>>,
+{
+    let user = match user_of(&d, &headers).await {
+        Ok(user) => user,
+        Err(r) => return r.respond(format, None, &here),
+    };
+    let page = match build(Arc::clone(&d), user.clone()).await {
+        Ok(page) => page,
+        Err(r) => return r.respond(format, Some(&user), &here),
+    };
+    let tag = etag(&page.view);
+    let not_modified = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == tag);
+    let etag_header = [(header::ETAG, tag.clone())];
+    if not_modified {
+        return (StatusCode::NOT_MODIFIED, etag_header).into_response();
+    }
+    match format {
+        Format::Json => (etag_header, axum::Json(&page.view)).into_response(),
+        Format::Html => {
+            let body = (page.html)(&page.view);
+            let refresh = if page.live && !d.refresh.is_zero() {
+                d.refresh.as_secs().max(1)
+            } else {
+                0
+            };
+            let html = html::page(
+                &html::Frame {
+                    title: &page.title,
+                    crumbs: page.crumbs,
+                    user: Some(&user.name),
+                    refresh,
+                    etag: &tag,
+                },
+                &body,
+            );
+            (etag_header, axum::response::Html(html)).into_response()
+        }
+    }
+}
 
 async fn user_of(d: &Dashboard, headers: &HeaderMap) -> Result<User, Refusal> {
     let token = auth::token_of(headers).ok_or(Refusal {
@@ -267,8 +369,71 @@ where
     Ok(visible)
 }
 
-fn owned<K: Clone>(list: Vec<Arc<K>>) -> Vec<K> {
-    list.into_iter().map(|k| (*k).clone()).collect()
+/// The SystemAccount, if the user may get it (403 before 404: a refusal says nothing of
+/// whether it exists).
+async fn visible_account(
+    d: &Dashboard,
+    user: &User,
+    name: &str,
+) -> Result<Arc<SystemAccount>, Refusal> {
+    require(d, user, Access::get("systemaccounts", None, Some(name))).await?;
+    d.accounts
+        .get(&reflector::ObjectRef::new(name))
+        .ok_or_else(|| Refusal::not_found(format!("no SystemAccount {name}")))
+}
+
+/// A namespaced object, if the user may get it.
+async fn visible_namespaced<K>(
+    d: &Dashboard,
+    user: &User,
+    resource: &'static str,
+    store: &reflector::Store<K>,
+    ns: &str,
+    name: &str,
+) -> Result<Arc<K>, Refusal>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    require(d, user, Access::get(resource, Some(ns), Some(name))).await?;
+    store
+        .get(&reflector::ObjectRef::new(name).within(ns))
+        .ok_or_else(|| Refusal::not_found(format!("no {} {ns}/{name}", K::kind(&()))))
+}
+
+/// The object's recent Events, for a user who may list Events where they are (as
+/// `kubectl describe` needs); none for the others. Found by the object's uid, so an Event
+/// someone wrote about another object of the same name is not shown.
+async fn events_of<K: Resource<DynamicType = ()>>(
+    d: &Dashboard,
+    user: &User,
+    object: &K,
+) -> Result<Vec<view::EventView>, Refusal> {
+    let namespace = object
+        .meta()
+        .namespace
+        .clone()
+        .unwrap_or_else(|| CLUSTER_EVENTS_NAMESPACE.to_owned());
+    if !d
+        .auth
+        .allowed(user, &Access::list_events(Some(&namespace)))
+        .await?
+    {
+        return Ok(Vec::new());
+    }
+    let Some(uid) = object.meta().uid.as_deref() else {
+        return Ok(Vec::new());
+    };
+    let api: Api<Event> = Api::namespaced(d.client.clone(), &namespace);
+    let selector = format!("involvedObject.uid={uid}");
+    Ok(
+        match api.list(&ListParams::default().fields(&selector)).await {
+            Ok(list) => view::events(&list.items, EVENTS),
+            Err(error) => {
+                warn!(%error, kind = %K::kind(&()), "listing Events failed; the page shows none");
+                Vec::new()
+            }
+        },
+    )
 }
 
 fn clock(d: &Dashboard) -> Clock {
@@ -287,336 +452,98 @@ fn etag<T: Serialize>(value: &T) -> String {
     format!("\"{:016x}\"", hasher.finish())
 }
 
-struct Rendered<'a, T> {
-    title: String,
-    crumbs: Vec<(String, Option<String>)>,
-    view: T,
-    html: fn(&T) -> String,
-    /// Pages read from the statuses check for changes; pages read from SSM do not (each
-    /// check could cost SSM calls).
-    live: bool,
-    user: &'a User,
-}
-
-fn respond<T: Serialize>(
-    d: &Dashboard,
-    format: Format,
-    headers: &HeaderMap,
-    r: Rendered<'_, T>,
-) -> Response {
-    let tag = etag(&r.view);
-    let not_modified = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == tag);
-    let etag_header = [
-        (header::ETAG, tag.clone()),
-        (header::VARY, "Authorization, Cookie".to_owned()),
-    ];
-    if not_modified {
-        return (StatusCode::NOT_MODIFIED, etag_header).into_response();
-    }
-    match format {
-        Format::Json => (etag_header, axum::Json(&r.view)).into_response(),
-        Format::Html => {
-            let body = (r.html)(&r.view);
-            let page = html::page(
-                &html::Frame {
-                    title: &r.title,
-                    crumbs: r.crumbs,
-                    user: Some(&r.user.name),
-                    refresh: if r.live {
-                        d.refresh.as_secs().max(1) * u64::from(!d.refresh.is_zero())
-                    } else {
-                        0
-                    },
-                    etag: &tag,
-                },
-                &body,
-            );
-            (etag_header, axum::response::Html(page)).into_response()
-        }
-    }
-}
-
 fn home() -> (String, Option<String>) {
     ("Fleet".to_owned(), Some("/".to_owned()))
 }
 
-// ---- overview ----
-
-async fn overview_html(
-    State(d): Shared,
-    Query(q): Query<OverviewQuery>,
-    headers: HeaderMap,
-) -> Response {
-    overview(d, q, headers, Format::Html).await
-}
-
-async fn overview_json(
-    State(d): Shared,
-    Query(q): Query<OverviewQuery>,
-    headers: HeaderMap,
-) -> Response {
-    overview(d, q, headers, Format::Json).await
-}
-
 async fn overview(
-    d: Arc<Dashboard>,
-    q: OverviewQuery,
+    State(d): Shared,
+    Query(q): Query<OverviewQuery>,
     headers: HeaderMap,
     format: Format,
 ) -> Response {
-    let user = match user_of(&d, &headers).await {
-        Ok(user) => user,
-        Err(r) => return r.respond(format, None, "/"),
-    };
-    let lists = async {
-        Ok::<_, Refusal>((
-            visible(&d, &user, "systemaccounts", &d.accounts).await?,
-            visible(&d, &user, "patchgroups", &d.groups).await?,
-            visible(&d, &user, "maintenancewindows", &d.windows).await?,
-        ))
-    }
-    .await;
-    let (accounts, groups, windows) = match lists {
-        Ok(lists) => lists,
-        Err(r) => return r.respond(format, Some(&user), "/"),
-    };
-    let view = view::overview(
-        &owned(accounts),
-        &owned(groups),
-        &owned(windows),
-        &q,
-        clock(&d),
-    );
-    respond(
-        &d,
-        format,
-        &headers,
-        Rendered {
+    serve(d, headers, format, "/".to_owned(), |d, user| async move {
+        let accounts = visible(&d, &user, "systemaccounts", &d.accounts).await?;
+        let groups = visible(&d, &user, "patchgroups", &d.groups).await?;
+        let windows = visible(&d, &user, "maintenancewindows", &d.windows).await?;
+        Ok(Page {
             title: "Fleet".to_owned(),
             crumbs: vec![("Fleet".to_owned(), None)],
-            view,
+            view: view::overview(&accounts, &groups, &windows, &q, clock(&d)),
             html: html::overview,
             live: true,
-            user: &user,
-        },
-    )
+        })
+    })
+    .await
 }
 
-// ---- account ----
-
-async fn account_html(State(d): Shared, Path(name): Path<String>, headers: HeaderMap) -> Response {
-    account(d, name, headers, Format::Html).await
-}
-
-async fn account_json(State(d): Shared, Path(name): Path<String>, headers: HeaderMap) -> Response {
-    account(d, name, headers, Format::Json).await
-}
-
-async fn account(d: Arc<Dashboard>, name: String, headers: HeaderMap, format: Format) -> Response {
+async fn account(
+    State(d): Shared,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    format: Format,
+) -> Response {
     let here = format!("/accounts/{}", html::enc(&name));
-    let user = match user_of(&d, &headers).await {
-        Ok(user) => user,
-        Err(r) => return r.respond(format, None, &here),
-    };
-    let result = async {
+    serve(d, headers, format, here, |d, user| async move {
         let object = visible_account(&d, &user, &name).await?;
         let groups = visible(&d, &user, "patchgroups", &d.groups).await?;
         let windows = visible(&d, &user, "maintenancewindows", &d.windows).await?;
-        let events = events_of::<SystemAccount>(&d, None, &name).await;
-        Ok::<_, Refusal>(view::account(
-            &object,
-            &owned(groups),
-            &owned(windows),
-            events,
-            clock(&d),
-        ))
-    }
-    .await;
-    match result {
-        Ok(view) => respond(
-            &d,
-            format,
-            &headers,
-            Rendered {
-                title: name.clone(),
-                crumbs: vec![home(), (name.clone(), None)],
-                view,
-                html: html::account,
-                live: true,
-                user: &user,
-            },
-        ),
-        Err(r) => r.respond(format, Some(&user), &here),
-    }
-}
-
-/// The SystemAccount, if the user may get it (403 before 404: a refusal says nothing of
-/// whether it exists).
-async fn visible_account(
-    d: &Dashboard,
-    user: &User,
-    name: &str,
-) -> Result<Arc<SystemAccount>, Refusal> {
-    require(d, user, Access::get("systemaccounts", None, Some(name))).await?;
-    d.accounts
-        .find(|a| a.name_any() == name)
-        .ok_or_else(|| Refusal::not_found(format!("no SystemAccount {name}")))
-}
-
-async fn events_of<K: Resource<DynamicType = ()>>(
-    d: &Dashboard,
-    namespace: Option<&str>,
-    name: &str,
-) -> Vec<view::EventView> {
-    let api: Api<Event> = match namespace {
-        Some(ns) => Api::namespaced(d.client.clone(), ns),
-        None => Api::all(d.client.clone()),
-    };
-    let selector = format!(
-        "involvedObject.kind={},involvedObject.name={name}",
-        K::kind(&())
-    );
-    match api.list(&ListParams::default().fields(&selector)).await {
-        Ok(list) => view::events(&list.items, EVENTS),
-        Err(error) => {
-            warn!(%error, kind = %K::kind(&()), name, "listing Events failed; the page shows none");
-            Vec::new()
-        }
-    }
-}
-
-// ---- group ----
-
-async fn group_html(
-    State(d): Shared,
-    Path((ns, name)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    group(d, ns, name, headers, Format::Html).await
-}
-
-async fn group_json(
-    State(d): Shared,
-    Path((ns, name)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    group(d, ns, name, headers, Format::Json).await
-}
-
-async fn visible_namespaced<K>(
-    d: &Dashboard,
-    user: &User,
-    resource: &'static str,
-    store: &reflector::Store<K>,
-    ns: &str,
-    name: &str,
-) -> Result<Arc<K>, Refusal>
-where
-    K: Resource<DynamicType = ()> + Clone + 'static,
-{
-    require(d, user, Access::get(resource, Some(ns), Some(name))).await?;
-    store
-        .get(&reflector::ObjectRef::new(name).within(ns))
-        .ok_or_else(|| Refusal::not_found(format!("no {} {ns}/{name}", K::kind(&()))))
+        let events = events_of(&d, &user, object.as_ref()).await?;
+        Ok(Page {
+            title: name.clone(),
+            crumbs: vec![home(), (name.clone(), None)],
+            view: view::account(&object, &groups, &windows, events, clock(&d)),
+            html: html::account,
+            live: true,
+        })
+    })
+    .await
 }
 
 async fn group(
-    d: Arc<Dashboard>,
-    ns: String,
-    name: String,
+    State(d): Shared,
+    Path((ns, name)): Path<(String, String)>,
     headers: HeaderMap,
     format: Format,
 ) -> Response {
     let here = format!("/groups/{}/{}", html::enc(&ns), html::enc(&name));
-    let user = match user_of(&d, &headers).await {
-        Ok(user) => user,
-        Err(r) => return r.respond(format, None, &here),
-    };
-    let result = async {
+    serve(d, headers, format, here, |d, user| async move {
         let object = visible_namespaced(&d, &user, "patchgroups", &d.groups, &ns, &name).await?;
         let accounts = visible(&d, &user, "systemaccounts", &d.accounts).await?;
-        let events = events_of::<PatchGroup>(&d, Some(&ns), &name).await;
-        Ok::<_, Refusal>(view::group(&object, &owned(accounts), events))
-    }
-    .await;
-    match result {
-        Ok(view) => respond(
-            &d,
-            format,
-            &headers,
-            Rendered {
-                title: format!("{ns}/{name}"),
-                crumbs: vec![home(), (format!("group {ns}/{name}"), None)],
-                view,
-                html: html::group,
-                live: true,
-                user: &user,
-            },
-        ),
-        Err(r) => r.respond(format, Some(&user), &here),
-    }
-}
-
-// ---- window ----
-
-async fn window_html(
-    State(d): Shared,
-    Path((ns, name)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    window(d, ns, name, headers, Format::Html).await
-}
-
-async fn window_json(
-    State(d): Shared,
-    Path((ns, name)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    window(d, ns, name, headers, Format::Json).await
+        let events = events_of(&d, &user, object.as_ref()).await?;
+        Ok(Page {
+            title: format!("{ns}/{name}"),
+            crumbs: vec![home(), (format!("group {ns}/{name}"), None)],
+            view: view::group(&object, &accounts, events),
+            html: html::group,
+            live: true,
+        })
+    })
+    .await
 }
 
 async fn window(
-    d: Arc<Dashboard>,
-    ns: String,
-    name: String,
+    State(d): Shared,
+    Path((ns, name)): Path<(String, String)>,
     headers: HeaderMap,
     format: Format,
 ) -> Response {
     let here = format!("/windows/{}/{}", html::enc(&ns), html::enc(&name));
-    let user = match user_of(&d, &headers).await {
-        Ok(user) => user,
-        Err(r) => return r.respond(format, None, &here),
-    };
-    let result = async {
+    serve(d, headers, format, here, |d, user| async move {
         let object =
             visible_namespaced(&d, &user, "maintenancewindows", &d.windows, &ns, &name).await?;
         let accounts = visible(&d, &user, "systemaccounts", &d.accounts).await?;
-        let events = events_of::<MaintenanceWindow>(&d, Some(&ns), &name).await;
-        Ok::<_, Refusal>(view::window(&object, &owned(accounts), events))
-    }
-    .await;
-    match result {
-        Ok(view) => respond(
-            &d,
-            format,
-            &headers,
-            Rendered {
-                title: format!("{ns}/{name}"),
-                crumbs: vec![home(), (format!("window {ns}/{name}"), None)],
-                view,
-                html: html::window,
-                live: true,
-                user: &user,
-            },
-        ),
-        Err(r) => r.respond(format, Some(&user), &here),
-    }
+        let events = events_of(&d, &user, object.as_ref()).await?;
+        Ok(Page {
+            title: format!("{ns}/{name}"),
+            crumbs: vec![home(), (format!("window {ns}/{name}"), None)],
+            view: view::window(&object, &accounts, events),
+            html: html::window,
+            live: true,
+        })
+    })
+    .await
 }
-
-// ---- a group's nodes in an account-region (SSM) ----
 
 #[derive(Deserialize)]
 struct InstancesPath {
@@ -624,22 +551,6 @@ struct InstancesPath {
     region: String,
     namespace: String,
     name: String,
-}
-
-async fn instances_html(
-    State(d): Shared,
-    Path(p): Path<InstancesPath>,
-    headers: HeaderMap,
-) -> Response {
-    instances(d, p, headers, Format::Html).await
-}
-
-async fn instances_json(
-    State(d): Shared,
-    Path(p): Path<InstancesPath>,
-    headers: HeaderMap,
-) -> Response {
-    instances(d, p, headers, Format::Json).await
 }
 
 /// The account (get and the fleet permission) and its region, checked before any SSM call.
@@ -659,9 +570,13 @@ async fn fleet_account(
     Ok(account)
 }
 
+fn ssm_failed(error: &patchfleet_ssm::EdgeError) -> Refusal {
+    Refusal::unavailable(format!("reading SSM: {error}"))
+}
+
 async fn instances(
-    d: Arc<Dashboard>,
-    p: InstancesPath,
+    State(d): Shared,
+    Path(p): Path<InstancesPath>,
     headers: HeaderMap,
     format: Format,
 ) -> Response {
@@ -672,11 +587,7 @@ async fn instances(
         html::enc(&p.namespace),
         html::enc(&p.name)
     );
-    let user = match user_of(&d, &headers).await {
-        Ok(user) => user,
-        Err(r) => return r.respond(format, None, &here),
-    };
-    let result = async {
+    serve(d, headers, format, here, |d, user| async move {
         let group =
             visible_namespaced(&d, &user, "patchgroups", &d.groups, &p.namespace, &p.name).await?;
         let account = fleet_account(&d, &user, &p.account, &p.region).await?;
@@ -684,73 +595,57 @@ async fn instances(
             .fleet
             .group(&account, &p.region, group.group_name())
             .await
-            .map_err(|e| Refusal::unavailable(format!("reading SSM: {e}")))?;
-        Ok::<_, Refusal>(view::InstancesView {
-            account: p.account.clone(),
-            account_id: account.spec.account_id.clone(),
-            region: p.region.clone(),
-            namespace: p.namespace.clone(),
-            name: p.name.clone(),
-            group: group.group_name().to_owned(),
-            instances: (*read.value).clone(),
-            read_at: read.read_at,
-        })
-    }
-    .await;
-    match result {
-        Ok(view) => respond(
-            &d,
-            format,
-            &headers,
-            Rendered {
-                title: format!("{} nodes in {} {}", p.name, p.account, p.region),
-                crumbs: vec![
-                    home(),
-                    (
-                        p.account.clone(),
-                        Some(format!("/accounts/{}", html::enc(&p.account))),
-                    ),
-                    (
-                        format!("group {}/{}", p.namespace, p.name),
-                        Some(format!(
-                            "/groups/{}/{}",
-                            html::enc(&p.namespace),
-                            html::enc(&p.name)
-                        )),
-                    ),
-                    (format!("nodes in {}", p.region), None),
-                ],
-                view,
-                html: html::instances,
-                live: false,
-                user: &user,
+            .map_err(|e| ssm_failed(&e))?;
+        Ok(Page {
+            title: format!("{} nodes in {} {}", p.name, p.account, p.region),
+            crumbs: vec![
+                home(),
+                (
+                    p.account.clone(),
+                    Some(format!("/accounts/{}", html::enc(&p.account))),
+                ),
+                (
+                    format!("group {}/{}", p.namespace, p.name),
+                    Some(format!(
+                        "/groups/{}/{}",
+                        html::enc(&p.namespace),
+                        html::enc(&p.name)
+                    )),
+                ),
+                (format!("nodes in {}", p.region), None),
+            ],
+            view: view::InstancesView {
+                account: p.account.clone(),
+                account_id: account.spec.account_id.clone(),
+                region: p.region.clone(),
+                namespace: p.namespace.clone(),
+                name: p.name.clone(),
+                group: group.group_name().to_owned(),
+                instances: (*read.value).clone(),
+                read_at: read.read_at,
             },
-        ),
-        Err(r) => r.respond(format, Some(&user), &here),
+            html: html::instances,
+            live: false,
+        })
+    })
+    .await
+}
+
+/// A managed node's id as SSM's InstanceId pattern has it (`i-` with 8 or 17 characters,
+/// `mi-` with 17: <https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DescribeInstancePatches.html>):
+/// anything else is no node, answered without a call.
+fn is_instance_id(id: &str) -> bool {
+    let word = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    match (id.strip_prefix("mi-"), id.strip_prefix("i-")) {
+        (Some(rest), _) => rest.len() == 17 && word(rest),
+        (None, Some(rest)) => (rest.len() == 8 || rest.len() == 17) && word(rest),
+        _ => false,
     }
-}
-
-// ---- one node (SSM) ----
-
-async fn node_html(
-    State(d): Shared,
-    Path(p): Path<(String, String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    node(d, p, headers, Format::Html).await
-}
-
-async fn node_json(
-    State(d): Shared,
-    Path(p): Path<(String, String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    node(d, p, headers, Format::Json).await
 }
 
 async fn node(
-    d: Arc<Dashboard>,
-    (name, region, id): (String, String, String),
+    State(d): Shared,
+    Path((name, region, id)): Path<(String, String, String)>,
     headers: HeaderMap,
     format: Format,
 ) -> Response {
@@ -760,52 +655,40 @@ async fn node(
         html::enc(&region),
         html::enc(&id)
     );
-    let user = match user_of(&d, &headers).await {
-        Ok(user) => user,
-        Err(r) => return r.respond(format, None, &here),
-    };
-    let result = async {
+    serve(d, headers, format, here, |d, user| async move {
         let account = fleet_account(&d, &user, &name, &region).await?;
+        let missing = || Refusal::not_found(format!("no managed node {id} in {name} {region}"));
+        if !is_instance_id(&id) {
+            return Err(missing());
+        }
         let read = d
             .fleet
             .node(&account, &region, &id)
             .await
-            .map_err(|e| Refusal::unavailable(format!("reading SSM: {e}")))?;
-        let detail = (*read.value).clone().ok_or_else(|| {
-            Refusal::not_found(format!("no managed node {id} in {name} {region}"))
-        })?;
-        Ok::<_, Refusal>(view::NodeView {
-            account: name.clone(),
-            account_id: account.spec.account_id.clone(),
-            region: region.clone(),
-            detail,
-            read_at: read.read_at,
-        })
-    }
-    .await;
-    match result {
-        Ok(view) => respond(
-            &d,
-            format,
-            &headers,
-            Rendered {
-                title: id.clone(),
-                crumbs: vec![
-                    home(),
-                    (
-                        name.clone(),
-                        Some(format!("/accounts/{}", html::enc(&name))),
-                    ),
-                    (format!("node {id}"), None),
-                ],
-                view,
-                html: html::node,
-                live: false,
-                user: &user,
+            .map_err(|e| ssm_failed(&e))?;
+        let detail = (*read.value).clone().ok_or_else(missing)?;
+        Ok(Page {
+            title: id.clone(),
+            crumbs: vec![
+                home(),
+                (
+                    name.clone(),
+                    Some(format!("/accounts/{}", html::enc(&name))),
+                ),
+                (format!("node {id}"), None),
+            ],
+            view: view::NodeView {
+                account: name.clone(),
+                account_id: account.spec.account_id.clone(),
+                region: region.clone(),
+                detail,
+                read_at: read.read_at,
             },
-        ),
-        Err(r) => r.respond(format, Some(&user), &here),
-    }
+            html: html::node,
+            live: false,
+        })
+    })
+    .await
 }
 
 // ---- login ----
@@ -818,7 +701,15 @@ struct LoginQuery {
 /// Only a path of this site: never an address elsewhere (`//host`, `https:`).
 fn local_path(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                // Browsers drop tabs and newlines from a Location: `/\t/host` is `//host`.
+                && !n.chars().any(|c| c.is_control() || c.is_whitespace()) =>
+        {
+            n.to_owned()
+        }
         _ => "/".to_owned(),
     }
 }
@@ -895,6 +786,9 @@ mod tests {
         assert_eq!(local_path(Some("//evil.example/")), "/");
         assert_eq!(local_path(Some("https://evil.example/")), "/");
         assert_eq!(local_path(Some("/\\evil.example")), "/");
+        assert_eq!(local_path(Some("/\t/evil.example")), "/");
+        assert_eq!(local_path(Some("/\n/evil.example")), "/");
+        assert_eq!(local_path(Some("/ /evil.example")), "/");
         assert_eq!(local_path(None), "/");
     }
 
@@ -920,8 +814,19 @@ mod tests {
     }
 
     #[test]
-    fn the_etag_is_the_same_for_the_same_view() {
-        assert_eq!(etag(&[1, 2]), etag(&[1, 2]));
-        assert_ne!(etag(&[1, 2]), etag(&[2, 1]));
+    fn only_ssm_instance_ids_are_looked_up() {
+        for id in ["i-0123456789abcdef0", "i-01234567", "mi-0123456789abcdef0"] {
+            assert!(is_instance_id(id), "{id}");
+        }
+        for id in [
+            "i-0123",
+            "mi-01234567",
+            "x-0123456789abcdef0",
+            "i-0123456789abcdef0/..",
+            "",
+            "i-01234567 ",
+        ] {
+            assert!(!is_instance_id(id), "{id}");
+        }
     }
 }

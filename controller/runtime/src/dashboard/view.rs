@@ -2,6 +2,7 @@
 //! them by RBAC first) and the time, so every decision here is a plain table test. The
 //! HTML (`html`) and the JSON (`/api/...`) are two renderings of these same views.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Event;
@@ -129,16 +130,23 @@ pub struct Overview {
 }
 
 /// The overview of the accounts, groups and windows given (the ones the user may see).
-pub fn overview(
-    accounts: &[SystemAccount],
-    groups: &[PatchGroup],
-    windows: &[MaintenanceWindow],
+pub fn overview<A, G, W>(
+    accounts: &[A],
+    groups: &[G],
+    windows: &[W],
     query: &OverviewQuery,
     clock: Clock,
-) -> Overview {
+) -> Overview
+where
+    A: Borrow<SystemAccount>,
+    G: Borrow<PatchGroup>,
+    W: Borrow<MaintenanceWindow>,
+{
     let report = crate::report::build(accounts, groups, windows);
-    let by_name: BTreeMap<String, &SystemAccount> =
-        accounts.iter().map(|a| (a.name_any(), a)).collect();
+    let by_name: BTreeMap<String, &SystemAccount> = accounts
+        .iter()
+        .map(|a| (a.borrow().name_any(), a.borrow()))
+        .collect();
     let mut rows: Vec<OverviewRow> = report
         .accounts
         .into_iter()
@@ -177,18 +185,19 @@ pub fn overview(
     }
     let mut providers: Vec<String> = accounts
         .iter()
-        .map(|a| a.spec.platform.as_str().to_owned())
+        .map(|a| a.borrow().spec.platform.as_str().to_owned())
         .collect();
     providers.sort();
     providers.dedup();
     let unread_accounts = accounts
         .iter()
-        .filter(|a| a.status.as_ref().and_then(|s| s.nodes.as_ref()).is_none())
+        .map(Borrow::borrow)
+        .filter(|a: &&SystemAccount| a.status.as_ref().and_then(|s| s.nodes.as_ref()).is_none())
         .map(|a| a.name_any())
         .collect();
     // Every group and window the user may see, also the ones no pass has counted yet.
     let mut groups_shown = report.groups;
-    for g in groups {
+    for g in groups.iter().map(Borrow::borrow) {
         let (namespace, name) = (g.namespace().unwrap_or_default(), g.name_any());
         if !groups_shown
             .iter()
@@ -204,7 +213,7 @@ pub fn overview(
     }
     groups_shown.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     let mut windows_shown = report.windows;
-    for w in windows {
+    for w in windows.iter().map(Borrow::borrow) {
         let (namespace, name) = (w.namespace().unwrap_or_default(), w.name_any());
         if !windows_shown
             .iter()
@@ -273,7 +282,12 @@ fn sort_rows(rows: &mut [OverviewRow], query: &OverviewQuery) {
         match column {
             "region" => r.row.region.clone(),
             "provider" => r.row.provider.clone(),
-            "lastRun" => r.row.last_run.clone(),
+            // `STATUS at START`: by when it started, not by its status.
+            "lastRun" => r
+                .row
+                .last_run
+                .split_once(" at ")
+                .map_or_else(String::new, |(_, start)| start.to_owned()),
             "observedAt" => r.row.observed_at.clone(),
             _ => r.row.account.clone(),
         }
@@ -416,18 +430,24 @@ pub struct AccountView {
 }
 
 /// An account's page; `groups` and `windows` are the ones the user may see.
-pub fn account(
+pub fn account<G, W>(
     account: &SystemAccount,
-    groups: &[PatchGroup],
-    windows: &[MaintenanceWindow],
+    groups: &[G],
+    windows: &[W],
     events: Vec<EventView>,
     clock: Clock,
-) -> AccountView {
+) -> AccountView
+where
+    G: Borrow<PatchGroup>,
+    W: Borrow<MaintenanceWindow>,
+{
     let status = account.status.as_ref();
+    let none: [&PatchGroup; 0] = [];
+    let no_windows: [&MaintenanceWindow; 0] = [];
     let rows = overview(
         std::slice::from_ref(account),
-        &[],
-        &[],
+        &none,
+        &no_windows,
         &OverviewQuery::default(),
         clock,
     )
@@ -451,7 +471,8 @@ pub fn account(
     let id = &account.spec.account_id;
     let groups = groups
         .iter()
-        .filter_map(|g| {
+        .map(Borrow::borrow)
+        .filter_map(|g: &PatchGroup| {
             let nodes = g.status.as_ref()?.nodes.as_ref()?;
             let regions: Vec<(String, RowCounts)> = nodes
                 .regions
@@ -469,7 +490,8 @@ pub fn account(
         .collect();
     let windows = windows
         .iter()
-        .filter_map(|w| {
+        .map(Borrow::borrow)
+        .filter_map(|w: &MaintenanceWindow| {
             let runs = w.status.as_ref()?.runs.as_ref()?;
             let mine: Vec<(String, WindowRun)> = runs
                 .last_runs
@@ -531,15 +553,14 @@ pub struct GroupView {
 }
 
 /// A group's page; `accounts` are the SystemAccounts the user may see.
-pub fn group(group: &PatchGroup, accounts: &[SystemAccount], events: Vec<EventView>) -> GroupView {
+pub fn group<A: Borrow<SystemAccount>>(
+    group: &PatchGroup,
+    accounts: &[A],
+    events: Vec<EventView>,
+) -> GroupView {
     let status = group.status.as_ref();
     let nodes = status.and_then(|s| s.nodes.as_ref());
-    let name_of = |id: &str| {
-        accounts
-            .iter()
-            .find(|a| a.spec.account_id == id)
-            .map(|a| a.name_any())
-    };
+    let name_of = |id: &str| account_name(accounts, id);
     GroupView {
         namespace: group.namespace().unwrap_or_default(),
         name: group.name_any(),
@@ -592,9 +613,9 @@ pub struct WindowView {
     pub events: Vec<EventView>,
 }
 
-pub fn window(
+pub fn window<A: Borrow<SystemAccount>>(
     window: &MaintenanceWindow,
-    accounts: &[SystemAccount],
+    accounts: &[A],
     events: Vec<EventView>,
 ) -> WindowView {
     let status = window.status.as_ref();
@@ -615,10 +636,7 @@ pub fn window(
                 r.last_runs
                     .iter()
                     .map(|run| WindowRegionRun {
-                        account: accounts
-                            .iter()
-                            .find(|a| a.spec.account_id == run.account_id)
-                            .map(|a| a.name_any()),
+                        account: account_name(accounts, &run.account_id),
                         account_id: run.account_id.clone(),
                         region: run.region.clone(),
                         run: run.run.clone(),
@@ -628,6 +646,15 @@ pub fn window(
             .unwrap_or_default(),
         events,
     }
+}
+
+/// The name of the SystemAccount with this id among `accounts` (the ones the user may see).
+fn account_name<A: Borrow<SystemAccount>>(accounts: &[A], id: &str) -> Option<String> {
+    accounts
+        .iter()
+        .map(Borrow::borrow)
+        .find(|a| a.spec.account_id == id)
+        .map(|a| a.name_any())
 }
 
 /// A group's nodes in one account-region, read from SSM.
@@ -688,6 +715,9 @@ mod tests {
     use super::*;
 
     const NOW: i64 = 1_800_000_000;
+    const NO_ACCOUNTS: &[SystemAccount] = &[];
+    const NO_GROUPS: &[PatchGroup] = &[];
+    const NO_WINDOWS: &[MaintenanceWindow] = &[];
 
     fn clock() -> Clock {
         Clock {
@@ -805,7 +835,13 @@ mod tests {
 
     #[test]
     fn each_row_has_the_state_its_figures_and_their_age_give() {
-        let view = overview(&fleet(), &[], &[], &OverviewQuery::default(), clock());
+        let view = overview(
+            &fleet(),
+            NO_GROUPS,
+            NO_WINDOWS,
+            &OverviewQuery::default(),
+            clock(),
+        );
         let states: Vec<(String, RowState, bool)> = view
             .accounts
             .iter()
@@ -906,7 +942,7 @@ mod tests {
             ),
         ];
         for (pairs, want) in cases {
-            let view = overview(&fleet(), &[], &[], &query(pairs), clock());
+            let view = overview(&fleet(), NO_GROUPS, NO_WINDOWS, &query(pairs), clock());
             assert_eq!(ids(&view), *want, "{pairs:?}");
             let shown: u32 = view.accounts.iter().map(|r| r.row.counts.instances).sum();
             assert_eq!(
@@ -982,7 +1018,13 @@ mod tests {
             group("team", "new", &[]),
         ];
         let windows = [window("team", "nightly", &[])];
-        let view = overview(&[], &groups, &windows, &OverviewQuery::default(), clock());
+        let view = overview(
+            NO_ACCOUNTS,
+            &groups,
+            &windows,
+            &OverviewQuery::default(),
+            clock(),
+        );
         let names: Vec<(&str, u32)> = view
             .groups
             .iter()

@@ -20,20 +20,31 @@
       cache: "no-store",
     })
       .then(function (response) {
-        if (response.status === 401) {
+        // Logged out, or the permission was taken away: show the page as it now is.
+        if (response.status === 401 || response.status === 403) {
           window.location.reload();
           return null;
         }
         if (response.status !== 200) return null;
-        etag = response.headers.get("ETag") || etag;
-        return response.text();
+        var tag = response.headers.get("ETag") || etag;
+        return response.text().then(function (text) {
+          return { tag: tag, text: text };
+        });
       })
-      .then(function (text) {
-        if (!text) return;
+      .then(function (answer) {
+        if (!answer) return;
+        var text = answer.text;
         var fresh = new DOMParser().parseFromString(text, "text/html").querySelector("main");
         var old = current();
+        // Someone is typing in a filter: keep the page (and the old ETag, so the next
+        // check brings the change).
+        var active = document.activeElement;
+        if (old && active && old.contains(active) && /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName)) {
+          return;
+        }
         if (fresh && old) {
           old.replaceWith(document.importNode(fresh, true));
+          etag = answer.tag;
           document.documentElement.setAttribute("data-updated", String(Date.now()));
         }
       })
