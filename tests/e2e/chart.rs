@@ -1331,6 +1331,27 @@ async fn helm_install_creates_every_object() {
     namespace.delete().await;
 }
 
+/// The chart with the minimal values, rendered and applied server-side in `namespace`;
+/// the rendered file.
+fn apply_rendered(
+    plane: &ControlPlane,
+    scratch: &Scratch,
+    release: &str,
+    namespace: &str,
+) -> PathBuf {
+    let rendered = render_to_file(scratch, release, namespace, MINIMAL);
+    plane
+        .kubectl([
+            "apply".as_ref(),
+            "--server-side".as_ref(),
+            "--field-manager=patchfleet-tests".as_ref(),
+            "-f".as_ref(),
+            rendered.as_os_str(),
+        ])
+        .expect("the rendered chart applies");
+    rendered
+}
+
 /// `kubectl auth can-i` as `user`: true for yes, false for no.
 fn can_i(plane: &ControlPlane, user: &str, args: &[&str]) -> bool {
     let mut command = plane.kubectl_command(["auth", "can-i"]);
@@ -1359,16 +1380,7 @@ async fn the_service_account_can_do_its_job_and_nothing_else() {
         .expect("namespace");
     let scratch = Scratch::new("can-i");
     let release = "rbac";
-    let rendered = render_to_file(&scratch, release, &namespace.name, MINIMAL);
-    plane
-        .kubectl([
-            "apply".as_ref(),
-            "--server-side".as_ref(),
-            "--field-manager=patchfleet-tests".as_ref(),
-            "-f".as_ref(),
-            rendered.as_os_str(),
-        ])
-        .expect("the rendered chart applies");
+    let rendered = apply_rendered(plane, &scratch, release, &namespace.name);
     let ns = namespace.name.as_str();
     let elsewhere = other.name.as_str();
     let lease = format!("{release}-patchfleet");
@@ -1529,16 +1541,7 @@ async fn the_dashboard_and_its_users_can_read_and_nothing_else() {
         .expect("namespace");
     let scratch = Scratch::new("dashboard-can-i");
     let release = "dash";
-    let rendered = render_to_file(&scratch, release, &namespace.name, MINIMAL);
-    plane
-        .kubectl([
-            "apply".as_ref(),
-            "--server-side".as_ref(),
-            "--field-manager=patchfleet-tests".as_ref(),
-            "-f".as_ref(),
-            rendered.as_os_str(),
-        ])
-        .expect("the rendered chart applies");
+    let rendered = apply_rendered(plane, &scratch, release, &namespace.name);
     let ns = namespace.name.as_str();
     let elsewhere = other.name.as_str();
     let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<String>>();

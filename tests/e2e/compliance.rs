@@ -14,13 +14,11 @@ use patchfleet_api::v1alpha1::{
     SystemAccount,
 };
 use patchfleet_tests::e2e::eventually;
-use patchfleet_tests::stack::{ALL_KINDS, CONVERGE, Stack, ssm_client};
+use patchfleet_tests::stack::{ALL_KINDS, Stack, ssm_client};
 use serde_json::Value;
 
 const PASS: Duration = Duration::from_secs(120);
-use patchfleet_tests::fleet::{
-    A, B, OVERWRITTEN, account_total, fleet_a, fleet_b, manifests, put_fleet, set_clock,
-};
+use patchfleet_tests::fleet::{A, OVERWRITTEN, account_total, set_clock};
 
 /// Another tool registers its own Windows baseline for "db", scans one node with it, and
 /// patchfleet's registration comes back (the controller restores it on its next pass,
@@ -114,21 +112,8 @@ fn metric(text: &str, series: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fleet_is_counted_as_it_is() {
-    let mut stack = Stack::start("compliance").await.expect("stack starts");
-    stack
-        .start_controller_with(&["--compliance-interval", "2s"])
-        .expect("controller starts");
-    let now = stack.sim.sim().clock.now();
-    let scan_at = (now / 60.0).floor() * 60.0 + 3_600.0;
-    let install_at = scan_at + 3_600.0;
-    stack
-        .apply_text("compliance", &manifests(scan_at, install_at))
-        .expect("manifests apply");
-    stack
-        .wait_ready(&ALL_KINDS, CONVERGE)
-        .expect("everything converges");
-    put_fleet(&stack, A, fleet_a());
-    put_fleet(&stack, B, fleet_b());
+    let (stack, scan_at, install_at) =
+        patchfleet_tests::fleet::start("compliance", &ALL_KINDS).await;
 
     // Before any window: every node listed, none reported.
     eventually("customer A's nodes, none scanned", &stack, PASS, || async {

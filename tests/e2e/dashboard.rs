@@ -17,10 +17,8 @@ use patchfleet_api::v1alpha1::{
 };
 use patchfleet_planner::instances::{group_calls, instance_calls};
 use patchfleet_tests::e2e::eventually;
-use patchfleet_tests::fleet::{
-    A, account_total, fleet_a, fleet_b, manifests, put_fleet, set_clock,
-};
-use patchfleet_tests::stack::{ALL_KINDS, CONVERGE, Stack, patchfleet_binary};
+use patchfleet_tests::fleet::{account_total, set_clock};
+use patchfleet_tests::stack::{ALL_KINDS, Stack, patchfleet_binary};
 use patchfleet_tests::web::{Browser, DashboardProcess, get, request, service_account_token};
 use serde_json::{Value, json};
 
@@ -224,21 +222,8 @@ async fn wait_text(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_see_what_rbac_allows_and_a_browser_follows_the_fleet() {
-    let mut stack = Stack::start("dashboard").await.expect("stack starts");
-    stack
-        .start_controller_with(&["--compliance-interval", "2s"])
-        .expect("controller starts");
-    let now = stack.sim.sim().clock.now();
-    let scan_at = (now / 60.0).floor() * 60.0 + 3_600.0;
-    let install_at = scan_at + 3_600.0;
-    stack
-        .apply_text("dashboard", &manifests(scan_at, install_at))
-        .expect("manifests apply");
-    stack
-        .wait_ready(&ALL_KINDS[..1], CONVERGE)
-        .expect("the accounts converge");
-    put_fleet(&stack, A, fleet_a());
-    put_fleet(&stack, patchfleet_tests::fleet::B, fleet_b());
+    let (stack, scan_at, install_at) =
+        patchfleet_tests::fleet::start("dashboard", &ALL_KINDS[..1]).await;
     stack.apply_text("users", USERS).expect("users apply");
     let token = |name: &str| service_account_token(&stack, "viewers", name).expect("a token");
     let (admin, viewer_a, team, nobody) = (

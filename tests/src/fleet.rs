@@ -213,3 +213,26 @@ pub async fn account_total(stack: &Stack, name: &str) -> Option<NodeCounts> {
     let account = api.get(name).await.ok()?;
     account.status?.nodes.map(|n| n.total)
 }
+
+/// The stack with this fleet: the controller (compliance pass every 2 s), the manifests
+/// applied with the Scan window an hour ahead on the simulated clock and the Install
+/// windows an hour after it, `ready` kinds Ready, both accounts' nodes in place. Returns
+/// the stack and the Scan and Install times.
+pub async fn start(test: &str, ready: &[&str]) -> (Stack, f64, f64) {
+    let mut stack = Stack::start(test).await.expect("stack starts");
+    stack
+        .start_controller_with(&["--compliance-interval", "2s"])
+        .expect("controller starts");
+    let now = stack.sim.sim().clock.now();
+    let scan_at = (now / 60.0).floor() * 60.0 + 3_600.0;
+    let install_at = scan_at + 3_600.0;
+    stack
+        .apply_text(test, &manifests(scan_at, install_at))
+        .expect("manifests apply");
+    stack
+        .wait_ready(ready, crate::stack::CONVERGE)
+        .expect("the resources converge");
+    put_fleet(&stack, A, fleet_a());
+    put_fleet(&stack, B, fleet_b());
+    (stack, scan_at, install_at)
+}

@@ -464,7 +464,8 @@ pub fn http_get(address: SocketAddr, path: &str) -> anyhow::Result<(u16, String)
     Ok((status, body))
 }
 
-fn dechunk(mut body: &str) -> anyhow::Result<String> {
+/// A chunked HTTP/1.1 body, joined.
+pub fn dechunk(mut body: &str) -> anyhow::Result<String> {
     let mut out = String::new();
     loop {
         let (size, rest) = body.split_once("\r\n").context("bad chunk")?;

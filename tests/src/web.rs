@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use crate::stack::{
-    BASE_ACCESS_KEY, BASE_SECRET_KEY, Stack, free_local_address, patchfleet_binary,
+    BASE_ACCESS_KEY, BASE_SECRET_KEY, Stack, dechunk, free_local_address, patchfleet_binary,
 };
 
 /// An HTTP answer: status, headers (names lower-cased) and body.
@@ -86,19 +86,6 @@ pub fn request(
         headers,
         body,
     })
-}
-
-fn dechunk(mut body: &str) -> anyhow::Result<String> {
-    let mut out = String::new();
-    loop {
-        let (size, rest) = body.split_once("\r\n").context("bad chunk")?;
-        let size = usize::from_str_radix(size.trim(), 16).context("bad chunk size")?;
-        if size == 0 {
-            return Ok(out);
-        }
-        out.push_str(rest.get(..size).context("short chunk")?);
-        body = rest.get(size + 2..).context("short chunk")?;
-    }
 }
 
 /// A GET with a bearer token (None: no Authorization header).
@@ -198,7 +185,19 @@ impl DashboardProcess {
 }
 
 impl Drop for DashboardProcess {
+    /// SIGTERM first, as Kubernetes stops a pod (the dashboard finishes its requests and
+    /// exits), then SIGKILL after five seconds.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

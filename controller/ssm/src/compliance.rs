@@ -99,27 +99,34 @@ async fn read_nodes(s: &Session<'_>) -> Result<Vec<NodeReading>, EdgeError> {
                 .send()
         },
         |out| {
-            nodes.extend(out.instance_information_list().iter().filter_map(|i| {
-                Some(NodeReading {
-                    id: i.instance_id()?.to_owned(),
-                    ping_status: i
-                        .ping_status()
-                        .map(|p| p.as_str())
-                        .unwrap_or_default()
-                        .to_owned(),
-                    platform_type: i
-                        .platform_type()
-                        .map(|p| p.as_str())
-                        .unwrap_or_default()
-                        .to_owned(),
-                    source_type: i.source_type().map(|t| t.as_str().to_owned()),
-                    latest_agent: i.is_latest_version(),
-                })
-            }));
+            nodes.extend(
+                out.instance_information_list()
+                    .iter()
+                    .filter_map(node_reading),
+            );
         },
     )
     .await?;
     Ok(nodes)
+}
+
+/// What the figures need of a node (None without an id, which SSM always sends).
+pub(crate) fn node_reading(i: &sdk::InstanceInformation) -> Option<NodeReading> {
+    Some(NodeReading {
+        id: i.instance_id()?.to_owned(),
+        ping_status: i
+            .ping_status()
+            .map(|p| p.as_str())
+            .unwrap_or_default()
+            .to_owned(),
+        platform_type: i
+            .platform_type()
+            .map(|p| p.as_str())
+            .unwrap_or_default()
+            .to_owned(),
+        source_type: i.source_type().map(|t| t.as_str().to_owned()),
+        latest_agent: i.is_latest_version(),
+    })
 }
 
 fn state_from_sdk(p: &sdk::InstancePatchState) -> PatchStateReading {

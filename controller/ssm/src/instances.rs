@@ -5,11 +5,11 @@
 use aws_sdk_ssm::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_ssm::types as sdk;
 use patchfleet_api::v1alpha1::Platform;
-use patchfleet_planner::compliance::NodeReading;
 use patchfleet_planner::instances::{
     self, InstanceDetail, InstancePatch, InstanceSummary, NodeInformation, PatchCounts, pages,
 };
 
+use crate::compliance::node_reading;
 use crate::edge::{Session, SsmClient};
 use crate::error::{EdgeError, ErrorKind};
 
@@ -143,21 +143,7 @@ async fn node_information(
                     _ => None,
                 };
                 Some(NodeInformation {
-                    reading: NodeReading {
-                        id: i.instance_id()?.to_owned(),
-                        ping_status: i
-                            .ping_status()
-                            .map(|p| p.as_str())
-                            .unwrap_or_default()
-                            .to_owned(),
-                        platform_type: i
-                            .platform_type()
-                            .map(|p| p.as_str())
-                            .unwrap_or_default()
-                            .to_owned(),
-                        source_type: i.source_type().map(|t| t.as_str().to_owned()),
-                        latest_agent: i.is_latest_version(),
-                    },
+                    reading: node_reading(i)?,
                     computer_name: i.computer_name().map(str::to_owned),
                     platform_name,
                     agent_version: i.agent_version().map(str::to_owned),

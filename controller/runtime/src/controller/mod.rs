@@ -348,7 +348,7 @@ impl Watch<'_> {
 /// fields (a field tree per manager, often larger than the spec) and kubectl's
 /// last-applied copy of the whole object. At 1,000 SystemAccounts with their status
 /// writes, these were most of the reflector stores.
-fn slim<K: kube::Resource>(object: &mut K) {
+pub(crate) fn slim<K: kube::Resource>(object: &mut K) {
     let meta = object.meta_mut();
     meta.managed_fields = None;
     if let Some(annotations) = meta.annotations.as_mut() {

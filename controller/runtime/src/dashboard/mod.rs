@@ -106,7 +106,11 @@ where
 {
     let stream = reflector::reflector(
         writer,
-        watcher(Api::<K>::all(client), watcher::Config::default()).default_backoff(),
+        watcher(Api::<K>::all(client), watcher::Config::default())
+            .default_backoff()
+            // What no page shows (managed fields, kubectl's last-applied copy), as the
+            // controller's own stores drop it.
+            .modify(crate::controller::slim),
     )
     .applied_objects();
     futures::pin_mut!(stream);
