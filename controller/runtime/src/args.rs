@@ -269,6 +269,7 @@ pub struct DashboardArgs {
     /// How long a TokenReview or SubjectAccessReview answer is reused.
     #[arg(long, env = "PATCHFLEET_DASHBOARD_AUTH_CACHE_TTL", default_value = "10s", value_parser = parse_duration)]
     pub auth_cache_ttl: Duration,
+    /// Log format: `json` for a log collector.
     #[arg(
         long,
         env = "PATCHFLEET_LOG_FORMAT",
