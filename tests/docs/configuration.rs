@@ -1,7 +1,8 @@
 //! docs/configuration.md documents every flag of `patchfleet run`, and nothing else: each
 //! `--flag` and `PATCHFLEET_*` variable that `patchfleet run --help` shows appears in the
 //! doc's flag table with the same default, and each flag and variable the doc lists
-//! exists. Runs the built binary; no cluster needed.
+//! exists. docs/dashboard.md's flag table, the same for `patchfleet dashboard`. Runs the
+//! built binary; no cluster needed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -17,11 +18,11 @@ struct HelpFlag {
     default: Option<String>,
 }
 
-/// Flags of `patchfleet run --help` (without --help and --version), by long name.
-fn help_flags() -> Result<BTreeMap<String, HelpFlag>> {
+/// Flags of `patchfleet SUBCOMMAND --help` (without --help and --version), by long name.
+fn help_flags(subcommand: &str) -> Result<BTreeMap<String, HelpFlag>> {
     let binary = patchfleet_binary()?;
     let mut command = Command::new(&binary);
-    command.args(["run", "--help"]);
+    command.args([subcommand, "--help"]);
     // A variable set in this environment would show as the value instead of the default.
     for (name, _) in std::env::vars() {
         if name.starts_with("PATCHFLEET_") {
@@ -30,10 +31,10 @@ fn help_flags() -> Result<BTreeMap<String, HelpFlag>> {
     }
     let out = command
         .output()
-        .with_context(|| format!("running {} run --help", binary.display()))?;
+        .with_context(|| format!("running {} {subcommand} --help", binary.display()))?;
     if !out.status.success() {
         bail!(
-            "patchfleet run --help failed: {}",
+            "patchfleet {subcommand} --help failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
     }
@@ -86,7 +87,7 @@ fn help_flags() -> Result<BTreeMap<String, HelpFlag>> {
     flags.remove("help");
     flags.remove("version");
     if flags.len() < 5 {
-        bail!("parsed only {flags:?} from patchfleet run --help:\n{help}");
+        bail!("parsed only {flags:?} from patchfleet {subcommand} --help:\n{help}");
     }
     Ok(flags)
 }
@@ -99,9 +100,14 @@ fn bracketed<'a>(line: &'a str, open: &str) -> Option<&'a str> {
 }
 
 /// Rows of the doc's flag table (`| `--flag` | ...`), by flag, and every PATCHFLEET_*
-/// variable the doc names.
-fn documented() -> Result<(BTreeMap<String, String>, BTreeSet<String>)> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md");
+/// variable the doc names (in the whole doc, or only in the table's rows).
+fn documented(
+    doc_path: &str,
+    vars_in_table_only: bool,
+) -> Result<(BTreeMap<String, String>, BTreeSet<String>)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(doc_path);
     let doc =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let mut rows = BTreeMap::new();
@@ -114,12 +120,14 @@ fn documented() -> Result<(BTreeMap<String, String>, BTreeSet<String>)> {
             .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
             .collect();
         if rows.insert(flag.clone(), line.to_owned()).is_some() {
-            bail!("docs/configuration.md lists --{flag} twice");
+            bail!("{doc_path} lists --{flag} twice");
         }
     }
+    let table = rows.values().cloned().collect::<Vec<_>>().join("\n");
+    let scanned = if vars_in_table_only { &table } else { &doc };
     let mut vars = BTreeSet::new();
-    for (at, _) in doc.match_indices("PATCHFLEET_") {
-        let name: String = doc[at..]
+    for (at, _) in scanned.match_indices("PATCHFLEET_") {
+        let name: String = scanned[at..]
             .chars()
             .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
             .collect();
@@ -133,8 +141,19 @@ fn documented() -> Result<(BTreeMap<String, String>, BTreeSet<String>)> {
 
 #[test]
 fn every_run_flag_is_documented_and_every_documented_flag_exists() -> Result<()> {
-    let flags = help_flags()?;
-    let (rows, documented_vars) = documented()?;
+    agree("run", "docs/configuration.md", false)
+}
+
+#[test]
+fn every_dashboard_flag_is_documented_and_every_documented_flag_exists() -> Result<()> {
+    agree("dashboard", "docs/dashboard.md", true)
+}
+
+/// `patchfleet SUBCOMMAND --help` and the doc's flag table name the same flags, variables
+/// and defaults.
+fn agree(subcommand: &str, doc_path: &str, vars_in_table_only: bool) -> Result<()> {
+    let flags = help_flags(subcommand)?;
+    let (rows, documented_vars) = documented(doc_path, vars_in_table_only)?;
     let mut problems = Vec::new();
 
     for (flag, help) in &flags {
@@ -147,7 +166,7 @@ fn every_run_flag_is_documented_and_every_documented_flag_exists() -> Result<()>
                 problems.push(format!("the row of --{flag} does not name `{env}`"));
             }
             None => problems.push(format!(
-                "--{flag} reads no PATCHFLEET_* variable (every run flag should, for the chart)"
+                "--{flag} reads no PATCHFLEET_* variable (every flag should, for the chart)"
             )),
             _ => {}
         }
@@ -162,7 +181,7 @@ fn every_run_flag_is_documented_and_every_documented_flag_exists() -> Result<()>
     for flag in rows.keys() {
         if !flags.contains_key(flag) {
             problems.push(format!(
-                "docs/configuration.md documents --{flag}, which patchfleet run does not have"
+                "{doc_path} documents --{flag}, which patchfleet {subcommand} does not have"
             ));
         }
     }
@@ -170,7 +189,7 @@ fn every_run_flag_is_documented_and_every_documented_flag_exists() -> Result<()>
     for var in &documented_vars {
         if !help_vars.contains(var) {
             problems.push(format!(
-                "docs/configuration.md names {var}, which patchfleet run does not read"
+                "{doc_path} names {var}, which patchfleet {subcommand} does not read"
             ));
         }
     }
@@ -179,7 +198,7 @@ fn every_run_flag_is_documented_and_every_documented_flag_exists() -> Result<()>
         Ok(())
     } else {
         bail!(
-            "docs/configuration.md and `patchfleet run --help` disagree:\n  {}",
+            "{doc_path} and `patchfleet {subcommand} --help` disagree:\n  {}",
             problems.join("\n  ")
         )
     }
