@@ -52,7 +52,7 @@ async fn read(s: &Session<'_>, request: &ComplianceRequest) -> Result<RegionRead
     let mut states = Vec::new();
     for group in &request.groups {
         states.extend(
-            group_states(s, group)
+            group_states(s, group, state_from_sdk)
                 .await?
                 .into_iter()
                 // A node deregistered since keeps its state in SSM for a while.
@@ -81,7 +81,8 @@ async fn read(s: &Session<'_>, request: &ComplianceRequest) -> Result<RegionRead
     })
 }
 
-fn page(size: usize) -> i32 {
+/// A page size as the SDK takes it.
+pub(crate) fn page(size: usize) -> i32 {
     i32::try_from(size).unwrap_or(i32::MAX)
 }
 
@@ -145,9 +146,13 @@ fn state_from_sdk(p: &sdk::InstancePatchState) -> PatchStateReading {
     }
 }
 
-/// DescribeInstancePatchStatesForPatchGroup, 100 at a time
+/// DescribeInstancePatchStatesForPatchGroup, 100 at a time, each state as `each` reads it
 /// (<https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DescribeInstancePatchStatesForPatchGroup.html>).
-async fn group_states(s: &Session<'_>, group: &str) -> Result<Vec<PatchStateReading>, EdgeError> {
+pub(crate) async fn group_states<T>(
+    s: &Session<'_>,
+    group: &str,
+    each: impl Fn(&sdk::InstancePatchState) -> T,
+) -> Result<Vec<T>, EdgeError> {
     let mut states = Vec::new();
     s.each_page(
         "DescribeInstancePatchStatesForPatchGroup",
@@ -159,7 +164,7 @@ async fn group_states(s: &Session<'_>, group: &str) -> Result<Vec<PatchStateRead
                 .set_next_token(token)
                 .send()
         },
-        |out| states.extend(out.instance_patch_states().iter().map(state_from_sdk)),
+        |out| states.extend(out.instance_patch_states().iter().map(&each)),
     )
     .await?;
     Ok(states)
@@ -190,7 +195,7 @@ async fn states_by_id(
 
 /// RFC 3339 in whole seconds: the form the ExecutedAfter filter takes back, as the API
 /// reference's examples write it.
-fn rfc3339(t: Option<&DateTime>) -> Option<String> {
+pub(crate) fn rfc3339(t: Option<&DateTime>) -> Option<String> {
     t.and_then(|t| {
         DateTime::from_secs(t.secs())
             .fmt(DateTimeFormat::DateTime)

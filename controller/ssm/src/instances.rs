@@ -2,14 +2,13 @@
 //! account-region, and one node's patches. Read-only; every list at its largest page; the
 //! cost of each read is `patchfleet_planner::instances::{group_calls, instance_calls}`.
 
-use aws_sdk_ssm::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_ssm::types as sdk;
 use patchfleet_api::v1alpha1::Platform;
 use patchfleet_planner::instances::{
     self, InstanceDetail, InstancePatch, InstanceSummary, NodeInformation, PatchCounts, pages,
 };
 
-use crate::compliance::node_reading;
+use crate::compliance::{group_states, node_reading, page, rfc3339};
 use crate::edge::{Session, SsmClient};
 use crate::error::{EdgeError, ErrorKind};
 
@@ -38,7 +37,10 @@ pub async fn read_group_instances(
                 .map_err(|e| invalid(client, &e))?,
         )
         .await?;
-        let states = group_states(&s, group).await?;
+        let states = group_states(&s, group, |p| {
+            (p.instance_id().to_owned(), counts_from_sdk(p))
+        })
+        .await?;
         Ok(instances::group_instances(nodes, states, account_platform))
     }
     .await;
@@ -155,34 +157,6 @@ async fn node_information(
     Ok(nodes)
 }
 
-/// DescribeInstancePatchStatesForPatchGroup, 100 at a time.
-async fn group_states(
-    s: &Session<'_>,
-    group: &str,
-) -> Result<Vec<(String, PatchCounts)>, EdgeError> {
-    let mut states = Vec::new();
-    s.each_page(
-        "DescribeInstancePatchStatesForPatchGroup",
-        |token| {
-            s.ssm()
-                .describe_instance_patch_states_for_patch_group()
-                .patch_group(group)
-                .max_results(page(pages::STATES_FOR_GROUP))
-                .set_next_token(token)
-                .send()
-        },
-        |out| {
-            states.extend(
-                out.instance_patch_states()
-                    .iter()
-                    .map(|p| (p.instance_id().to_owned(), counts_from_sdk(p))),
-            )
-        },
-    )
-    .await?;
-    Ok(states)
-}
-
 fn counts_from_sdk(p: &sdk::InstancePatchState) -> PatchCounts {
     let count = |n: Option<i32>| n.and_then(|n| u32::try_from(n).ok()).unwrap_or(0);
     PatchCounts {
@@ -227,14 +201,6 @@ fn patch_from_sdk(p: &sdk::PatchComplianceData) -> InstancePatch {
     }
 }
 
-fn rfc3339(t: Option<&DateTime>) -> Option<String> {
-    t.and_then(|t| {
-        DateTime::from_secs(t.secs())
-            .fmt(DateTimeFormat::DateTime)
-            .ok()
-    })
-}
-
 /// A filter the SDK refused to build (a required member unset): a bug, reported as a
 /// request SSM would refuse.
 fn invalid(client: &SsmClient, e: &dyn std::error::Error) -> EdgeError {
@@ -244,8 +210,4 @@ fn invalid(client: &SsmClient, e: &dyn std::error::Error) -> EdgeError {
         "DescribeInstanceInformation",
         e.to_string(),
     )
-}
-
-fn page(size: usize) -> i32 {
-    i32::try_from(size).unwrap_or(i32::MAX)
 }
