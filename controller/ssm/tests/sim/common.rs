@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_ssm::config::Credentials;
+use aws_sdk_ssm::types::Target;
 use patchfleet_api::v1alpha1::{
     ApprovalRule, BaselineSpec, ComplianceLevel, OperatingSystem, PatchFilter, PatchFilterKey,
     PatchOperation, RebootOption,
@@ -497,4 +498,22 @@ pub fn expected(desired: &Desired) -> Fingerprints {
             .map(|w| (w.name.clone(), window_fingerprint(w)))
             .collect(),
     }
+}
+
+/// AWS-RunPatchBaseline Scan on every node of `groups`, as a window or another tool would.
+pub async fn scan(client: &SsmClient, groups: &[&str]) {
+    client
+        .sdk()
+        .send_command()
+        .document_name("AWS-RunPatchBaseline")
+        .targets(
+            Target::builder()
+                .key("tag:Patch Group")
+                .set_values(Some(groups.iter().map(|g| (*g).to_owned()).collect()))
+                .build(),
+        )
+        .parameters("Operation", vec!["Scan".to_owned()])
+        .send()
+        .await
+        .expect("scan sent");
 }

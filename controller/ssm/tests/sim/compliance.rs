@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aws_sdk_ssm::types::{OperatingSystem as SdkOs, Target};
+use aws_sdk_ssm::types::OperatingSystem as SdkOs;
 use patchfleet_api::v1alpha1::{OperatingSystem, PatchOperation, Platform};
 use patchfleet_planner::compliance::{
     IntendedWindow, NodeQuotas, PassShape, RegionIntent, RegionReading, calls, tally,
@@ -77,24 +77,6 @@ async fn register_groups(client: &SsmClient) {
     ];
     let report = apply(client, CLUSTER, &create_all(&baselines, &[])).await;
     assert!(report.error.is_none(), "{:?}", report.error);
-}
-
-/// AWS-RunPatchBaseline Scan on every node of `groups`, as a window or another tool would.
-async fn scan(client: &SsmClient, groups: &[&str]) {
-    client
-        .sdk()
-        .send_command()
-        .document_name("AWS-RunPatchBaseline")
-        .targets(
-            Target::builder()
-                .key("tag:Patch Group")
-                .set_values(Some(groups.iter().map(|g| (*g).to_owned()).collect()))
-                .build(),
-        )
-        .parameters("Operation", vec!["Scan".to_owned()])
-        .send()
-        .await
-        .expect("scan sent");
 }
 
 fn intent() -> RegionIntent {

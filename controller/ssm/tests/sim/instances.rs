@@ -3,10 +3,8 @@
 //! exactly the calls `patchfleet_planner::instances::{group_calls, instance_calls}` give,
 //! across pages.
 
-use aws_sdk_ssm::types::Target;
 use patchfleet_api::v1alpha1::Platform;
 use patchfleet_planner::instances::{group_calls, instance_calls};
-use patchfleet_ssm::SsmClient;
 use patchfleet_ssm::instances::{read_group_instances, read_instance};
 use ssm_sim::Server;
 use ssm_sim::fleet::{FleetSpec, InstanceSpec, PatchSpec};
@@ -78,23 +76,6 @@ fn put(server: &Server) {
     ssm_sim::fleet::apply(server.sim(), &spec);
 }
 
-async fn scan(client: &SsmClient) {
-    client
-        .sdk()
-        .send_command()
-        .document_name("AWS-RunPatchBaseline")
-        .targets(
-            Target::builder()
-                .key("tag:Patch Group")
-                .values("web")
-                .build(),
-        )
-        .parameters("Operation", vec!["Scan".to_owned()])
-        .send()
-        .await
-        .expect("scan sent");
-}
-
 fn total_calls(server: &Server) -> u64 {
     sim_calls(server, ACCOUNT_A, REGION).values().sum()
 }
@@ -114,7 +95,7 @@ async fn a_groups_nodes_come_worst_first_at_the_documented_cost() {
     assert_eq!(read.calls, group_calls(120, 0));
     assert_eq!(total_calls(&server) - before, u64::from(read.calls));
 
-    scan(&client).await;
+    scan(&client, &["web"]).await;
     let read = read_group_instances(&client, "web", Platform::Aws).await;
     let nodes = read.reading.expect("read");
     assert_eq!(read.calls, group_calls(120, 120));
@@ -152,7 +133,7 @@ async fn a_nodes_patches_come_with_their_cves_worst_first() {
     let server = start(sim_config()).await;
     let (_edge, client) = client_a(&server).await;
     put(&server);
-    scan(&client).await;
+    scan(&client, &["web"]).await;
 
     let id = format!("i-{:017x}", 0);
     let before = total_calls(&server);
