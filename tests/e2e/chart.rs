@@ -84,6 +84,35 @@ fn strings(value: &Value) -> BTreeSet<String> {
 }
 
 /// The container's env as name -> value (valueFrom entries as `fieldRef:PATH`).
+/// A container's securityContext as the restricted Pod Security level wants it, and a
+/// fixed non-root user.
+fn assert_restricted(security: &Value) {
+    assert_eq!(security["runAsNonRoot"], true);
+    assert_eq!(security["runAsUser"], 65532);
+    assert_eq!(security["readOnlyRootFilesystem"], true);
+    assert_eq!(security["allowPrivilegeEscalation"], false);
+    assert_eq!(security["privileged"], false);
+    assert_eq!(security["capabilities"]["drop"], json!(["ALL"]));
+    assert!(security["capabilities"].get("add").is_none());
+    assert_eq!(security["seccompProfile"]["type"], "RuntimeDefault");
+}
+
+/// The `http` port on 8080 and the probes on /healthz and /readyz through it.
+fn assert_http_port_and_probes(container: &Value) {
+    assert_eq!(
+        container["ports"],
+        json!([{"name": "http", "containerPort": 8080, "protocol": "TCP"}])
+    );
+    assert_eq!(
+        container["livenessProbe"]["httpGet"],
+        json!({"path": "/healthz", "port": "http"})
+    );
+    assert_eq!(
+        container["readinessProbe"]["httpGet"],
+        json!({"path": "/readyz", "port": "http"})
+    );
+}
+
 fn env_of(deployment: &Value) -> BTreeMap<String, String> {
     deployment["spec"]["template"]["spec"]["containers"][0]["env"]
         .as_array()
@@ -257,15 +286,7 @@ fn helm_template_renders_every_object_with_the_restrictive_defaults() {
     let container = &containers[0];
     assert_eq!(container["image"], "ghcr.io/patchfleet/patchfleet:0.1.0");
     assert_eq!(container["args"], json!(["run"]));
-    let security = &container["securityContext"];
-    assert_eq!(security["runAsNonRoot"], true);
-    assert_eq!(security["runAsUser"], 65532);
-    assert_eq!(security["readOnlyRootFilesystem"], true);
-    assert_eq!(security["allowPrivilegeEscalation"], false);
-    assert_eq!(security["privileged"], false);
-    assert_eq!(security["capabilities"]["drop"], json!(["ALL"]));
-    assert!(security["capabilities"].get("add").is_none());
-    assert_eq!(security["seccompProfile"]["type"], "RuntimeDefault");
+    assert_restricted(&container["securityContext"]);
     for key in ["requests", "limits"] {
         for resource in ["cpu", "memory"] {
             assert!(
@@ -275,18 +296,7 @@ fn helm_template_renders_every_object_with_the_restrictive_defaults() {
             );
         }
     }
-    assert_eq!(
-        container["ports"],
-        json!([{"name": "http", "containerPort": 8080, "protocol": "TCP"}])
-    );
-    assert_eq!(
-        container["livenessProbe"]["httpGet"],
-        json!({"path": "/healthz", "port": "http"})
-    );
-    assert_eq!(
-        container["readinessProbe"]["httpGet"],
-        json!({"path": "/readyz", "port": "http"})
-    );
+    assert_http_port_and_probes(container);
 
     // Only what the chart must decide is set; every other flag keeps the binary's default.
     let env = env_of(deployment);
@@ -395,29 +405,12 @@ fn dashboard_renders_with_the_restrictive_defaults(objects: &[Value], controller
         security,
         &controller_pod["containers"][0]["securityContext"]
     );
-    assert_eq!(security["runAsNonRoot"], true);
-    assert_eq!(security["readOnlyRootFilesystem"], true);
-    assert_eq!(security["allowPrivilegeEscalation"], false);
-    assert_eq!(security["privileged"], false);
-    assert_eq!(security["capabilities"]["drop"], json!(["ALL"]));
-    assert!(security["capabilities"].get("add").is_none());
-    assert_eq!(security["seccompProfile"]["type"], "RuntimeDefault");
+    assert_restricted(security);
     assert_eq!(
         container["resources"],
         json!({"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}})
     );
-    assert_eq!(
-        container["ports"],
-        json!([{"name": "http", "containerPort": 8080, "protocol": "TCP"}])
-    );
-    assert_eq!(
-        container["livenessProbe"]["httpGet"],
-        json!({"path": "/healthz", "port": "http"})
-    );
-    assert_eq!(
-        container["readinessProbe"]["httpGet"],
-        json!({"path": "/readyz", "port": "http"})
-    );
+    assert_http_port_and_probes(container);
     let env = env_of(deployment);
     let expected_env: BTreeMap<String, String> = [
         ("POD_NAME", "fieldRef:metadata.name"),
