@@ -21,5 +21,6 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         v1alpha1::PatchPolicy::crd(),
         v1alpha1::PatchGroup::crd(),
         v1alpha1::MaintenanceWindow::crd(),
+        v1alpha1::PatchRollout::crd(),
     ]
 }

@@ -293,8 +293,10 @@ pub fn mk_inventory(
         policies,
         groups,
         windows,
+        rollouts: Vec::new(),
         namespaces,
         definitions: Default::default(),
+        staging: Default::default(),
     }
 }
 
@@ -352,6 +354,7 @@ pub fn mk_registration(
         patch_group: patch_group.to_owned(),
         operating_system: os,
         baseline_id: baseline_id.to_owned(),
+        baseline_name: None,
     }
 }
 

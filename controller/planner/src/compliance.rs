@@ -13,6 +13,7 @@ use patchfleet_api::v1alpha1::{
 use crate::Inventory;
 use crate::inventory::Settings;
 use crate::model::{AccountRegion, ObservedRegistration, Owner, TaskAction};
+use crate::rollout::{GroupEvidence, StageRelease, group_evidence};
 use crate::steps::group_giving;
 
 /// A managed node as DescribeInstanceInformation reports it
@@ -79,6 +80,17 @@ pub struct IntendedWindow {
     pub owner: Owner,
     /// Whether one of its tasks installs patches (the account's "last install run").
     pub installs: bool,
+    /// The `Patch Group` values it targets.
+    pub groups: BTreeSet<String>,
+}
+
+/// A PatchGroup in a rollout stage that has a release, as the compliance pass needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StagedGroup {
+    pub owner: Owner,
+    pub release: StageRelease,
+    /// The names of the stage's baselines for that release (one per operating system).
+    pub baselines: BTreeSet<String>,
 }
 
 /// What patchfleet keeps in one account-region, from the resources: which patch groups
@@ -88,6 +100,8 @@ pub struct RegionIntent {
     pub platform: Platform,
     pub groups: BTreeMap<String, Owner>,
     pub windows: BTreeMap<String, IntendedWindow>,
+    /// By `Patch Group` value: the groups in a rollout stage with a release.
+    pub staged: BTreeMap<String, StagedGroup>,
 }
 
 /// The patch groups and windows patchfleet plans in `region` (nothing for an inactive
@@ -122,15 +136,67 @@ pub fn intent(inventory: &Inventory, settings: &Settings, region: &AccountRegion
                 IntendedWindow {
                     owner: window.owner.clone(),
                     installs,
+                    groups: window
+                        .targets
+                        .values()
+                        .map(|t| t.patch_group.clone())
+                        .collect(),
                 },
             )
         })
         .collect();
+    let staged = staged_groups(inventory, &desired, &groups);
     RegionIntent {
         platform,
         groups,
         windows,
+        staged,
     }
+}
+
+/// The groups planned here that sit in a rollout stage with a release, with the names of
+/// that release's baselines.
+fn staged_groups(
+    inventory: &Inventory,
+    desired: &crate::Desired,
+    groups: &BTreeMap<String, Owner>,
+) -> BTreeMap<String, StagedGroup> {
+    let staging = inventory.staging();
+    let mut staged = BTreeMap::new();
+    if staging.is_empty() {
+        return staged;
+    }
+    for (value, owner) in groups {
+        let Some(stage) = staging.assignment(&owner.namespace, &owner.name) else {
+            continue;
+        };
+        let Some(release) = &stage.release else {
+            continue;
+        };
+        let baselines: BTreeSet<String> = desired
+            .baselines
+            .values()
+            .filter(|b| {
+                b.patch_groups.contains(value)
+                    && b.name
+                        == stage.baseline_name(
+                            &b.owner.namespace,
+                            &b.owner.name,
+                            b.operating_system(),
+                        )
+            })
+            .map(|b| b.name.clone())
+            .collect();
+        staged.insert(
+            value.clone(),
+            StagedGroup {
+                owner: owner.clone(),
+                release: release.clone(),
+                baselines,
+            },
+        );
+    }
+    staged
 }
 
 /// The managed-node quotas of an account-region
@@ -165,6 +231,9 @@ pub struct RegionFigures {
     pub overwritten: BTreeMap<Owner, u32>,
     /// Per MaintenanceWindow: its last run here (None: not run yet).
     pub windows: BTreeMap<Owner, Option<WindowRun>>,
+    /// Per PatchGroup in a rollout stage with a release: what its nodes here show for
+    /// that release.
+    pub stages: BTreeMap<Owner, (StageRelease, GroupEvidence)>,
 }
 
 /// Counts the figures of one account-region from what the pass read.
@@ -241,6 +310,19 @@ pub fn tally(reading: &RegionReading, intent: &RegionIntent, quotas: NodeQuotas)
             }
         }
         figures.windows.insert(window.owner.clone(), run);
+    }
+    for (value, staged) in &intent.staged {
+        let mut evidence =
+            group_evidence(&reading.states, &reading.registrations, value, &staged.baselines);
+        evidence.last_install = intent
+            .windows
+            .iter()
+            .filter(|(_, w)| w.installs && w.groups.contains(value))
+            .filter_map(|(name, _)| reading.windows.get(name).cloned().flatten())
+            .max_by_key(|run| run.started());
+        figures
+            .stages
+            .insert(staged.owner.clone(), (staged.release.clone(), evidence));
     }
     figures
 }

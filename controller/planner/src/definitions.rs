@@ -18,7 +18,15 @@ use crate::model::Owner;
 
 #[derive(Default)]
 pub struct DefinitionCache {
-    entries: Mutex<HashMap<(Owner, OperatingSystem), Entry>>,
+    entries: Mutex<HashMap<(Owner, OperatingSystem, Approvals), Entry>>,
+}
+
+/// Which approvals a baseline of a policy carries: the policy's own, or a rollout stage's
+/// (the rules cut off at its release's date; None: no release yet, no rule).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Approvals {
+    Policy,
+    Release(Option<String>),
 }
 
 struct Entry {
@@ -33,11 +41,12 @@ impl DefinitionCache {
     pub fn get_or_compute(
         &self,
         policy: &Owner,
+        approvals: &Approvals,
         mode: PolicyMode,
         spec: &BaselineSpec,
         compute: impl FnOnce() -> BaselineSpec,
     ) -> Arc<BaselineSpec> {
-        let key = (policy.clone(), spec.operating_system);
+        let key = (policy.clone(), spec.operating_system, approvals.clone());
         // A panic elsewhere while holding the lock leaves entries that are still whole.
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(entry) = entries.get(&key)
@@ -104,7 +113,7 @@ mod tests {
         let spec = BaselineSpec::new(OperatingSystem::Windows);
         let computed = std::cell::Cell::new(0);
         let get = |spec: &BaselineSpec, mode| {
-            cache.get_or_compute(&owner("p"), mode, spec, || {
+            cache.get_or_compute(&owner("p"), &Approvals::Policy, mode, spec, || {
                 computed.set(computed.get() + 1);
                 spec.clone()
             })
@@ -131,13 +140,27 @@ mod tests {
         let cache = DefinitionCache::default();
         let windows = BaselineSpec::new(OperatingSystem::Windows);
         let linux = BaselineSpec::new(OperatingSystem::AmazonLinux2);
-        let a = cache.get_or_compute(&owner("a"), PolicyMode::Active, &windows, || {
-            windows.clone()
-        });
-        let b = cache.get_or_compute(&owner("b"), PolicyMode::Active, &windows, || {
-            windows.clone()
-        });
-        let c = cache.get_or_compute(&owner("a"), PolicyMode::Active, &linux, || linux.clone());
+        let a = cache.get_or_compute(
+            &owner("a"),
+            &Approvals::Policy,
+            PolicyMode::Active,
+            &windows,
+            || windows.clone(),
+        );
+        let b = cache.get_or_compute(
+            &owner("b"),
+            &Approvals::Policy,
+            PolicyMode::Active,
+            &windows,
+            || windows.clone(),
+        );
+        let c = cache.get_or_compute(
+            &owner("a"),
+            &Approvals::Policy,
+            PolicyMode::Active,
+            &linux,
+            || linux.clone(),
+        );
         assert!(!Arc::ptr_eq(&a, &b));
         assert_eq!(c.operating_system, OperatingSystem::AmazonLinux2);
         assert_eq!(cache.len(), 3);

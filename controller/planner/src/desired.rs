@@ -10,6 +10,7 @@ use patchfleet_api::v1alpha1::{
     PolicyMode, Strategy, SystemAccount, WindowTask,
 };
 
+use crate::definitions::Approvals;
 use crate::inventory::{
     Inventory, Settings, group_owner, is_being_deleted, name_of, namespace_of, policy_owner,
     window_owner,
@@ -21,6 +22,7 @@ use crate::model::{
 };
 use crate::naming::{baseline_name, target_name, task_name, window_name};
 use crate::normalize::normalize_baseline;
+use crate::rollout::release_spec;
 use crate::selection::{Reach, admits, is_active_in, reach, validate_selector};
 
 /// The Automation runbook a task with `snapshotBeforePatch` runs: it snapshots the
@@ -87,6 +89,7 @@ fn policy_baseline(
     inventory: &Inventory,
     policy: &PatchPolicy,
     spec: &BaselineSpec,
+    approvals: &Approvals,
     name: &str,
     patch_groups: BTreeSet<String>,
 ) -> DesiredBaseline {
@@ -96,8 +99,11 @@ fn policy_baseline(
         name: name.to_owned(),
         definition: inventory
             .definitions
-            .get_or_compute(&owner, mode, spec, || {
-                baseline_definition(&owner, mode, spec)
+            .get_or_compute(&owner, approvals, mode, spec, || match approvals {
+                Approvals::Policy => baseline_definition(&owner, mode, spec),
+                Approvals::Release(cutoff) => {
+                    baseline_definition(&owner, mode, &release_spec(spec, cutoff.as_deref()))
+                }
             }),
         owner,
         patch_groups,
@@ -241,38 +247,83 @@ impl<'a> Planner<'a> {
         }
         // Patch group value -> the groups giving it, per baseline: to report conflicts.
         let mut givers: BTreeMap<(String, String), Vec<Owner>> = BTreeMap::new();
+        let staging = inventory.staging();
         for (policy_owner, followers) in by_policy {
             let policy = followers[0].policy;
+            let (namespace, policy_name) = (&policy_owner.namespace, &policy_owner.name);
             for spec in baselines_of(policy) {
-                let name = baseline_name(
-                    &policy_owner.namespace,
-                    &policy_owner.name,
-                    spec.operating_system,
-                );
-                if let Some(taken) = self.desired.baselines.get(&name) {
-                    let message = format!(
-                        "metadata.name: the {} baseline would be named {name}, which {} \
-                         already uses; rename one of them",
-                        spec.operating_system.as_str(),
-                        taken.owner
-                    );
-                    self.problem(&policy_owner, reasons::NAME_CONFLICT, message);
-                    continue;
-                }
-                let mut patch_groups = BTreeSet::new();
+                let os = spec.operating_system;
+                // The policy's own baseline for the groups in no rollout stage, and one per
+                // stage for those in one (Ubuntu and Debian are never staged: see rollout).
+                let mut baselines: BTreeMap<String, (Approvals, Vec<&PlannedGroup<'_>>)> =
+                    BTreeMap::new();
                 for planned in &followers {
-                    let value = planned.group.group_name().to_owned();
-                    givers
-                        .entry((name.clone(), value.clone()))
-                        .or_default()
-                        .push(planned.owner.clone());
-                    patch_groups.insert(value);
+                    let stage = staging
+                        .assignment(namespace, &planned.owner.name)
+                        .filter(|_| os.supports_approval_delay());
+                    let (name, approvals) = match stage {
+                        None => (baseline_name(namespace, policy_name, os), Approvals::Policy),
+                        Some(stage) => (
+                            stage.baseline_name(namespace, policy_name, os),
+                            Approvals::Release(stage.release.as_ref().map(|r| r.cutoff.clone())),
+                        ),
+                    };
+                    baselines
+                        .entry(name)
+                        .or_insert_with(|| (approvals, Vec::new()))
+                        .1
+                        .push(planned);
                 }
-                let baseline = policy_baseline(inventory, policy, spec, &name, patch_groups);
-                self.desired.baselines.insert(name, baseline);
+                for (name, (approvals, followers)) in baselines {
+                    self.add_baseline(
+                        inventory,
+                        policy,
+                        spec,
+                        &approvals,
+                        name,
+                        &followers,
+                        &mut givers,
+                    );
+                }
             }
         }
         self.resolve_patch_group_conflicts(&givers);
+    }
+
+    /// One baseline of `policy`, with `followers` registered.
+    #[allow(clippy::too_many_arguments)]
+    fn add_baseline(
+        &mut self,
+        inventory: &Inventory,
+        policy: &PatchPolicy,
+        spec: &BaselineSpec,
+        approvals: &Approvals,
+        name: String,
+        followers: &[&PlannedGroup<'_>],
+        givers: &mut BTreeMap<(String, String), Vec<Owner>>,
+    ) {
+        let policy_owner = policy_owner(policy);
+        if let Some(taken) = self.desired.baselines.get(&name) {
+            let message = format!(
+                "metadata.name: the {} baseline would be named {name}, which {} \
+                 already uses; rename one of them",
+                spec.operating_system.as_str(),
+                taken.owner
+            );
+            self.problem(&policy_owner, reasons::NAME_CONFLICT, message);
+            return;
+        }
+        let mut patch_groups = BTreeSet::new();
+        for planned in followers {
+            let value = planned.group.group_name().to_owned();
+            givers
+                .entry((name.clone(), value.clone()))
+                .or_default()
+                .push(planned.owner.clone());
+            patch_groups.insert(value);
+        }
+        let baseline = policy_baseline(inventory, policy, spec, approvals, &name, patch_groups);
+        self.desired.baselines.insert(name, baseline);
     }
 
     /// The account's default patch baselines: each baseline of its `defaultPatchPolicy`,
@@ -292,7 +343,14 @@ impl<'a> Planner<'a> {
                 // The name conflict is reported on the policy by `add_baselines`.
                 Some(_) => continue,
                 None => {
-                    let baseline = policy_baseline(inventory, policy, spec, &name, BTreeSet::new());
+                    let baseline = policy_baseline(
+                        inventory,
+                        policy,
+                        spec,
+                        &Approvals::Policy,
+                        &name,
+                        BTreeSet::new(),
+                    );
                     self.desired.baselines.insert(name.clone(), baseline);
                 }
             }

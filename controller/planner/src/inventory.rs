@@ -3,15 +3,16 @@
 //! and the runtime fills one from its reflector stores.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use patchfleet_api::v1alpha1::{
-    DeletionPolicy, MaintenanceWindow, PatchGroup, PatchPolicy, SystemAccount,
+    DeletionPolicy, MaintenanceWindow, PatchGroup, PatchPolicy, PatchRollout, SystemAccount,
 };
 
 use crate::definitions::DefinitionCache;
 use crate::model::{Owner, OwnerKind};
+use crate::rollout::Staging;
 
 /// The label the API server sets on every namespace (immutable since Kubernetes 1.22), so
 /// a namespaceSelector can always name a namespace.
@@ -26,12 +27,26 @@ pub struct Inventory {
     pub policies: Vec<PatchPolicy>,
     pub groups: Vec<PatchGroup>,
     pub windows: Vec<MaintenanceWindow>,
+    pub rollouts: Vec<PatchRollout>,
     /// Namespace name -> its labels. A namespace missing here admits nothing: the
     /// tenancy boundary is never opened on missing information.
     pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
     /// Baseline definitions computed from `policies`, shared by every plan made from this
     /// inventory.
     pub definitions: DefinitionCache,
+    /// Which groups sit in which rollout stage, computed from the rest on first use.
+    pub staging: StagingCache,
+}
+
+/// [`Staging`] computed once per inventory. A copy of an inventory starts empty: the copy
+/// may be changed.
+#[derive(Debug, Default)]
+pub struct StagingCache(OnceLock<Staging>);
+
+impl Clone for StagingCache {
+    fn clone(&self) -> StagingCache {
+        StagingCache::default()
+    }
 }
 
 /// A resource held by reference, as the reflector stores hold it: snapshots share it
@@ -144,6 +159,17 @@ pub fn window_owner(window: &MaintenanceWindow) -> Owner {
 }
 
 impl Inventory {
+    /// The rollouts' stages (computed on first use: an inventory is a snapshot).
+    pub fn staging(&self) -> &Staging {
+        self.staging.0.get_or_init(|| Staging::of(self))
+    }
+
+    pub fn rollout(&self, namespace: &str, name: &str) -> Option<&PatchRollout> {
+        self.rollouts
+            .iter()
+            .find(|r| namespace_of(&r.metadata) == namespace && name_of(&r.metadata) == name)
+    }
+
     pub fn account(&self, name: &str) -> Option<&SystemAccount> {
         self.accounts
             .iter()

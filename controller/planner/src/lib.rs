@@ -20,6 +20,7 @@ pub mod normalize;
 pub mod ownership;
 pub mod plan;
 pub mod quota;
+pub mod rollout;
 pub mod runs;
 pub mod selection;
 pub mod snapshots;

@@ -299,6 +299,9 @@ pub struct ObservedRegistration {
     pub patch_group: String,
     pub operating_system: OperatingSystem,
     pub baseline_id: String,
+    /// The baseline's name, as DescribePatchGroups reports it with the id (None where it
+    /// is not known, as in plans built by hand).
+    pub baseline_name: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -29,6 +29,29 @@ pub fn baseline_name(namespace: &str, policy: &str, os: OperatingSystem) -> Stri
     fit(&format!("{PREFIX}{namespace}-{policy}-{os}"))
 }
 
+/// The baseline a rollout stage's groups get for one release:
+/// `patchfleet-<namespace>-<policy>-<os>-<stage>-<8 hex digits>`, the digits a hash of the
+/// rollout, the stage and the release (token and cutoff; `-` for none yet). A new release
+/// is a new baseline, so a node's patch state, which names the baseline it was judged
+/// against, says which release it installed.
+pub fn stage_baseline_name(
+    namespace: &str,
+    policy: &str,
+    os: OperatingSystem,
+    rollout: &str,
+    stage: &str,
+    release: Option<(&str, &str)>,
+) -> String {
+    let os = os.as_str().to_ascii_lowercase().replace('_', "-");
+    let (token, cutoff) = release.unwrap_or(("-", "-"));
+    let hash = fnv1a64(format!("{rollout}/{stage}/{token}/{cutoff}").as_bytes());
+    let hash = format!("{hash:016x}");
+    fit(&format!(
+        "{PREFIX}{namespace}-{policy}-{os}-{stage}-{}",
+        &hash[..8]
+    ))
+}
+
 /// The name of AWS's predefined patch baseline that is the default for `os` until another
 /// is registered, and that patchfleet registers again when the defaults it set go
 /// (<https://docs.aws.amazon.com/systems-manager/latest/userguide/patch-manager-predefined-and-custom-patch-baselines.html>:

@@ -13,6 +13,7 @@ use patchfleet_api::v1alpha1::{
 };
 use patchfleet_planner::compliance::{self, RegionFigures};
 use patchfleet_planner::model::{AccountRegion, Owner};
+use patchfleet_planner::rollout::{GroupTotals, StageRelease};
 
 /// One account-region's last compliance reading.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -117,6 +118,38 @@ impl NodeStore {
             Some((region, counts, overwritten))
         }));
         found.then_some(nodes)
+    }
+
+    /// What a staged PatchGroup's nodes showed for `release`, summed over the
+    /// account-regions whose last reading judged them against that release.
+    pub fn group_evidence(&self, owner: &Owner, release: &StageRelease) -> GroupTotals {
+        let mut totals = GroupTotals {
+            group: owner.name.clone(),
+            ..GroupTotals::default()
+        };
+        for record in self.read().values() {
+            let Some((read_for, evidence)) = record.figures.stages.get(owner) else {
+                continue;
+            };
+            if read_for != release {
+                continue;
+            }
+            let sum = &mut totals.evidence;
+            sum.nodes += evidence.nodes;
+            sum.installed += evidence.installed;
+            sum.failed += evidence.failed;
+            sum.pending_reboot += evidence.pending_reboot;
+            if let Some(run) = &evidence.last_install
+                && sum
+                    .last_install
+                    .as_ref()
+                    .is_none_or(|last| run.started() > last.started())
+            {
+                sum.last_install = Some(run.clone());
+            }
+            totals.account_regions += 1;
+        }
+        totals
     }
 
     /// A MaintenanceWindow's last runs, where it was read; None where it never was.

@@ -357,6 +357,7 @@ pub(crate) async fn list_registrations(
                         patch_group: group.to_owned(),
                         operating_system: os,
                         baseline_id: id.to_owned(),
+                        baseline_name: identity.baseline_name().map(str::to_owned),
                     });
                 }
             }

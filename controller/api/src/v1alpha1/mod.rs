@@ -4,6 +4,7 @@ mod maintenance_window;
 mod nodes;
 mod patch_group;
 mod patch_policy;
+mod patch_rollout;
 pub mod ssm;
 mod status;
 mod system_account;
@@ -20,6 +21,11 @@ pub use nodes::{
 pub use patch_group::{PatchGroup, PatchGroupSpec, PatchGroupStatus, PolicyReference};
 pub use patch_policy::{
     ApprovalRule, BaselineSpec, PatchFilter, PatchPolicy, PatchPolicySpec, PatchSource, PolicyMode,
+};
+pub use patch_rollout::{
+    Approval, Gate, GroupFailures, MAX_SOAK_SECONDS, MAX_STAGES, PatchRollout, PatchRolloutSpec,
+    PatchRolloutStatus, ReleaseSpec, ReleaseStatus, SOAK_PATTERN, StageEvidence, StageSpec,
+    StageState, StageStatus,
 };
 pub use ssm::{
     ComplianceLevel, DeletionPolicy, OperatingSystem, PatchFilterKey, RejectedPatchesAction,

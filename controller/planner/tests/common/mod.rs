@@ -321,7 +321,10 @@ impl Ssm {
                 patch_group,
             } => {
                 let id = self.resolve(baseline, created)?;
-                let os = self.baseline(&id)?.operating_system;
+                let (os, name) = {
+                    let baseline = self.baseline(&id)?;
+                    (baseline.operating_system, baseline.name.clone())
+                };
                 if self
                     .state
                     .registrations
@@ -333,6 +336,7 @@ impl Ssm {
                 self.state.registrations.push(ObservedRegistration {
                     patch_group: patch_group.clone(),
                     operating_system: os,
+                    baseline_name: Some(name),
                     baseline_id: id,
                 });
             }

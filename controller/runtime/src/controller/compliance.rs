@@ -107,6 +107,8 @@ async fn sweep(ctx: &Arc<Context>, options: ComplianceOptions) -> u64 {
         ctx.nodes.mark_swept();
         ctx.wake_all_owners();
     }
+    // Rollouts judge their stages on what this pass read.
+    ctx.wake_all_rollouts();
     calls
 }
 

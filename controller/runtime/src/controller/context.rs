@@ -11,7 +11,9 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
-use patchfleet_api::v1alpha1::{MaintenanceWindow, PatchGroup, PatchPolicy, SystemAccount};
+use patchfleet_api::v1alpha1::{
+    MaintenanceWindow, PatchGroup, PatchPolicy, PatchRollout, SystemAccount,
+};
 use patchfleet_planner::model::{AccountRegion, Owner, OwnerKind};
 use patchfleet_planner::{Inventory, Settings};
 use patchfleet_ssm::SsmEdge;
@@ -51,6 +53,7 @@ pub struct Stores {
     pub policies: Store<PatchPolicy>,
     pub groups: Store<PatchGroup>,
     pub windows: Store<MaintenanceWindow>,
+    pub rollouts: Store<PatchRollout>,
     pub namespaces: Store<Namespace>,
 }
 
@@ -62,6 +65,7 @@ impl Stores {
         wait(&self.policies).await?;
         wait(&self.groups).await?;
         wait(&self.windows).await?;
+        wait(&self.rollouts).await?;
         wait(&self.namespaces).await?;
         Ok(())
     }
@@ -89,6 +93,7 @@ pub struct Wakers {
     pub policies: UnboundedSender<ObjectRef<PatchPolicy>>,
     pub groups: UnboundedSender<ObjectRef<PatchGroup>>,
     pub windows: UnboundedSender<ObjectRef<MaintenanceWindow>>,
+    pub rollouts: UnboundedSender<ObjectRef<PatchRollout>>,
     pub pending: std::sync::Arc<Pending>,
     /// Bumped by every watch event that can change a plan (specs, labels, deletions,
     /// namespaces; not the status writes of account passes).
@@ -133,6 +138,9 @@ pub struct Context {
     /// Per owner, the account-regions it reached when it last changed, so that a change
     /// that stops selecting an account still wakes that account (to clean it).
     reach: Mutex<BTreeMap<Owner, (Revision, BTreeSet<AccountRegion>)>>,
+    /// Per PatchRollout, the plan inputs ([`super::rollout::plan_inputs`]) its accounts
+    /// were last woken for.
+    rollouts_woken: Mutex<BTreeMap<(String, String), u64>>,
 }
 
 impl Context {
@@ -165,6 +173,7 @@ impl Context {
             inventory: Mutex::default(),
             deep_reads: Mutex::default(),
             reach: Mutex::default(),
+            rollouts_woken: Mutex::default(),
         }
     }
 
@@ -186,6 +195,13 @@ impl Context {
             if let Some(name) = &account.metadata.name {
                 self.wake_account(name);
             }
+        }
+    }
+
+    /// Queues every PatchRollout's evaluation (a compliance pass brought new evidence).
+    pub fn wake_all_rollouts(&self) {
+        for rollout in self.stores.rollouts.state() {
+            let _ = self.wakers.rollouts.unbounded_send(ObjectRef::from_obj(&*rollout));
         }
     }
 
@@ -325,6 +341,15 @@ impl Context {
             Some((_, before)) => Some(before.union(&reached).cloned().collect()),
             None => Some(reached),
         }
+    }
+
+    /// Records a rollout's plan inputs; whether they differ from those last recorded.
+    pub fn note_rollout(&self, namespace: &str, name: &str, inputs: u64) -> bool {
+        let mut woken = self
+            .rollouts_woken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        woken.insert((namespace.to_owned(), name.to_owned()), inputs) != Some(inputs)
     }
 
     pub fn forget_reach(&self, owner: &Owner) {

@@ -47,7 +47,14 @@ pub fn snapshot(stores: &Stores) -> Inventory {
             .iter()
             .map(|w| (**w).clone())
             .collect(),
+        rollouts: stores
+            .rollouts
+            .state()
+            .iter()
+            .map(|r| (**r).clone())
+            .collect(),
         namespaces,
         definitions: Default::default(),
+        staging: Default::default(),
     }
 }

@@ -11,6 +11,7 @@ mod finalizer;
 mod inventory;
 mod owner;
 mod pending;
+mod rollout;
 mod runs;
 mod status;
 
@@ -28,7 +29,9 @@ use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{Predicate, PredicateConfig, WatchStreamExt, predicates, watcher};
 use kube::{Api, Client};
-use patchfleet_api::v1alpha1::{MaintenanceWindow, PatchGroup, PatchPolicy, SystemAccount};
+use patchfleet_api::v1alpha1::{
+    MaintenanceWindow, PatchGroup, PatchPolicy, PatchRollout, SystemAccount,
+};
 use patchfleet_planner::Settings;
 use patchfleet_ssm::{EdgeSettings, SsmEdge};
 use pending::Pending;
@@ -183,6 +186,12 @@ async fn reconcile_all(
         .with_config(controller_config.clone());
     let windows = watch_of
         .controller::<MaintenanceWindow, _>(predicates::generation)
+        .with_config(controller_config.clone());
+    // Rollouts: their spec, and the stage releases their own status records (which the
+    // account passes plan from); evidence-only status writes wake nothing. Compliance
+    // passes wake them for new evidence.
+    let rollouts = watch_of
+        .controller::<PatchRollout, _>(rollout::plan_inputs_predicate)
         .with_config(controller_config);
 
     // Namespace labels decide which accounts admit a namespace: a change wakes every account.
@@ -191,12 +200,14 @@ async fn reconcile_all(
     let (policy_tx, policy_rx) = mpsc::unbounded::<ObjectRef<PatchPolicy>>();
     let (group_tx, group_rx) = mpsc::unbounded::<ObjectRef<PatchGroup>>();
     let (window_tx, window_rx) = mpsc::unbounded::<ObjectRef<MaintenanceWindow>>();
+    let (rollout_tx, rollout_rx) = mpsc::unbounded::<ObjectRef<PatchRollout>>();
 
     let stores = Stores {
         accounts: accounts.store(),
         policies: policies.store(),
         groups: groups.store(),
         windows: windows.store(),
+        rollouts: rollouts.store(),
         namespaces: namespaces.clone(),
     };
     let ctx = Arc::new(Context::new(
@@ -210,6 +221,7 @@ async fn reconcile_all(
             policies: policy_tx,
             groups: group_tx,
             windows: window_tx,
+            rollouts: rollout_tx,
             pending,
             inventory_version: changes.clone(),
         },
@@ -289,8 +301,17 @@ async fn reconcile_all(
             ctx.clone(),
         )
         .for_each(|_| async {});
+    let rollouts = rollouts
+        .reconcile_on(rollout_rx)
+        .graceful_shutdown_on(shutdown.clone())
+        .run(
+            |object, ctx| measured(object, ctx, rollout::reconcile),
+            rollout::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| async {});
     tokio::select! {
-        _ = futures::future::join4(accounts, policies, groups, windows) => {}
+        _ = futures::future::join5(accounts, policies, groups, windows, rollouts) => {}
         _ = namespace_watch => {}
         () = readiness => {}
         () = refresh_gauges(&ctx) => {}
@@ -381,11 +402,12 @@ where
 
 /// The kind's name for metric labels.
 fn kind_name<K: kube::Resource<DynamicType = ()>>() -> &'static str {
-    const KINDS: [&str; 4] = [
+    const KINDS: [&str; 5] = [
         "SystemAccount",
         "PatchPolicy",
         "PatchGroup",
         "MaintenanceWindow",
+        "PatchRollout",
     ];
     let kind = K::kind(&());
     KINDS.into_iter().find(|k| *k == kind).unwrap_or("Other")
@@ -416,6 +438,7 @@ async fn refresh_gauges(ctx: &Context) {
         queue_depth(ctx, &stores.policies);
         queue_depth(ctx, &stores.groups);
         queue_depth(ctx, &stores.windows);
+        queue_depth(ctx, &stores.rollouts);
     }
 }
 
@@ -466,5 +489,9 @@ async fn check_crds(client: &Client) -> anyhow::Result<()> {
         .list_metadata(&params)
         .await
         .with_context(|| format!("listing MaintenanceWindows: {hint}"))?;
+    Api::<PatchRollout>::all(client.clone())
+        .list_metadata(&params)
+        .await
+        .with_context(|| format!("listing PatchRollouts: {hint}"))?;
     Ok(())
 }

@@ -87,6 +87,7 @@ fn intent() -> RegionIntent {
             ("db".to_owned(), owner(OwnerKind::PatchGroup, "db")),
         ]),
         windows: BTreeMap::<String, IntendedWindow>::new(),
+        staged: BTreeMap::new(),
     }
 }
 
@@ -288,6 +289,7 @@ async fn a_window_run_is_read_once_and_counted_by_node() {
         IntendedWindow {
             owner: owner(OwnerKind::MaintenanceWindow, "nightly"),
             installs: true,
+            groups: BTreeSet::new(),
         },
     );
 
@@ -436,8 +438,10 @@ async fn benchmark_a_pass_over_many_nodes() {
             IntendedWindow {
                 owner: owner(OwnerKind::MaintenanceWindow, "nightly"),
                 installs: false,
+                groups: BTreeSet::new(),
             },
         )]),
+        staged: BTreeMap::new(),
     };
     let per_group = nodes / GROUPS;
     let first = PassShape {
