@@ -312,8 +312,12 @@ pub fn tally(reading: &RegionReading, intent: &RegionIntent, quotas: NodeQuotas)
         figures.windows.insert(window.owner.clone(), run);
     }
     for (value, staged) in &intent.staged {
-        let mut evidence =
-            group_evidence(&reading.states, &reading.registrations, value, &staged.baselines);
+        let mut evidence = group_evidence(
+            &reading.states,
+            &reading.registrations,
+            value,
+            &staged.baselines,
+        );
         evidence.last_install = intent
             .windows
             .iter()

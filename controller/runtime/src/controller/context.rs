@@ -201,7 +201,10 @@ impl Context {
     /// Queues every PatchRollout's evaluation (a compliance pass brought new evidence).
     pub fn wake_all_rollouts(&self) {
         for rollout in self.stores.rollouts.state() {
-            let _ = self.wakers.rollouts.unbounded_send(ObjectRef::from_obj(&*rollout));
+            let _ = self
+                .wakers
+                .rollouts
+                .unbounded_send(ObjectRef::from_obj(&*rollout));
         }
     }
 

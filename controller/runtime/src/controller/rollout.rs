@@ -50,7 +50,11 @@ pub async fn reconcile(
     reconcile_rollout(rollout, ctx).instrument(span).await
 }
 
-pub fn error_policy(_rollout: Arc<PatchRollout>, error: &RolloutError, ctx: Arc<Context>) -> Action {
+pub fn error_policy(
+    _rollout: Arc<PatchRollout>,
+    error: &RolloutError,
+    ctx: Arc<Context>,
+) -> Action {
     warn!(%error, "rollout reconcile failed");
     Action::requeue(ctx.options.retry_transient)
 }
@@ -119,7 +123,11 @@ pub fn plan_inputs(rollout: &PatchRollout) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     rollout.metadata.generation.hash(&mut hasher);
-    rollout.metadata.deletion_timestamp.is_some().hash(&mut hasher);
+    rollout
+        .metadata
+        .deletion_timestamp
+        .is_some()
+        .hash(&mut hasher);
     if let Some(status) = &rollout.status {
         for stage in &status.stages {
             (&stage.name, &stage.release, &stage.cutoff).hash(&mut hasher);
@@ -344,7 +352,12 @@ fn wake_accounts(ctx: &Context, inventory: &Inventory, rollout: &PatchRollout) {
 
 /// When to look again: at the end of a soak when one is running, else after the
 /// compliance pass's interval (every pass also wakes the rollouts).
-fn next_look(ctx: &Context, rollout: &PatchRollout, evaluation: &Evaluation, now: Timestamp) -> Duration {
+fn next_look(
+    ctx: &Context,
+    rollout: &PatchRollout,
+    evaluation: &Evaluation,
+    now: Timestamp,
+) -> Duration {
     let interval = ctx.options.compliance.interval;
     let interval = if interval.is_zero() {
         Duration::from_secs(300)
