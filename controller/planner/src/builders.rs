@@ -11,9 +11,9 @@ use k8s_openapi::jiff::Timestamp;
 use patchfleet_api::v1alpha1::{
     ApprovalRule, BaselineSpec, ComplianceLevel, DeletionPolicy, MaintenanceWindow,
     MaintenanceWindowSpec, OperatingSystem, PatchFilter, PatchFilterKey, PatchGroup,
-    PatchGroupGrant, PatchGroupSpec, PatchOperation, PatchPolicy, PatchPolicySpec, Platform,
-    PolicyMode, PolicyReference, RebootOption, Strategy, SystemAccount, SystemAccountSpec,
-    WindowTargets, WindowTask,
+    PatchGroupGrant, PatchGroupSpec, PatchOperation, PatchPolicy, PatchPolicySpec, PatchRollout,
+    PatchRolloutSpec, Platform, PolicyMode, PolicyReference, RebootOption, ReleaseSpec, StageSpec,
+    Strategy, SystemAccount, SystemAccountSpec, WindowTargets, WindowTask,
 };
 
 use crate::fingerprint::{baseline_fingerprint, window_fingerprint};
@@ -185,6 +185,43 @@ pub fn mk_group(
             account_selector: match_labels(selector_labels),
             regions: None,
             deletion_policy: DeletionPolicy::Delete,
+        },
+        status: None,
+    }
+}
+
+/// A rollout of `policy`'s release `token` (cutoff `2026-11-20`) through `stages` (name,
+/// PatchGroups), each Automatic, without soak, with the default gate (none failed, all
+/// installed).
+pub fn mk_rollout(
+    namespace: &str,
+    name: &str,
+    policy: &str,
+    token: &str,
+    stages: &[(&str, &[&str])],
+) -> PatchRollout {
+    PatchRollout {
+        metadata: meta(Some(namespace), name),
+        spec: PatchRolloutSpec {
+            policy_ref: PolicyReference {
+                name: policy.to_owned(),
+            },
+            release: ReleaseSpec {
+                token: token.to_owned(),
+                cutoff: Some("2026-11-20".to_owned()),
+            },
+            stages: stages
+                .iter()
+                .map(|(stage, groups)| StageSpec {
+                    name: (*stage).to_owned(),
+                    patch_groups: strings(groups),
+                    soak: "0s".to_owned(),
+                    gate: Default::default(),
+                    approval: Default::default(),
+                    approved_release: None,
+                    override_release: None,
+                })
+                .collect(),
         },
         status: None,
     }

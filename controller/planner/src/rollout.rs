@@ -189,13 +189,13 @@ impl Staging {
 /// fewer than one month of a distribution's updates, so it would not be the same release.
 fn unstaged_message(policy: &str, os: OperatingSystem) -> String {
     format!(
-        "spec.policyRef: PatchPolicy {policy} has a {} baseline, and SSM approves {} \
-         patches as released (approval rules take no release date, and an approved list \
-         holds at most 50 packages): no stage can hold those nodes to what the stage \
-         before installed, so they follow the policy's own baseline in every stage. Give \
-         them a policy of their own to stop this",
-        os.as_str(),
-        os.as_str()
+        "spec.policyRef: PatchPolicy {policy} has a {os} baseline, and SSM approves {os} \
+         patches as released (approval rules take no release date: \
+         https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PatchRule.html; \
+         an approved list holds at most 50 packages): no stage can hold those nodes to \
+         what the stage before installed, so they follow the policy's own baseline in \
+         every stage (docs/rollout.md). Give them a policy of their own to stop this",
+        os = os.as_str()
     )
 }
 
