@@ -7,7 +7,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use patchfleet_api::v1alpha1::{MaintenanceWindow, PatchGroup, PatchPolicy, SystemAccount};
+use patchfleet_api::v1alpha1::{
+    MaintenanceWindow, PatchGroup, PatchPolicy, PatchRollout, PatchRolloutStatus, SystemAccount,
+};
 use patchfleet_planner::Step;
 use patchfleet_planner::model::{AccountRegion, Desired, ObjectRef, Operation, Problem};
 use patchfleet_planner::{Inventory, Settings};
@@ -17,7 +19,8 @@ use serde::Deserialize;
 use crate::args::{PlanArgs, PlanOutput};
 
 pub async fn run(args: PlanArgs) -> anyhow::Result<()> {
-    let inventory = load(&args.path)?;
+    let mut inventory = load(&args.path)?;
+    evaluate_rollouts(&mut inventory, k8s_openapi::jiff::Timestamp::now());
     let settings = Settings {
         cluster_id: args.cluster_id.clone(),
         ..Settings::default()
@@ -43,13 +46,104 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<()> {
     }
     let problems = patchfleet_planner::reference_problems(&inventory);
     match args.output {
-        PlanOutput::Text => print!("{}", text(&args.path, &problems, &planned)?),
-        PlanOutput::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&json(&problems, &planned))?
-        ),
+        PlanOutput::Text => {
+            let mut out = text(&args.path, &problems, &planned)?;
+            print_rollouts(&mut out, &inventory)?;
+            print!("{out}");
+        }
+        PlanOutput::Json => {
+            let mut value = json(&problems, &planned);
+            value["rollouts"] = rollouts_json(&inventory);
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        }
     }
     Ok(())
+}
+
+/// Gives each rollout the status the controller's next evaluation would write (with no
+/// evidence read yet): a rollout from the manifests, which has no status, has its first
+/// stage take the release; one with a status (`kubectl get -o yaml`) goes on from it. The
+/// baselines planned then are the ones that evaluation implies.
+fn evaluate_rollouts(inventory: &mut Inventory, now: k8s_openapi::jiff::Timestamp) {
+    let staging = inventory.staging().clone();
+    for rollout in &mut inventory.rollouts {
+        let namespace = rollout.metadata.namespace.clone().unwrap_or_default();
+        let name = rollout.metadata.name.clone().unwrap_or_default();
+        let problems = staging.problems(&namespace, &name);
+        let evaluation =
+            patchfleet_planner::rollout::evaluate(rollout, &BTreeMap::new(), problems, now);
+        let previous = rollout.status.clone().unwrap_or_default();
+        rollout.status = Some(PatchRolloutStatus {
+            release: Some(evaluation.release),
+            stages: evaluation.stages,
+            ..previous
+        });
+    }
+    // The stages' releases changed: plan from a fresh staging.
+    inventory.staging = Default::default();
+}
+
+/// Each rollout's stages: state, the release and cutoff their baselines approve, and why.
+fn print_rollouts(out: &mut String, inventory: &Inventory) -> std::fmt::Result {
+    let staging = inventory.staging();
+    for rollout in &inventory.rollouts {
+        let namespace = rollout.metadata.namespace.as_deref().unwrap_or_default();
+        let name = rollout.metadata.name.as_deref().unwrap_or_default();
+        let Some(status) = &rollout.status else {
+            continue;
+        };
+        let release = status
+            .release
+            .as_ref()
+            .map(|r| format!("release {} (patches released up to {})", r.token, r.cutoff))
+            .unwrap_or_default();
+        writeln!(out, "\n# PatchRollout {namespace}/{name}: {release}")?;
+        for problem in staging.problems(namespace, name) {
+            writeln!(out, "  ! {problem}")?;
+        }
+        for notice in staging.unstaged(namespace, name) {
+            writeln!(out, "  ! {notice}")?;
+        }
+        for (stage, spec) in status.stages.iter().zip(&rollout.spec.stages) {
+            let approves = match &stage.cutoff {
+                Some(cutoff) => format!("approves patches released up to {cutoff}"),
+                None => "no release yet: approves only the policy's approvedPatches".to_owned(),
+            };
+            writeln!(
+                out,
+                "  stage {}: {:?}, {approves} <- groups: {}",
+                stage.name,
+                stage.state,
+                spec.patch_groups.join(", ")
+            )?;
+            if !stage.message.is_empty() {
+                writeln!(out, "    {}", stage.message)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn rollouts_json(inventory: &Inventory) -> serde_json::Value {
+    inventory
+        .rollouts
+        .iter()
+        .map(|rollout| {
+            let status = rollout.status.clone().unwrap_or_default();
+            serde_json::json!({
+                "namespace": rollout.metadata.namespace,
+                "name": rollout.metadata.name,
+                "release": status.release,
+                "stages": status.stages.iter().map(|s| serde_json::json!({
+                    "name": s.name,
+                    "state": s.state,
+                    "release": s.release,
+                    "cutoff": s.cutoff,
+                    "message": s.message,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
 }
 
 /// One account-region: what it should hold, and with an edge, what would change there.
@@ -241,6 +335,9 @@ fn add(inventory: &mut Inventory, value: serde_json::Value) -> anyhow::Result<()
         "MaintenanceWindow" => inventory.windows.push(with_generation(
             serde_json::from_value::<MaintenanceWindow>(value).with_context(context)?,
         )),
+        "PatchRollout" => inventory.rollouts.push(with_generation(
+            serde_json::from_value::<PatchRollout>(value).with_context(context)?,
+        )),
         _ => {}
     }
     Ok(())
@@ -271,12 +368,23 @@ fn print_desired(out: &mut String, desired: &Desired) -> std::fmt::Result {
     }
     for baseline in desired.baselines.values() {
         let groups: Vec<&str> = baseline.patch_groups.iter().map(String::as_str).collect();
+        let rules = &baseline.definition.approval_rules;
+        let until: std::collections::BTreeSet<&str> = rules
+            .iter()
+            .filter_map(|r| r.approve_until_date.as_deref())
+            .collect();
+        let until = match until.last() {
+            Some(last) if rules.iter().all(|r| r.approve_until_date.is_some()) => {
+                format!(", released up to {last}")
+            }
+            _ => String::new(),
+        };
         writeln!(
             out,
-            "  patch baseline {} ({}, {} rules, {} approved, {} rejected) <- groups: {}",
+            "  patch baseline {} ({}, {} rules{until}, {} approved, {} rejected) <- groups: {}",
             baseline.name,
             baseline.definition.operating_system.as_str(),
-            baseline.definition.approval_rules.len(),
+            rules.len(),
             baseline.definition.approved_patches.len(),
             baseline.definition.rejected_patches.len(),
             groups.join(", ")
@@ -456,6 +564,87 @@ pub fn summarize(operation: &Operation) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rollout_in_the_manifests_plans_its_first_stage_at_the_release() {
+        let dir = std::env::temp_dir().join(format!("plan-rollout-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a directory");
+        std::fs::write(
+            dir.join("rollout.yaml"),
+            r#"apiVersion: patchfleet.io/v1alpha1
+kind: SystemAccount
+metadata: {name: a, labels: {team: x}}
+spec:
+  accountId: "111111111111"
+  roleArn: arn:aws:iam::111111111111:role/patchfleet
+  regions: [eu-west-1]
+  namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: p}}
+  patchGroupGrants: [{namespace: p, values: [verify, prod]}]
+---
+apiVersion: patchfleet.io/v1alpha1
+kind: PatchPolicy
+metadata: {name: monthly, namespace: p}
+spec:
+  baselines:
+    - operatingSystem: AMAZON_LINUX_2
+      approvalRules:
+        - {patchFilters: [{key: CLASSIFICATION, values: [Security]}], approveAfterDays: 7}
+---
+apiVersion: patchfleet.io/v1alpha1
+kind: PatchGroup
+metadata: {name: verify, namespace: p}
+spec: {policyRef: {name: monthly}, accountSelector: {matchLabels: {team: x}}}
+---
+apiVersion: patchfleet.io/v1alpha1
+kind: PatchGroup
+metadata: {name: prod, namespace: p}
+spec: {policyRef: {name: monthly}, accountSelector: {matchLabels: {team: x}}}
+---
+apiVersion: patchfleet.io/v1alpha1
+kind: PatchRollout
+metadata: {name: monthly, namespace: p}
+spec:
+  policyRef: {name: monthly}
+  release: {token: "2026-12", cutoff: "2026-11-30"}
+  stages:
+    - {name: first, patchGroups: [verify]}
+    - {name: then, patchGroups: [prod]}
+"#,
+        )
+        .expect("write");
+        let mut inventory = load(&dir).expect("manifests load");
+        std::fs::remove_dir_all(&dir).ok();
+        evaluate_rollouts(&mut inventory, k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+        let mut out = String::new();
+        print_rollouts(&mut out, &inventory).expect("printed");
+        assert!(
+            out.contains("release 2026-12 (patches released up to 2026-11-30)"),
+            "{out}"
+        );
+        assert!(
+            out.contains("stage first: Installing, approves patches released up to 2026-11-30"),
+            "{out}"
+        );
+        assert!(out.contains("stage then: Waiting, no release yet"), "{out}");
+        let region = patchfleet_planner::account_regions(&inventory)
+            .pop()
+            .expect("an account-region");
+        let (desired, problems) =
+            patchfleet_planner::desired(&inventory, &Settings::new("plan"), &region);
+        assert!(problems.is_empty(), "{problems:?}");
+        let mut baselines = String::new();
+        print_desired(&mut baselines, &desired).expect("printed");
+        assert!(
+            baselines.contains(
+                "1 rules, released up to 2026-11-30, 0 approved, 0 rejected) <- groups: verify"
+            ),
+            "{baselines}"
+        );
+        assert!(
+            baselines.contains("0 rules, 0 approved, 0 rejected) <- groups: prod"),
+            "{baselines}"
+        );
+    }
 
     #[test]
     fn the_examples_plan_into_every_account_region() {
