@@ -17,12 +17,30 @@ use patchfleet_tests::helm::{Scratch, chart_dir, run};
 use patchfleet_tests::repo_root;
 use serde_json::{Value, json};
 
-const KINDS: [&str; 4] = [
+/// patchfleet.io's kinds (their CRDs), each of which the controller watches and writes
+/// status for.
+const KINDS: [&str; 5] = [
+    "systemaccounts",
+    "patchpolicies",
+    "patchgroups",
+    "maintenancewindows",
+    "patchrollouts",
+];
+
+/// The kinds the dashboard has pages for, which it and its users' roles read. It shows no
+/// PatchRollout yet, so neither it nor its users' roles may read one (least privilege: add
+/// the kind here and to the chart's dashboard roles together with its page).
+const DASHBOARD_KINDS: [&str; 4] = [
     "systemaccounts",
     "patchpolicies",
     "patchgroups",
     "maintenancewindows",
 ];
+
+/// patchfleet.io's kinds the dashboard has no page for.
+fn kinds_without_pages() -> impl Iterator<Item = &'static str> {
+    KINDS.into_iter().filter(|k| !DASHBOARD_KINDS.contains(k))
+}
 
 /// The one rendered object of `kind`.
 fn object<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
@@ -868,7 +886,7 @@ fn rbac_grants_the_dashboard_and_its_users_only_what_they_read() {
     let set =
         |verbs: &[&str]| -> BTreeSet<String> { verbs.iter().map(|v| v.to_string()).collect() };
     let mut viewer = BTreeMap::new();
-    for kind in KINDS {
+    for kind in DASHBOARD_KINDS {
         viewer.insert(
             ("patchfleet.io".to_owned(), kind.to_owned()),
             set(&["get", "list", "watch"]),
@@ -1053,7 +1071,13 @@ fn the_chart_ships_the_generated_crds_byte_for_byte() {
         chart.keys().collect::<Vec<_>>(),
         "charts/patchfleet/crds/ must hold exactly crds/: run `cargo run -p patchfleet -- crdgen`"
     );
-    assert_eq!(crds.len(), 4);
+    assert_eq!(
+        crds.keys().cloned().collect::<BTreeSet<String>>(),
+        KINDS
+            .iter()
+            .map(|k| format!("{k}.patchfleet.io.yaml"))
+            .collect::<BTreeSet<String>>()
+    );
     for (name, bytes) in &crds {
         assert!(
             chart.get(name) == Some(bytes),
@@ -1539,15 +1563,15 @@ async fn the_dashboard_and_its_users_can_read_and_nothing_else() {
     let elsewhere = other.name.as_str();
     let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<String>>();
 
-    // The dashboard's ServiceAccount: reviews tokens and access, reads the four kinds and
-    // Events, and changes nothing.
+    // The dashboard's ServiceAccount: reviews tokens and access, reads the kinds it has
+    // pages for and Events, and changes nothing.
     let dashboard = format!("system:serviceaccount:{ns}:{release}-patchfleet-dashboard");
     let mut allowed = vec![
         own(&["create", "tokenreviews.authentication.k8s.io"]),
         own(&["create", "subjectaccessreviews.authorization.k8s.io"]),
     ];
     for verb in ["get", "list", "watch"] {
-        for kind in KINDS {
+        for kind in DASHBOARD_KINDS {
             let resource = format!("{kind}.patchfleet.io");
             allowed.push(own(&[verb, &resource, "-A"]));
             allowed.push(own(&[verb, &resource, "-n", elsewhere]));
@@ -1592,6 +1616,14 @@ async fn the_dashboard_and_its_users_can_read_and_nothing_else() {
         "systemaccounts.patchfleet.io",
         "--subresource=fleet",
     ]));
+    // Nor does it read the kinds it shows no page for.
+    let unshown: Vec<Vec<String>> = kinds_without_pages()
+        .flat_map(|kind| {
+            let resource = format!("{kind}.patchfleet.io");
+            ["get", "list", "watch"].map(|verb| own(&[verb, &resource, "-A"]))
+        })
+        .collect();
+    denied.extend(unshown.iter().cloned());
     let mut failures = check_can_i(plane, &dashboard, &allowed, &denied);
 
     // The users' roles, bound as docs/install.md shows: cluster-wide to a user each, and
@@ -1632,7 +1664,7 @@ async fn the_dashboard_and_its_users_can_read_and_nothing_else() {
     let fleet = own(&["get", "systemaccounts.patchfleet.io", "--subresource=fleet"]);
     let mut pages = Vec::new();
     for verb in ["get", "list", "watch"] {
-        for kind in KINDS {
+        for kind in DASHBOARD_KINDS {
             pages.push(own(&[verb, &format!("{kind}.patchfleet.io"), "-A"]));
         }
     }
@@ -1644,6 +1676,8 @@ async fn the_dashboard_and_its_users_can_read_and_nothing_else() {
     }
     changes.push(own(&["create", "tokenreviews.authentication.k8s.io"]));
     changes.push(own(&["list", "events", "-A"]));
+    // The users' roles are the dashboard's pages, not every patchfleet.io kind.
+    changes.extend(unshown);
 
     let mut allowed = pages.clone();
     allowed.push(fleet.clone());

@@ -41,6 +41,8 @@ pub struct PatchStateReading {
     pub patch_group: String,
     /// The baseline the operation used.
     pub baseline_id: String,
+    /// Whether the operation was an Install (else a Scan).
+    pub install: bool,
     pub missing: u32,
     pub failed: u32,
     pub installed_pending_reboot: u32,
@@ -91,6 +93,9 @@ pub struct StagedGroup {
     pub release: StageRelease,
     /// The names of the stage's baselines for that release (one per operating system).
     pub baselines: BTreeSet<String>,
+    /// The policy's own baselines the group also has, for the operating systems no stage
+    /// holds back (Ubuntu, Debian): their nodes are not the stage's.
+    pub unstaged: BTreeSet<String>,
 }
 
 /// What patchfleet keeps in one account-region, from the resources: which patch groups
@@ -173,26 +178,33 @@ fn staged_groups(
         let Some(release) = &stage.release else {
             continue;
         };
-        let baselines: BTreeSet<String> = desired
+        let (baselines, unstaged): (BTreeSet<String>, BTreeSet<String>) = desired
             .baselines
             .values()
-            .filter(|b| {
-                b.patch_groups.contains(value)
-                    && b.name
-                        == stage.baseline_name(
-                            &b.owner.namespace,
-                            &b.owner.name,
-                            b.operating_system(),
-                        )
+            .filter(|b| b.patch_groups.contains(value))
+            .map(|b| {
+                let own =
+                    stage.baseline_name(&b.owner.namespace, &b.owner.name, b.operating_system());
+                (b.name.clone(), own == b.name)
             })
-            .map(|b| b.name.clone())
-            .collect();
+            .fold(
+                Default::default(),
+                |(mut staged, mut unstaged), (name, own)| {
+                    if own {
+                        staged.insert(name);
+                    } else {
+                        unstaged.insert(name);
+                    }
+                    (staged, unstaged)
+                },
+            );
         staged.insert(
             value.clone(),
             StagedGroup {
                 owner: owner.clone(),
                 release: release.clone(),
                 baselines,
+                unstaged,
             },
         );
     }
@@ -261,6 +273,11 @@ pub fn tally(reading: &RegionReading, intent: &RegionIntent, quotas: NodeQuotas)
         }
     }
 
+    let known: BTreeSet<&str> = reading
+        .registrations
+        .iter()
+        .map(|r| r.baseline_id.as_str())
+        .collect();
     let mut figures = RegionFigures::default();
     for owner in intent.groups.values() {
         figures.groups.insert(owner.clone(), NodeCounts::default());
@@ -281,7 +298,12 @@ pub fn tally(reading: &RegionReading, intent: &RegionIntent, quotas: NodeQuotas)
                 .or_default()
                 .add(&counts);
             let ours = registered.get(state.patch_group.as_str());
-            if ours.is_some_and(|ids| !ids.contains(state.baseline_id.as_str())) {
+            // A stage that takes a release deletes its previous baseline: its nodes report
+            // under a baseline registered nowhere until their next operation, which is
+            // patchfleet's doing, not another tool's.
+            let older_release = intent.staged.contains_key(&state.patch_group)
+                && !known.contains(state.baseline_id.as_str());
+            if !older_release && ours.is_some_and(|ids| !ids.contains(state.baseline_id.as_str())) {
                 figures.region.overwritten += 1;
                 *figures.overwritten.entry(owner.clone()).or_default() += 1;
             }
@@ -317,6 +339,7 @@ pub fn tally(reading: &RegionReading, intent: &RegionIntent, quotas: NodeQuotas)
             &reading.registrations,
             value,
             &staged.baselines,
+            &staged.unstaged,
         );
         evidence.last_install = intent
             .windows

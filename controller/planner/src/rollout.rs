@@ -254,15 +254,18 @@ pub struct GroupEvidence {
     pub last_install: Option<WindowRun>,
 }
 
-/// Counts the nodes of `group` (its `Patch Group` value) by their last report: judged
-/// against one of `release_baselines` (by name) with nothing failed and nothing missing is
-/// installed; with failed patches, failed; anything else (another baseline, or missing
-/// patches still) not yet.
+/// Counts the nodes of `group` (its `Patch Group` value) by their last report: an Install
+/// judged against one of `release_baselines` (by name) that left nothing failed and
+/// nothing missing is installed; a report under a release baseline with failed patches,
+/// failed; anything else (an older release's baseline, a Scan, patches still missing) not
+/// yet. Nodes judged against one of `unstaged` (the policy's own baselines of operating
+/// systems no stage can hold back, such as Ubuntu) are not the stage's to count.
 pub fn group_evidence(
     states: &[PatchStateReading],
     registrations: &[ObservedRegistration],
     group: &str,
     release_baselines: &BTreeSet<String>,
+    unstaged: &BTreeSet<String>,
 ) -> GroupEvidence {
     let names: HashMap<&str, &str> = registrations
         .iter()
@@ -270,16 +273,17 @@ pub fn group_evidence(
         .collect();
     let mut evidence = GroupEvidence::default();
     for state in states.iter().filter(|s| s.patch_group == group) {
+        let name = names.get(state.baseline_id.as_str());
+        if name.is_some_and(|name| unstaged.contains(*name)) {
+            continue;
+        }
         evidence.nodes += 1;
-        let judged_by_release = names
-            .get(state.baseline_id.as_str())
-            .is_some_and(|name| release_baselines.contains(*name));
-        if !judged_by_release {
+        if !name.is_some_and(|name| release_baselines.contains(*name)) {
             continue;
         }
         if state.failed > 0 {
             evidence.failed += 1;
-        } else if state.missing == 0 {
+        } else if state.install && state.missing == 0 {
             evidence.installed += 1;
             if state.installed_pending_reboot > 0 {
                 evidence.pending_reboot += 1;
@@ -594,8 +598,8 @@ fn advance(
         );
     } else {
         stage.message = format!(
-            "{} of {} nodes installed release {}; soaking for {} since {}",
-            evidence.installed, evidence.nodes, release.token, spec.soak, stage.since.0
+            "{} of {} nodes installed release {}; the gate must hold for {} from `since`",
+            evidence.installed, evidence.nodes, release.token, spec.soak
         );
     }
 }

@@ -471,6 +471,7 @@ fn reading(
         node_id: node.into(),
         patch_group: group.into(),
         baseline_id: baseline.into(),
+        install: true,
         missing,
         failed,
         ..PatchStateReading::default()
@@ -483,7 +484,9 @@ fn a_node_counts_for_a_release_only_when_judged_against_its_baseline() {
     registration.baseline_name = Some("release-baseline".into());
     let mut old = mk_registration("other", OperatingSystem::AmazonLinux2, "pb-old");
     old.baseline_name = Some("old-baseline".into());
-    let registrations = vec![registration, old];
+    let mut ubuntu = mk_registration("verify", OperatingSystem::Ubuntu, "pb-ubuntu");
+    ubuntu.baseline_name = Some("policy-ubuntu".into());
+    let registrations = vec![registration, old, ubuntu];
     let mut pending = reading("i-4", "verify", "pb-release", 0, 0);
     pending.installed_pending_reboot = 2;
     let states = vec![
@@ -494,13 +497,21 @@ fn a_node_counts_for_a_release_only_when_judged_against_its_baseline() {
         reading("i-5", "verify", "pb-old", 0, 0),
         reading("i-6", "verify", "pb-gone", 0, 0),
         reading("i-7", "other", "pb-release", 0, 0),
+        // Not the stage's: judged by the policy's own Ubuntu baseline.
+        reading("i-8", "verify", "pb-ubuntu", 0, 0),
+        // A Scan that finds the release in place is not an Install.
+        PatchStateReading {
+            install: false,
+            ..reading("i-9", "verify", "pb-release", 0, 0)
+        },
     ];
     let release = BTreeSet::from(["release-baseline".to_owned()]);
-    let evidence = group_evidence(&states, &registrations, "verify", &release);
+    let unstaged = BTreeSet::from(["policy-ubuntu".to_owned()]);
+    let evidence = group_evidence(&states, &registrations, "verify", &release, &unstaged);
     assert_eq!(
         evidence,
         GroupEvidence {
-            nodes: 6,
+            nodes: 7,
             installed: 2,
             failed: 1,
             pending_reboot: 1,
@@ -716,5 +727,64 @@ fn a_rollout_of_a_missing_policy_stages_what_it_can_and_reports_the_policy() {
     assert!(
         staging.assignment(NS, "verify").is_none(),
         "verify follows early, not absent"
+    );
+}
+
+#[test]
+fn a_staged_node_still_reporting_under_its_previous_release_is_not_overwritten() {
+    use patchfleet_planner::compliance::{
+        NodeQuotas, NodeReading, RegionIntent, RegionReading, StagedGroup, tally,
+    };
+    use patchfleet_planner::model::{Owner, OwnerKind};
+    use patchfleet_planner::rollout::StageRelease;
+    let owner = |name: &str| Owner::new(OwnerKind::PatchGroup, NS, name);
+    let node = |id: &str| NodeReading {
+        id: id.into(),
+        ping_status: "Online".into(),
+        platform_type: "Linux".into(),
+        ..NodeReading::default()
+    };
+    let mut verify = mk_registration("verify", OperatingSystem::AmazonLinux2, "pb-new");
+    verify.baseline_name = Some("release".into());
+    let outside = mk_registration("outside", OperatingSystem::AmazonLinux2, "pb-own");
+    let reading = RegionReading {
+        nodes: vec![node("i-1"), node("i-2")],
+        // Both report under a baseline registered nowhere (deleted when verify moved on,
+        // or another tool's).
+        states: vec![
+            reading("i-1", "verify", "pb-deleted", 1, 0),
+            reading("i-2", "outside", "pb-deleted", 1, 0),
+        ],
+        registrations: vec![verify, outside],
+        windows: BTreeMap::new(),
+    };
+    let intent = RegionIntent {
+        groups: BTreeMap::from([
+            ("verify".to_owned(), owner("verify")),
+            ("outside".to_owned(), owner("outside")),
+        ]),
+        staged: BTreeMap::from([(
+            "verify".to_owned(),
+            StagedGroup {
+                owner: owner("verify"),
+                release: StageRelease {
+                    token: RELEASE.into(),
+                    cutoff: CUTOFF.into(),
+                },
+                baselines: BTreeSet::from(["release".to_owned()]),
+                unstaged: BTreeSet::new(),
+            },
+        )]),
+        ..RegionIntent::default()
+    };
+    let figures = tally(&reading, &intent, NodeQuotas::default());
+    assert_eq!(figures.overwritten.get(&owner("verify")), None);
+    assert_eq!(figures.overwritten.get(&owner("outside")), Some(&1));
+    let (release, evidence) = &figures.stages[&owner("verify")];
+    assert_eq!(release.token, RELEASE);
+    assert_eq!(
+        (evidence.nodes, evidence.installed),
+        (1, 0),
+        "not yet installed"
     );
 }

@@ -136,6 +136,7 @@ fn state_from_sdk(p: &sdk::InstancePatchState) -> PatchStateReading {
         node_id: p.instance_id().to_owned(),
         patch_group: p.patch_group().to_owned(),
         baseline_id: p.baseline_id().to_owned(),
+        install: *p.operation() == sdk::PatchOperationType::Install,
         missing: count(Some(p.missing_count())),
         failed: count(Some(p.failed_count())),
         installed_pending_reboot: count(p.installed_pending_reboot_count()),

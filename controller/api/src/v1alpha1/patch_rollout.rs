@@ -38,7 +38,8 @@ pub const MAX_SOAK_SECONDS: u64 = 30 * 86_400;
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[x_kube(validation = kube_core::Rule::new("self.stages.all(a, self.stages.all(b, a.name == b.name || a.patchGroups.all(g, !(g in b.patchGroups))))")
-    .message("spec.stages[].patchGroups: a PatchGroup may be in one stage only"))]
+    .message("spec.stages[].patchGroups: a PatchGroup may be in one stage only")
+    .field_path(".stages"))]
 #[serde(rename_all = "camelCase")]
 pub struct PatchRolloutSpec {
     /// The PatchPolicy, in this namespace, whose approval rules say what is eligible.
@@ -74,9 +75,13 @@ pub struct ReleaseSpec {
 #[x_kube(crates(kube_core = ::kube_core))]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = kube_core::Rule::new("!has(self.approvedRelease) || self.approval == 'Manual'")
-    .message("stages[].approvedRelease: only a stage with approval Manual is approved"))]
-#[x_kube(validation = kube_core::Rule::new("int(self.soak.substring(0, self.soak.size() - 1)) * (self.soak.endsWith('d') ? 86400 : self.soak.endsWith('h') ? 3600 : self.soak.endsWith('m') ? 60 : 1) <= 2592000")
-    .message("stages[].soak: at most 30 days (30d, 720h, 43200m or 2592000s)"))]
+    .message("stages[].approvedRelease: only a stage with approval Manual is approved")
+    .field_path(".approvedRelease"))]
+// A soak that does not match SOAK_PATTERN is left to the pattern's own error (int() of it
+// would fail with a type conversion error next to it).
+#[x_kube(validation = kube_core::Rule::new("!self.soak.matches('^[0-9]{1,7}[smhd]$') || int(self.soak.substring(0, self.soak.size() - 1)) * (self.soak.endsWith('d') ? 86400 : self.soak.endsWith('h') ? 3600 : self.soak.endsWith('m') ? 60 : 1) <= 2592000")
+    .message("stages[].soak: at most 30 days (30d, 720h, 43200m or 2592000s)")
+    .field_path(".soak"))]
 pub struct StageSpec {
     /// The stage's name (1-63 lowercase letters, digits and `-`), unique in the rollout.
     #[schemars(length(min = 1, max = 63), pattern(limits::NAMESPACE_PATTERN))]
@@ -169,8 +174,10 @@ pub struct PatchRolloutStatus {
     /// The metadata.generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Ready (the release passed every stage), Reconciling, Stalled, and Held (a failed
-    /// gate holds the later stages).
+    /// Ready (the release passed every stage), Reconciling (a stage is installing,
+    /// soaking or waiting for the one before), Stalled (the spec has problems, or a failed
+    /// gate holds the later stages), and AllSystemsStaged (False when the policy has
+    /// operating systems no stage can hold back).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,

@@ -95,13 +95,18 @@ async fn reconcile_rollout(
     let problems = staging.problems(&namespace, &name).to_vec();
     let unstaged = staging.unstaged(&namespace, &name).to_vec();
     let evidence = evidence(&ctx, &inventory, &rollout);
-    let now = Timestamp::now();
+    // Whole seconds, as the API server stores times: a status compares equal to what was
+    // written, so an unchanged evaluation writes nothing.
+    let now =
+        Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
     let evaluation = evaluate(&rollout, &evidence, &problems, now);
     let status = status_of(&rollout, &evaluation, &problems, &unstaged);
     // What the account passes plan from this object changed since they were last woken
     // for it (or this process never woke them): the watch event that brought it has
-    // already made the planner's next inventory a new one.
-    if ctx.note_rollout(&namespace, &name, plan_inputs(&rollout)) {
+    // already made the planner's next inventory a new one. When this evaluation moves a
+    // stage, the status write brings another event, and the reconcile it starts wakes
+    // them for the new releases instead (waking now would plan the old ones first).
+    if evaluation.moved.is_empty() && ctx.note_rollout(&namespace, &name, plan_inputs(&rollout)) {
         wake_accounts(&ctx, &inventory, &rollout);
     }
     if rollout.status.as_ref() != Some(&status) {
@@ -231,23 +236,31 @@ fn status_of(
             None,
         )
     } else {
-        let at = evaluation
+        let current = evaluation
             .stages
             .iter()
-            .find(|s| s.state != StageState::Passed)
+            .find(|s| s.state != StageState::Passed);
+        let at = current
             .map(|s| format!("stage {} is {:?}: {}", s.name, s.state, s.message))
             .unwrap_or_default();
+        let reason = match current.map(|s| s.state) {
+            Some(StageState::AwaitingApproval) => "AwaitingApproval",
+            _ => "RollingOut",
+        };
         (
             conditions::Desired {
                 type_: READY,
                 status: Status::False,
-                reason: "RollingOut",
+                reason,
                 message: format!("release {release}: {at}"),
             },
             None,
         )
     };
-    let rolling = ready.status == Status::False && stalled.is_none();
+    // Reconciling: the controller is moving the release on. Not while it waits for a
+    // person (a Manual stage's approval), a failure or a spec fix.
+    let rolling =
+        ready.status == Status::False && stalled.is_none() && ready.reason == "RollingOut";
     let reconciling_message = ready.message.clone();
     conditions::set(&mut conditions, ready, generation, now.clone());
     conditions::set(
