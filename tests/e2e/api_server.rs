@@ -687,7 +687,8 @@ async fn kubectl_get_shows_a_rollouts_printer_columns() {
                 {"name": "verify", "release": "2026-12", "cutoff": "2026-12-01", "state": "Passed",
                  "since": "2026-12-03T00:00:00Z"},
                 {"name": "prod", "state": "AwaitingApproval", "since": "2026-12-03T00:00:00Z"}
-            ]
+            ],
+            "progress": "verify=Passed,prod=AwaitingApproval"
         }
     });
     let updated = rollouts
@@ -708,8 +709,8 @@ async fn kubectl_get_shows_a_rollouts_printer_columns() {
         ["staged", "early", "2026-12", "2026-12-01", "False"],
         "{output}"
     );
-    // STAGES has priority 1: `-o wide` only. The API server's table shows the first value
-    // of a JSONPath with several (`.status.stages[*].state`), so it is the first stage's.
+    // STAGES has priority 1: `-o wide` only. It shows `status.progress`, every stage's
+    // state (a JSONPath over the stages list would show only the first one's).
     let output = plane
         .kubectl(["get", "prol", "-n", ns, "-o", "wide"])
         .expect("kubectl get -o wide");
@@ -733,7 +734,7 @@ async fn kubectl_get_shows_a_rollouts_printer_columns() {
             "early",
             "2026-12",
             "2026-12-01",
-            "Passed",
+            "verify=Passed,prod=AwaitingApproval",
             "False"
         ],
         "{output}"

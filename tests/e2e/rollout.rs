@@ -428,6 +428,10 @@ async fn a_release_moves_stage_by_stage_on_what_the_stage_before_installed() {
         "{r:?}"
     );
     assert_eq!(
+        r.status.as_ref().and_then(|s| s.progress.as_deref()),
+        Some("verify=Passed,prod-early=Passed,prod-late=AwaitingApproval")
+    );
+    assert_eq!(
         cutoff_of(&ssm, "prod-late").await,
         (late_before.clone(), None)
     );

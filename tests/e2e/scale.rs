@@ -263,7 +263,13 @@ async fn a_fleet_converges_within_its_call_budget() {
                 &(shape::DEFAULTS * ACCOUNT_REGIONS),
             );
             for operation in ["DeletePatchBaseline", "DeleteMaintenanceWindow"] {
-                let created = converge.calls_of(&operation.replace("Delete", "Create"));
+                let create = operation.replace("Delete", "Create");
+                // What convergence made, and what the rollout phases left (made less deleted).
+                let rollouts = report.rollout.iter().flat_map(|r| [&r.first, &r.next]);
+                let created = converge.calls_of(&create)
+                    + rollouts
+                        .map(|p| p.calls_of(&create) - p.calls_of(operation))
+                        .sum::<u64>();
                 same(
                     &format!("deletion: {operation} (every object created deleted once)"),
                     &deleted.phase.calls_of(operation),
@@ -300,6 +306,40 @@ async fn a_fleet_converges_within_its_call_budget() {
                 &compliance.instances,
                 &(ACCOUNT_REGIONS * patchfleet_tests::bench::COMPLIANCE_NODES as u64),
             );
+        }
+    }
+    // docs/rollout.md's cost: the first release creates a stage baseline per staged
+    // operating system in each account-region and moves the group onto it (the policy's
+    // own baselines stay: they are the account's defaults); the next one also deletes the
+    // first release's. Nothing is updated in place.
+    match &report.rollout {
+        None => check(false, "no rollout phase".to_owned()),
+        Some(rollout) => {
+            let staged = patchfleet_tests::bench::STAGED_OPERATING_SYSTEMS * ACCOUNT_REGIONS;
+            for (release, phase, deleted) in [
+                ("first", &rollout.first, 0),
+                ("next", &rollout.next, staged),
+            ] {
+                let calls = |op: &str| phase.calls.get(op).copied().unwrap_or(0);
+                for (op, want) in [
+                    ("CreatePatchBaseline", staged),
+                    ("RegisterPatchBaselineForPatchGroup", staged),
+                    ("DeregisterPatchBaselineForPatchGroup", staged),
+                    ("DeletePatchBaseline", deleted),
+                    ("UpdatePatchBaseline", 0),
+                ] {
+                    same(
+                        &format!("rollout, {release} release: {op}"),
+                        &calls(op),
+                        &want,
+                    );
+                }
+                same(
+                    &format!("rollout, {release} release: failed calls"),
+                    &phase.failed,
+                    &BTreeMap::<String, u64>::new(),
+                );
+            }
         }
     }
     check(

@@ -394,7 +394,28 @@ pub struct Report {
     pub delete: Option<Deletion>,
     /// One compliance pass over every account-region (after a restart with it on).
     pub compliance: Option<CompliancePhase>,
+    /// A PatchRollout's first and second release reaching every account-region.
+    pub rollout: Option<RolloutPhase>,
 }
+
+/// A one-stage PatchRollout over the on-time group: its first release, then a second.
+#[derive(Clone, Debug, Default)]
+pub struct RolloutPhase {
+    /// From applying the rollout until the controller fell quiet.
+    pub first: Phase,
+    /// From a new release token until the controller fell quiet.
+    pub next: Phase,
+    /// Seconds until every account-region had the first release's baselines.
+    pub first_seconds: f64,
+    /// Seconds until every account-region had the next release's baselines.
+    pub next_seconds: f64,
+    /// The controller's resident memory afterwards.
+    pub rss_bytes: u64,
+}
+
+/// The operating systems of the on-time policy a stage holds back (its Ubuntu and Debian
+/// baselines approve as released: docs/rollout.md).
+pub const STAGED_OPERATING_SYSTEMS: u64 = shape::OPERATING_SYSTEMS - 2;
 
 /// The compliance phase: the controller's own figures for its first pass.
 #[derive(Clone, Debug, Default)]
@@ -630,8 +651,15 @@ async fn measure(
     ));
     report.compliance = Some(measure_compliance(options, stack).await?);
 
+    say(&format!(
+        "a PatchRollout over the on-time group: a release, then the next, into {} account-regions",
+        workload.account_regions()
+    ));
+    report.rollout = Some(measure_rollout(options, stack).await?);
+
     if options.delete_accounts {
         say("deleting every SystemAccount: each is emptied, then forgotten");
+        let before_delete = stack.sample().await?;
         let before = stack.controller_metrics().await?;
         let cached_accounts_before = prometheus_sum(&before, "patchfleet_cached_accounts", &[]);
         let from = Instant::now();
@@ -668,7 +696,7 @@ async fn measure(
         let deleted = stack.sample().await?;
         let metrics = stack.controller_metrics().await?;
         report.delete = Some(Deletion {
-            phase: deleted.since(&edited, from.elapsed().as_secs_f64()),
+            phase: deleted.since(&before_delete, from.elapsed().as_secs_f64()),
             cached_accounts_before,
             cached_accounts: prometheus_sum(&metrics, "patchfleet_cached_accounts", &[]),
             account_regions: prometheus_sum(&metrics, "patchfleet_account_regions", &[]),
@@ -757,6 +785,78 @@ async fn measure_compliance(
         calls: prometheus_sum(&metrics, "patchfleet_compliance_pass_calls", &[]) as u64,
         formula_calls: per_account_region * workload.account_regions(),
         instances: prometheus_sum(&metrics, "patchfleet_nodes", &[("figure", "instances")]) as u64,
+        rss_bytes: stack.process().rss_bytes,
+    })
+}
+
+/// A one-stage rollout of the on-time policy over its group: the first release gives the
+/// group a stage baseline per staged operating system in every account-region (created,
+/// the group moved onto it); a new release token replaces them (created, moved, the old
+/// ones deleted). Each waits until the simulator counted every CreatePatchBaseline, then
+/// until the controller fell quiet.
+async fn measure_rollout(options: &Options, stack: &BenchStack) -> anyhow::Result<RolloutPhase> {
+    let workload = options.workload;
+    let rollout = |token: &str| {
+        format!(
+            "apiVersion: patchfleet.io/v1alpha1\nkind: PatchRollout\nmetadata:\n  name: on-time\n  \
+             namespace: {DEFAULTS_NAMESPACE}\nspec:\n  policyRef: {{name: on-time}}\n  \
+             release: {{token: \"{token}\", cutoff: \"2026-11-20\"}}\n  stages:\n    \
+             - {{name: all, patchGroups: [on-time]}}\n"
+        )
+    };
+    let file = std::env::temp_dir().join(format!("patchfleet-rollout-{}.yaml", std::process::id()));
+    let mut phases = Vec::new();
+    for token in ["r1", "r2"] {
+        let before = stack.sample().await?;
+        let creates = before
+            .calls
+            .get("CreatePatchBaseline")
+            .copied()
+            .unwrap_or(0);
+        let want = creates + STAGED_OPERATING_SYSTEMS * workload.account_regions();
+        std::fs::write(&file, rollout(token)).context("writing the rollout")?;
+        let from = Instant::now();
+        stack
+            .kubectl(&[
+                "apply".into(),
+                "--server-side".into(),
+                "-f".into(),
+                file.clone().into(),
+            ])
+            .await?;
+        let deadline = from + options.timeout;
+        loop {
+            stack.check_controller()?;
+            let created = stack
+                .calls()
+                .0
+                .get("CreatePatchBaseline")
+                .copied()
+                .unwrap_or(0);
+            if created >= want {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "release {token}: {created} of {want} CreatePatchBaseline within {:?}",
+                    options.timeout
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let reached = from.elapsed().as_secs_f64();
+        stack.wait_quiet(options.quiet, options.timeout).await?;
+        let after = stack.sample().await?;
+        phases.push((after.since(&before, from.elapsed().as_secs_f64()), reached));
+    }
+    std::fs::remove_file(&file).ok();
+    let (next, next_seconds) = phases.pop().context("the next release")?;
+    let (first, first_seconds) = phases.pop().context("the first release")?;
+    Ok(RolloutPhase {
+        first,
+        next,
+        first_seconds,
+        next_seconds,
         rss_bytes: stack.process().rss_bytes,
     })
 }
@@ -1481,6 +1581,20 @@ impl Report {
             "get_caller_identity_calls".into(),
             self.caller_identity_calls.to_string(),
         );
+        if let Some(r) = &self.rollout {
+            for (phase, p) in [("rollout_first", &r.first), ("rollout_next", &r.next)] {
+                put(format!("{phase}_calls"), p.total_calls().to_string());
+                for (op, n) in &p.calls {
+                    put(format!("{phase}_calls.{op}"), n.to_string());
+                }
+                for (what, n) in &p.failed {
+                    put(format!("{phase}_failed.{what}"), n.to_string());
+                }
+                for (kind, n) in &p.reconciles {
+                    put(format!("{phase}_reconciles.{kind}"), n.to_string());
+                }
+            }
+        }
         if let Some(c) = &self.compliance {
             put("compliance_calls".into(), c.calls.to_string());
             put(
@@ -1626,6 +1740,20 @@ impl Report {
             figures.push(("compliance_seconds", format!("{:.1}", c.seconds)));
             figures.push(("compliance_rss_mib", format!("{:.1}", mib(c.rss_bytes))));
         }
+        if let (Some(r), Some(w)) = (&self.rollout, self.workload) {
+            let per = |p: &Phase| p.total_calls() as f64 / w.account_regions().max(1) as f64;
+            figures.push(("rollout_first_seconds", format!("{:.1}", r.first_seconds)));
+            figures.push(("rollout_next_seconds", format!("{:.1}", r.next_seconds)));
+            figures.push((
+                "rollout_first_calls_per_account_region",
+                format!("{:.2}", per(&r.first)),
+            ));
+            figures.push((
+                "rollout_next_calls_per_account_region",
+                format!("{:.2}", per(&r.next)),
+            ));
+            figures.push(("rollout_rss_mib", format!("{:.1}", mib(r.rss_bytes))));
+        }
         out.extend(self.count_lines());
         out.extend(figures.into_iter().map(|(k, v)| (k.to_owned(), v)));
         for (resource, n) in &self.steady.kube.writes {
@@ -1763,6 +1891,17 @@ impl Report {
                     get("compliance_formula_calls"),
                     get("compliance_seconds"),
                     get("compliance_rss_mib")
+                ),
+            ),
+            (
+                "PatchRollout, one stage over on-time (6 staged operating systems): first release to every account-region / calls per account-region; next release / calls per account-region; RSS after",
+                format!(
+                    "{} s / {}; {} s / {}; {} MiB",
+                    get("rollout_first_seconds"),
+                    get("rollout_first_calls_per_account_region"),
+                    get("rollout_next_seconds"),
+                    get("rollout_next_calls_per_account_region"),
+                    get("rollout_rss_mib")
                 ),
             ),
         ];

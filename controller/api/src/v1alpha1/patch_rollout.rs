@@ -33,7 +33,7 @@ pub const MAX_SOAK_SECONDS: u64 = 30 * 86_400;
     printcolumn = r#"{"name":"Policy","type":"string","jsonPath":".spec.policyRef.name"}"#,
     printcolumn = r#"{"name":"Release","type":"string","jsonPath":".status.release.token"}"#,
     printcolumn = r#"{"name":"Cutoff","type":"string","jsonPath":".status.release.cutoff"}"#,
-    printcolumn = r#"{"name":"Stages","type":"string","jsonPath":".status.stages[*].state","priority":1}"#,
+    printcolumn = r#"{"name":"Stages","type":"string","jsonPath":".status.progress","priority":1}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -187,6 +187,10 @@ pub struct PatchRolloutStatus {
     /// One entry per stage, in the spec's order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<StageStatus>,
+    /// Every stage's state in one line, `name=State,...` in order (the Stages column: a
+    /// table column shows one value of a list, so the list is written out here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<String>,
 }
 
 /// A release as it started.

@@ -313,11 +313,17 @@ fn status_of(
         generation,
         now,
     );
+    let progress: Vec<String> = evaluation
+        .stages
+        .iter()
+        .map(|s| format!("{}={:?}", s.name, s.state))
+        .collect();
     PatchRolloutStatus {
         observed_generation: generation,
         conditions,
         release: Some(evaluation.release.clone()),
         stages: evaluation.stages.clone(),
+        progress: Some(progress.join(",")),
     }
 }
 
