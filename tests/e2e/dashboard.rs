@@ -63,7 +63,7 @@ kind: ClusterRole
 metadata: {name: test-fleet-viewer}
 rules:
   - apiGroups: [patchfleet.io]
-    resources: [systemaccounts, patchpolicies, patchgroups, maintenancewindows]
+    resources: [systemaccounts, patchpolicies, patchgroups, maintenancewindows, patchrollouts]
     verbs: [get, list, watch]
   - apiGroups: [patchfleet.io]
     resources: [systemaccounts/fleet]
@@ -546,6 +546,36 @@ async fn users_see_what_rbac_allows_and_a_browser_follows_the_fleet() {
 
     browse(&stack, &dashboard, &admin, install_at).await;
     assert_no_token_logged(&dashboard, &admin);
+
+    // A rollout's stages: its page and the group's, for who may read the rollout.
+    let (status, rollout) = json("/api/rollouts/fleet/critical", &admin);
+    assert_eq!(status, 200, "{rollout}");
+    let stages: Vec<(&str, &str)> = rollout["stages"]
+        .as_array()
+        .map(|s| {
+            s.iter()
+                .map(|s| {
+                    (
+                        s["name"].as_str().unwrap_or_default(),
+                        s["state"].as_str().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        stages,
+        [("first", "Installing"), ("then", "Waiting")],
+        "{rollout}"
+    );
+    assert_eq!(rollout["release"], "r1", "{rollout}");
+    let (_, admin_web) = json("/api/groups/fleet/web", &admin);
+    assert_eq!(admin_web["rollout"]["rollout"], "critical", "{admin_web}");
+    assert_eq!(admin_web["rollout"]["stage"], "first", "{admin_web}");
+    // The team may read the group but not the rollout.
+    assert_eq!(json("/api/rollouts/fleet/critical", &team).0, 403);
+    let (_, team_web) = json("/api/groups/fleet/web", &team);
+    assert_eq!(team_web["rollout"], Value::Null, "{team_web}");
 }
 
 fn assert_no_token_logged(dashboard: &DashboardProcess, token: &str) {
@@ -559,6 +589,18 @@ fn assert_no_token_logged(dashboard: &DashboardProcess, token: &str) {
 
 /// The pages in Chromium: log in, the overview, a click through to a node, and a change on
 /// the simulated clock reaching the open overview.
+/// A rollout of the fleet's policy: web first, then db.
+const ROLLOUT: &str = r#"apiVersion: patchfleet.io/v1alpha1
+kind: PatchRollout
+metadata: {name: critical, namespace: fleet}
+spec:
+  policyRef: {name: critical}
+  release: {token: r1}
+  stages:
+    - {name: first, patchGroups: [web], soak: 1d}
+    - {name: then, patchGroups: [db], approval: Manual}
+"#;
+
 async fn browse(stack: &Stack, dashboard: &DashboardProcess, token: &str, install_at: f64) {
     let browser = Browser::start().await.expect("Chromium starts");
     let b = &browser.client;
@@ -696,6 +738,19 @@ async fn browse(stack: &Stack, dashboard: &DashboardProcess, token: &str, instal
         .screenshot("overview-after-install")
         .await
         .expect("screenshot");
+
+    // A PatchRollout over the fleet's groups: its page shows the stages as they move.
+    stack
+        .apply_text("rollout", ROLLOUT)
+        .expect("the rollout applies");
+    b.goto(&dashboard.url("/rollouts/fleet/critical"))
+        .await
+        .expect("the rollout page");
+    wait_text(&browser, "tr[data-stage=first] td.state", PASS, |t| {
+        t == "Installing"
+    })
+    .await;
+    browser.screenshot("rollout").await.expect("screenshot");
     let _ = browser.client.clone().close().await;
 }
 

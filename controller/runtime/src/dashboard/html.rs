@@ -8,7 +8,7 @@ use patchfleet_planner::instances::{InstancePatch, InstanceSummary};
 
 use super::view::{
     AccountView, ConditionView, EventView, GroupView, InstancesView, NodeView, Overview,
-    OverviewQuery, RowState, SORT_COLUMNS, WindowView, bar_segments,
+    OverviewQuery, RolloutView, RowState, SORT_COLUMNS, WindowView, bar_segments,
 };
 use crate::report::RowCounts;
 
@@ -584,6 +584,26 @@ pub fn group(view: &GroupView) -> String {
         esc(&view.group),
         esc(&view.policy)
     );
+    if let Some(stage) = &view.rollout {
+        let _ = write!(
+            out,
+            "<p id=\"group-rollout\">Stage <b>{}</b> of rollout <a href=\"/rollouts/{}/{}\">{}</a>: \
+             <span class=\"state\">{:?}</span>{}</p>",
+            esc(&stage.stage),
+            enc(&view.namespace),
+            enc(&stage.rollout),
+            esc(&stage.rollout),
+            stage.state,
+            match (&stage.release, &stage.cutoff) {
+                (Some(release), Some(cutoff)) => format!(
+                    ", release {} (patches released up to {})",
+                    esc(release),
+                    esc(cutoff)
+                ),
+                _ => ", no release yet".to_owned(),
+            }
+        );
+    }
     if let Some(total) = &view.total {
         let _ = write!(
             out,
@@ -800,6 +820,84 @@ pub fn node(view: &NodeView) -> String {
     if view.detail.patches.is_empty() {
         out.push_str("<p class=\"note\">SSM reports no patch for this node yet.</p>");
     }
+    out
+}
+
+/// A rollout: its release, then one row per stage with its gate and evidence.
+pub fn rollout(view: &RolloutView) -> String {
+    let release = match (&view.release, &view.cutoff) {
+        (Some(release), Some(cutoff)) => format!(
+            "release <b>{}</b> · patches released up to <b>{}</b> · started {}",
+            esc(release),
+            esc(cutoff),
+            esc(view.started.as_deref().unwrap_or(""))
+        ),
+        _ => "no release started yet".to_owned(),
+    };
+    let mut out = format!(
+        "<h1>{}/{} <span class=\"sub\">rollout of policy {}</span></h1><p>{release}</p>",
+        esc(&view.namespace),
+        esc(&view.name),
+        esc(&view.policy)
+    );
+    out.push_str(
+        "<h2>Stages, in order</h2><table id=\"rollout-stages\"><thead><tr><th>Stage</th>\
+         <th>Groups</th><th>State</th><th>Release</th><th>Since</th><th>Gate</th>\
+         <th class=\"num\">Nodes</th><th class=\"num\">Installed</th><th class=\"num\">Failed</th>\
+         <th class=\"num\">Pending reboot</th><th>Window execution</th><th>Why</th></tr></thead><tbody>",
+    );
+    for s in &view.stages {
+        let groups: Vec<String> = s
+            .groups
+            .iter()
+            .map(|g| {
+                format!(
+                    "<a href=\"/groups/{}/{}\">{}</a>",
+                    enc(&view.namespace),
+                    enc(g),
+                    esc(g)
+                )
+            })
+            .collect();
+        let release = match (&s.release, &s.cutoff) {
+            (Some(release), Some(cutoff)) => format!("{} (≤ {})", esc(release), esc(cutoff)),
+            _ => "none yet".to_owned(),
+        };
+        let gate = format!(
+            "{} · soak {} · at most {} failed · at least {} installed",
+            esc(&s.approval),
+            esc(&s.soak),
+            esc(&s.max_failed),
+            esc(&s.min_installed)
+        );
+        let evidence = match &s.evidence {
+            Some(e) => format!(
+                "<td class=\"num\" data-col=\"nodes\">{}</td><td class=\"num\" data-col=\"installed\">{}</td>\
+                 <td class=\"num\" data-col=\"failed\">{}</td><td class=\"num\">{}</td><td>{}</td>",
+                e.nodes,
+                e.installed,
+                e.failed,
+                e.pending_reboot,
+                esc(e.window_execution.as_deref().unwrap_or(""))
+            ),
+            None => "<td colspan=\"5\" class=\"note\">no evidence read for its release yet</td>"
+                .to_owned(),
+        };
+        let _ = write!(
+            out,
+            "<tr data-stage=\"{}\"><td>{}</td><td>{}</td><td class=\"state\">{:?}</td><td>{release}</td>\
+             <td>{}</td><td>{gate}</td>{evidence}<td>{}</td></tr>",
+            esc(&s.name),
+            esc(&s.name),
+            groups.join(", "),
+            s.state,
+            esc(s.since.as_deref().unwrap_or("")),
+            esc(&s.message)
+        );
+    }
+    out.push_str("</tbody></table>");
+    out.push_str(&conditions(&view.conditions));
+    out.push_str(&events(&view.events));
     out
 }
 

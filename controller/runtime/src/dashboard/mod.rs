@@ -22,7 +22,7 @@ use futures::StreamExt;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
-use patchfleet_api::v1alpha1::{MaintenanceWindow, PatchGroup, SystemAccount};
+use patchfleet_api::v1alpha1::{MaintenanceWindow, PatchGroup, PatchRollout, SystemAccount};
 use patchfleet_ssm::SsmEdge;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
@@ -43,6 +43,7 @@ pub struct Dashboard {
     pub accounts: Store<SystemAccount>,
     pub groups: Store<PatchGroup>,
     pub windows: Store<MaintenanceWindow>,
+    pub rollouts: Store<PatchRollout>,
     pub auth: auth::Authorizer,
     pub fleet: fleet::Fleet,
     /// Figures older than this are stale (two compliance intervals).
@@ -61,6 +62,7 @@ pub async fn run(args: DashboardArgs) -> anyhow::Result<()> {
     let (accounts, accounts_writer) = reflector::store::<SystemAccount>();
     let (groups, groups_writer) = reflector::store::<PatchGroup>();
     let (windows, windows_writer) = reflector::store::<MaintenanceWindow>();
+    let (rollouts, rollouts_writer) = reflector::store::<PatchRollout>();
     let dashboard = Arc::new(Dashboard {
         auth: auth::Authorizer::new(client.clone(), args.auth_cache_ttl),
         fleet: fleet::Fleet::new(edge, args.cache_ttl),
@@ -68,23 +70,26 @@ pub async fn run(args: DashboardArgs) -> anyhow::Result<()> {
         accounts,
         groups,
         windows,
+        rollouts,
         stale_after: args.compliance_interval * 2,
         refresh: args.refresh_interval,
         ready: AtomicBool::new(false),
     });
     tokio::spawn(reflect(client.clone(), accounts_writer));
     tokio::spawn(reflect(client.clone(), groups_writer));
-    tokio::spawn(reflect(client, windows_writer));
+    tokio::spawn(reflect(client.clone(), windows_writer));
+    tokio::spawn(reflect(client, rollouts_writer));
     {
         let dashboard = Arc::clone(&dashboard);
         tokio::spawn(async move {
-            let synced = futures::future::join3(
+            let synced = futures::future::join4(
                 dashboard.accounts.wait_until_ready(),
                 dashboard.groups.wait_until_ready(),
                 dashboard.windows.wait_until_ready(),
+                dashboard.rollouts.wait_until_ready(),
             )
             .await;
-            if let (Ok(()), Ok(()), Ok(())) = synced {
+            if let (Ok(()), Ok(()), Ok(()), Ok(())) = synced {
                 dashboard.ready.store(true, Ordering::Relaxed);
                 info!("the dashboard's caches hold the first lists");
             }

@@ -104,6 +104,14 @@ pub fn router(dashboard: Arc<Dashboard>) -> Router {
             "/api/nodes/{account}/{region}/{id}",
             get(|s: Shared, p: Path<(String, String, String)>, h: HeaderMap| node(s, p, h, Json)),
         )
+        .route(
+            "/rollouts/{namespace}/{name}",
+            get(|s: Shared, p: Path<(String, String)>, h: HeaderMap| rollout(s, p, h, Html)),
+        )
+        .route(
+            "/api/rollouts/{namespace}/{name}",
+            get(|s: Shared, p: Path<(String, String)>, h: HeaderMap| rollout(s, p, h, Json)),
+        )
         .route("/login", get(login_form).post(login))
         .route("/logout", axum::routing::post(logout))
         .route(
@@ -511,10 +519,23 @@ async fn group(
         let object = visible_namespaced(&d, &user, "patchgroups", &d.groups, &ns, &name).await?;
         let accounts = visible(&d, &user, "systemaccounts", &d.accounts).await?;
         let events = events_of(&d, &user, object.as_ref()).await?;
+        let mut view = view::group(&object, &accounts, events);
+        let stage = view::group_stage(&d.rollouts.state(), &ns, &name);
+        // Shown only to who may read that rollout.
+        if let Some(stage) = stage
+            && d.auth
+                .allowed(
+                    &user,
+                    &Access::get("patchrollouts", Some(&ns), Some(&stage.rollout)),
+                )
+                .await?
+        {
+            view.rollout = Some(stage);
+        }
         Ok(Page {
             title: format!("{ns}/{name}"),
             crumbs: vec![home(), (format!("group {ns}/{name}"), None)],
-            view: view::group(&object, &accounts, events),
+            view,
             html: html::group,
             live: true,
         })
@@ -539,6 +560,28 @@ async fn window(
             crumbs: vec![home(), (format!("window {ns}/{name}"), None)],
             view: view::window(&object, &accounts, events),
             html: html::window,
+            live: true,
+        })
+    })
+    .await
+}
+
+async fn rollout(
+    State(d): Shared,
+    Path((ns, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    format: Format,
+) -> Response {
+    let here = format!("/rollouts/{}/{}", html::enc(&ns), html::enc(&name));
+    serve(d, headers, format, here, |d, user| async move {
+        let object =
+            visible_namespaced(&d, &user, "patchrollouts", &d.rollouts, &ns, &name).await?;
+        let events = events_of(&d, &user, object.as_ref()).await?;
+        Ok(Page {
+            title: format!("{ns}/{name}"),
+            crumbs: vec![home(), (format!("rollout {ns}/{name}"), None)],
+            view: view::rollout(&object, events),
+            html: html::rollout,
             live: true,
         })
     })

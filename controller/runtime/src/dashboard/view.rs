@@ -9,7 +9,10 @@ use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use patchfleet_api::v1alpha1::{MaintenanceWindow, PatchGroup, SystemAccount, WindowRun};
+use patchfleet_api::v1alpha1::{
+    MaintenanceWindow, PatchGroup, PatchRollout, StageEvidence, StageState, SystemAccount,
+    WindowRun,
+};
 use patchfleet_planner::instances::{InstanceDetail, InstanceSummary};
 use serde::{Deserialize, Serialize};
 
@@ -550,6 +553,8 @@ pub struct GroupView {
     pub regions: Vec<GroupRegionView>,
     pub omitted_regions: u32,
     pub events: Vec<EventView>,
+    /// The rollout stage the group sits in, for a user who may read the rollout.
+    pub rollout: Option<GroupStageView>,
 }
 
 /// A group's page; `accounts` are the SystemAccounts the user may see.
@@ -585,6 +590,7 @@ pub fn group<A: Borrow<SystemAccount>>(
             .unwrap_or_default(),
         omitted_regions: nodes.map_or(0, |n| n.omitted_regions),
         events,
+        rollout: None,
     }
 }
 
@@ -699,6 +705,123 @@ pub fn bar_segments(c: &RowCounts) -> [(&'static str, u32); 5] {
         ("compliant", c.compliant),
         ("unreported", c.unreported),
     ]
+}
+
+/// A PatchRollout's page: its release and every stage with its evidence.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutView {
+    pub namespace: String,
+    pub name: String,
+    pub policy: String,
+    pub release: Option<String>,
+    pub cutoff: Option<String>,
+    pub started: Option<String>,
+    pub conditions: Vec<ConditionView>,
+    pub stages: Vec<StageView>,
+    pub events: Vec<EventView>,
+}
+
+/// One stage, as the spec asks and the status says.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageView {
+    pub name: String,
+    pub groups: Vec<String>,
+    /// As the status says; Waiting before the controller wrote one.
+    pub state: StageState,
+    pub release: Option<String>,
+    pub cutoff: Option<String>,
+    pub since: Option<String>,
+    pub approval: String,
+    pub soak: String,
+    pub max_failed: String,
+    pub min_installed: String,
+    pub evidence: Option<StageEvidence>,
+    pub message: String,
+}
+
+pub fn rollout(rollout: &PatchRollout, events: Vec<EventView>) -> RolloutView {
+    let status = rollout.status.as_ref();
+    let release = status.and_then(|s| s.release.as_ref());
+    RolloutView {
+        namespace: rollout.namespace().unwrap_or_default(),
+        name: rollout.name_any(),
+        policy: rollout.spec.policy_ref.name.clone(),
+        release: release.map(|r| r.token.clone()),
+        cutoff: release.map(|r| r.cutoff.clone()),
+        started: release.map(|r| r.started_at.0.to_string()),
+        conditions: status
+            .map(|s| conditions(&s.conditions))
+            .unwrap_or_default(),
+        stages: rollout
+            .spec
+            .stages
+            .iter()
+            .map(|spec| {
+                let stage = status.and_then(|s| s.stages.iter().find(|st| st.name == spec.name));
+                StageView {
+                    name: spec.name.clone(),
+                    groups: spec.patch_groups.clone(),
+                    state: stage.map_or(StageState::Waiting, |s| s.state),
+                    release: stage.and_then(|s| s.release.clone()),
+                    cutoff: stage.and_then(|s| s.cutoff.clone()),
+                    since: stage.map(|s| s.since.0.to_string()),
+                    approval: format!("{:?}", spec.approval),
+                    soak: spec.soak.clone(),
+                    max_failed: spec.gate.max_failed.clone(),
+                    min_installed: spec.gate.min_installed.clone(),
+                    evidence: stage.and_then(|s| s.evidence.clone()),
+                    message: stage.map(|s| s.message.clone()).unwrap_or_default(),
+                }
+            })
+            .collect(),
+        events,
+    }
+}
+
+/// Where a PatchGroup sits in a rollout, for the group's page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupStageView {
+    pub rollout: String,
+    pub stage: String,
+    pub state: StageState,
+    pub release: Option<String>,
+    pub cutoff: Option<String>,
+}
+
+/// The first rollout (by name) of the group's namespace that has the group in a stage.
+pub fn group_stage<R: Borrow<PatchRollout>>(
+    rollouts: &[R],
+    namespace: &str,
+    group: &str,
+) -> Option<GroupStageView> {
+    let mut found: Vec<GroupStageView> = rollouts
+        .iter()
+        .map(Borrow::borrow)
+        .filter(|r| r.namespace().as_deref() == Some(namespace))
+        .filter_map(|r| {
+            let spec = r
+                .spec
+                .stages
+                .iter()
+                .find(|s| s.patch_groups.iter().any(|g| g == group))?;
+            let stage = r
+                .status
+                .as_ref()
+                .and_then(|s| s.stages.iter().find(|st| st.name == spec.name));
+            Some(GroupStageView {
+                rollout: r.name_any(),
+                stage: spec.name.clone(),
+                state: stage.map_or(StageState::Waiting, |s| s.state),
+                release: stage.and_then(|s| s.release.clone()),
+                cutoff: stage.and_then(|s| s.cutoff.clone()),
+            })
+        })
+        .collect();
+    found.sort_by(|a, b| a.rollout.cmp(&b.rollout));
+    found.into_iter().next()
 }
 
 #[cfg(test)]
