@@ -250,6 +250,15 @@ async fn cutoff_of(ssm: &aws_sdk_ssm::Client, group: &str) -> (String, Option<St
     )
 }
 
+/// Waits until the baseline registered for `group` approves up to `cutoff`.
+async fn wait_cutoff(stack: &Stack, ssm: &aws_sdk_ssm::Client, group: &str, cutoff: &str) {
+    let what = format!("{group}'s baseline cut off at the release");
+    eventually(&what, stack, STEP, || async {
+        cutoff_of(ssm, group).await.1.as_deref() == Some(cutoff)
+    })
+    .await;
+}
+
 /// Each node's installed patches, as SSM reports them (DescribeInstancePatches).
 async fn installed(ssm: &aws_sdk_ssm::Client) -> BTreeMap<String, BTreeSet<String>> {
     let mut found = BTreeMap::new();
@@ -348,13 +357,7 @@ async fn a_release_moves_stage_by_stage_on_what_the_stage_before_installed() {
         (release.token.as_str(), release.cutoff.as_str()),
         (RELEASE, cutoff.as_str())
     );
-    eventually(
-        "verify's baseline cut off at the release",
-        &stack,
-        STEP,
-        || async { cutoff_of(&ssm, "verify").await.1.as_deref() == Some(cutoff.as_str()) },
-    )
-    .await;
+    wait_cutoff(&stack, &ssm, "verify", &cutoff).await;
     let (early_before, early_cutoff) = cutoff_of(&ssm, "prod-early").await;
     assert_eq!(early_cutoff, None, "prod-early approves nothing yet");
     let (late_before, _) = cutoff_of(&ssm, "prod-late").await;
@@ -390,13 +393,7 @@ async fn a_release_moves_stage_by_stage_on_what_the_stage_before_installed() {
         stage(&r, "prod-early").and_then(|s| s.cutoff.clone()),
         Some(cutoff.clone())
     );
-    eventually(
-        "prod-early's baseline cut off at the release",
-        &stack,
-        STEP,
-        || async { cutoff_of(&ssm, "prod-early").await.1.as_deref() == Some(cutoff.as_str()) },
-    )
-    .await;
+    wait_cutoff(&stack, &ssm, "prod-early", &cutoff).await;
     assert_ne!(
         cutoff_of(&ssm, "prod-early").await.0,
         early_before,
@@ -523,13 +520,7 @@ async fn a_failed_gate_holds_every_later_stage_until_a_person_overrides_it() {
     let ssm = ssm_client(&stack, A.0, A.1, A.2).await.expect("SSM client");
     let cutoff = day(stack.sim.sim().clock.now(), 10.0);
     wait_states(&stack, "verify installing", [Installing, Waiting, Waiting]).await;
-    eventually(
-        "verify's baseline cut off at the release",
-        &stack,
-        STEP,
-        || async { cutoff_of(&ssm, "verify").await.1.as_deref() == Some(cutoff.as_str()) },
-    )
-    .await;
+    wait_cutoff(&stack, &ssm, "verify", &cutoff).await;
     let early = cutoff_of(&ssm, "prod-early").await;
     let late = cutoff_of(&ssm, "prod-late").await;
 
@@ -606,11 +597,5 @@ async fn a_failed_gate_holds_every_later_stage_until_a_person_overrides_it() {
         [Passed, Installing, Waiting],
     )
     .await;
-    eventually(
-        "prod-early's baseline cut off at the release",
-        &stack,
-        STEP,
-        || async { cutoff_of(&ssm, "prod-early").await.1.as_deref() == Some(cutoff.as_str()) },
-    )
-    .await;
+    wait_cutoff(&stack, &ssm, "prod-early", &cutoff).await;
 }

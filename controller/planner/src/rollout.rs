@@ -52,8 +52,10 @@ impl Assignment {
 /// wrong with each rollout's references (each message names the field).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Staging {
-    /// (namespace, PatchGroup name) -> its stage.
+    /// (namespace, PatchGroup name) -> its stage, for rollouts the controller evaluated.
     groups: HashMap<(String, String), Assignment>,
+    /// (namespace, PatchGroup name) -> (rollout, stage): every claim, evaluated or not.
+    claims: HashMap<(String, String), (String, String)>,
     /// (namespace, PatchRollout name) -> problems.
     problems: BTreeMap<(String, String), Vec<String>>,
     /// (namespace, PatchRollout name) -> the operating systems its stages cannot hold back
@@ -65,7 +67,10 @@ impl Staging {
     /// Rollouts in creation order (then by namespace and name) claim their groups; a group
     /// that an earlier rollout claimed, that does not exist, or that follows another policy
     /// is left out and reported on the later rollout. A rollout being deleted stages
-    /// nothing: its groups go back to their policy's own baselines.
+    /// nothing: its groups go back to their policy's own baselines. Nor does one the
+    /// controller has not evaluated yet (no release in its status): its groups keep their
+    /// baselines until its first stage takes the release, rather than being given, for a
+    /// moment, stage baselines without one.
     pub fn of(inventory: &Inventory) -> Staging {
         let mut staging = Staging::default();
         let mut rollouts: Vec<&PatchRollout> = inventory
@@ -114,6 +119,7 @@ impl Staging {
             }
         }
         let released = released_stages(rollout.status.as_ref());
+        let evaluated = rollout.status.as_ref().is_some_and(|s| s.release.is_some());
         for (index, stage) in rollout.spec.stages.iter().enumerate() {
             for (j, group_name) in stage.patch_groups.iter().enumerate() {
                 let field = format!("spec.stages[{index}].patchGroups[{j}]");
@@ -132,12 +138,16 @@ impl Staging {
                     continue;
                 }
                 let key = (namespace.to_owned(), group_name.clone());
-                if let Some(taken) = self.groups.get(&key) {
+                if let Some((rollout, stage)) = self.claims.get(&key) {
                     problems.push(format!(
-                        "{field}: PatchGroup {group_name} is already in stage {} of \
-                         PatchRollout {}",
-                        taken.stage, taken.rollout
+                        "{field}: PatchGroup {group_name} is already in stage {stage} of \
+                         PatchRollout {rollout}"
                     ));
+                    continue;
+                }
+                self.claims
+                    .insert(key.clone(), (name.to_owned(), stage.name.clone()));
+                if !evaluated {
                     continue;
                 }
                 self.groups.insert(

@@ -36,9 +36,10 @@ fn staged_world(stages: &[(&str, &[&str])]) -> Inventory {
         groups.to_vec(),
         vec![],
     );
-    inventory
-        .rollouts
-        .push(mk_rollout(NS, "monthly", "early", RELEASE, stages));
+    let mut rollout = mk_rollout(NS, "monthly", "early", RELEASE, stages);
+    // As the controller's first evaluation leaves it.
+    step(&mut rollout, &[], at(0));
+    inventory.rollouts.push(rollout);
     inventory
 }
 
@@ -686,6 +687,7 @@ fn references_a_rollout_cannot_use_are_reported_by_field_and_left_out() {
         &[("only", &["prod", "canary"])],
     );
     later.metadata.creation_timestamp = Some(Time(at(100)));
+    step(&mut later, &[], at(100));
     inventory.rollouts[0].metadata.creation_timestamp = Some(Time(at(0)));
     inventory.rollouts.push(later);
     let staging = inventory.staging();
@@ -786,5 +788,21 @@ fn a_staged_node_still_reporting_under_its_previous_release_is_not_overwritten()
         (evidence.nodes, evidence.installed),
         (1, 0),
         "not yet installed"
+    );
+}
+
+#[test]
+fn a_rollout_not_evaluated_yet_stages_nothing_but_its_problems_are_known() {
+    let mut inventory = staged_world(&[("verify", &["verify", "missing"])]);
+    inventory.rollouts[0].status = None;
+    let staging = inventory.staging();
+    assert!(staging.assignment(NS, "verify").is_none());
+    assert_eq!(staging.problems(NS, "monthly").len(), 1);
+    let (desired, _) = desired(&inventory, &mk_settings(), &ar());
+    let names: Vec<&String> = desired.baselines.keys().collect();
+    assert_eq!(
+        names,
+        vec![AL2_BASELINE, WINDOWS_BASELINE],
+        "the policy's own, for now"
     );
 }
