@@ -183,14 +183,14 @@ fn staged_groups(
             .values()
             .filter(|b| b.patch_groups.contains(value))
             .map(|b| {
-                let own =
+                let stage_name =
                     stage.baseline_name(&b.owner.namespace, &b.owner.name, b.operating_system());
-                (b.name.clone(), own == b.name)
+                (b.name.clone(), stage_name == b.name)
             })
             .fold(
                 Default::default(),
-                |(mut staged, mut unstaged), (name, own)| {
-                    if own {
+                |(mut staged, mut unstaged), (name, is_stage)| {
+                    if is_stage {
                         staged.insert(name);
                     } else {
                         unstaged.insert(name);

@@ -65,8 +65,9 @@ pub struct Staging {
 
 impl Staging {
     /// Rollouts in creation order (then by namespace and name) claim their groups; a group
-    /// that an earlier rollout claimed, that does not exist, or that follows another policy
-    /// is left out and reported on the later rollout. A rollout being deleted stages
+    /// that an earlier rollout claimed or that does not exist is left out and reported on
+    /// the later rollout; one that follows another policy is reported and kept in its
+    /// stage. A rollout being deleted stages
     /// nothing: its groups go back to their policy's own baselines. Nor does one the
     /// controller has not evaluated yet (no release in its status): its groups keep their
     /// baselines until its first stage takes the release, rather than being given, for a
@@ -129,13 +130,16 @@ impl Staging {
                     ));
                     continue;
                 };
+                // Reported, and the group stays in its stage: with the stage's cutoff
+                // applied to the policy it now follows, never released to that policy's
+                // own approvals by a spec mistake (say, a policy renamed in one commit
+                // and the rollout in the next).
                 if group.spec.policy_ref.name != *policy_name {
                     problems.push(format!(
                         "{field}: PatchGroup {group_name} follows PatchPolicy {}, not the \
                          rollout's {policy_name}",
                         group.spec.policy_ref.name
                     ));
-                    continue;
                 }
                 let key = (namespace.to_owned(), group_name.clone());
                 if let Some((rollout, stage)) = self.claims.get(&key) {
@@ -406,7 +410,9 @@ pub struct Transition {
 /// What one evaluation decided.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Evaluation {
-    pub release: ReleaseStatus,
+    /// None while problems hold a rollout that never started a release: a release's
+    /// cutoff is taken when it can start, not while the spec is wrong.
+    pub release: Option<ReleaseStatus>,
     pub stages: Vec<StageStatus>,
     pub transitions: Vec<Transition>,
     /// Stages whose release changed: their groups' baselines change.
@@ -438,7 +444,12 @@ pub fn evaluate(
     now: Timestamp,
 ) -> Evaluation {
     let previous = rollout.status.as_ref();
-    let release = current_release(rollout, now);
+    // While problems hold the rollout, a new token starts nothing.
+    let release = if problems.is_empty() {
+        Some(current_release(rollout, now))
+    } else {
+        previous.and_then(|s| s.release.clone())
+    };
     let mut evaluation = Evaluation {
         release: release.clone(),
         stages: Vec::new(),
@@ -464,7 +475,25 @@ pub fn evaluate(
             .checked_sub(1)
             .and_then(|i| rollout.spec.stages.get(i))
             .map(|s| s.name.as_str());
-        if stage.release.as_deref() != Some(release.token.as_str()) {
+        let Some(release) = &release else {
+            // Problems hold a rollout that never started: every stage as it is.
+            stage.message = "held: the rollout's spec has problems (see Stalled)".into();
+            evaluation.stages.push(stage);
+            continue;
+        };
+        // A stage has the current release when it took it: the same token and cutoff, and
+        // a state it reaches only by taking it. A Waiting stage that still holds a token
+        // that comes back (A, then B, then A again) waits to take it again.
+        let has_release = stage.release.as_deref() == Some(release.token.as_str())
+            && stage.cutoff.as_deref() == Some(release.cutoff.as_str())
+            && matches!(
+                stage.state,
+                StageState::Installing
+                    | StageState::Soaking
+                    | StageState::Passed
+                    | StageState::Failed
+            );
+        if !has_release {
             if !problems.is_empty() {
                 stage.message = "held: the rollout's spec has problems (see Stalled)".into();
             } else if !open {
@@ -487,7 +516,9 @@ pub fn evaluate(
                 stage.release = Some(release.token.clone());
                 stage.cutoff = Some(release.cutoff.clone());
                 stage.evidence = None;
-                set_state(&mut stage, StageState::Installing, now);
+                // Since the move, even from Installing (a new release's clock starts).
+                stage.state = StageState::Installing;
+                stage.since = Time(now);
                 stage.message = format!(
                     "baselines approve patches released up to {}; waiting for the \
                      stage's nodes to install them",
@@ -502,14 +533,17 @@ pub fn evaluate(
                     &mut stage,
                     spec,
                     index,
-                    &release,
+                    release,
                     evidence.get(&spec.name),
                     now,
                 );
             }
             open = open && stage.state == StageState::Passed;
         }
-        if stage.state != before.state || stage.release != before.release {
+        if stage.state != before.state
+            || stage.release != before.release
+            || stage.since != before.since
+        {
             evaluation.transitions.push(Transition {
                 stage: stage.name.clone(),
                 to: stage.state,

@@ -75,7 +75,7 @@ fn step(
         .collect();
     let evaluation = evaluate(rollout, &evidence, &[], now);
     rollout.status = Some(PatchRolloutStatus {
-        release: Some(evaluation.release.clone()),
+        release: evaluation.release.clone(),
         stages: evaluation.stages.clone(),
         ..PatchRolloutStatus::default()
     });
@@ -110,7 +110,10 @@ fn a_new_release_reaches_the_first_stage_only() {
         vec![(Installing, has(RELEASE)), (Waiting, None), (Waiting, None)]
     );
     assert_eq!(evaluation.moved, vec!["verify".to_owned()]);
-    assert_eq!(evaluation.release.cutoff, CUTOFF);
+    assert_eq!(
+        evaluation.release.as_ref().expect("a release").cutoff,
+        CUTOFF
+    );
     let verify = &rollout.status.as_ref().expect("status").stages[0];
     assert_eq!(verify.cutoff.as_deref(), Some(CUTOFF));
     assert_eq!(verify.since, Time(at(0)));
@@ -125,7 +128,10 @@ fn without_a_cutoff_the_release_takes_the_day_it_starts_in_utc() {
         &[],
         "2026-12-01T23:30:00Z".parse().expect("time"),
     );
-    assert_eq!(evaluation.release.cutoff, "2026-12-01");
+    assert_eq!(
+        evaluation.release.as_ref().expect("a release").cutoff,
+        "2026-12-01"
+    );
 }
 
 #[test]
@@ -297,7 +303,10 @@ fn a_new_release_restarts_at_the_first_stage_and_later_stages_keep_theirs() {
             (Waiting, None)
         ]
     );
-    assert_eq!(evaluation.release.cutoff, "2026-12-18");
+    assert_eq!(
+        evaluation.release.as_ref().expect("a release").cutoff,
+        "2026-12-18"
+    );
     let canary = &rollout.status.as_ref().expect("status").stages[1];
     assert_eq!(
         canary.cutoff.as_deref(),
@@ -312,7 +321,10 @@ fn an_edited_cutoff_without_a_new_token_changes_nothing() {
     step(&mut rollout, &[], at(0));
     rollout.spec.release.cutoff = Some("2026-11-29".into());
     let evaluation = step(&mut rollout, &[], at(10));
-    assert_eq!(evaluation.release.cutoff, CUTOFF);
+    assert_eq!(
+        evaluation.release.as_ref().expect("a release").cutoff,
+        CUTOFF
+    );
     assert!(evaluation.transitions.is_empty());
 }
 
@@ -716,19 +728,36 @@ fn references_a_rollout_cannot_use_are_reported_by_field_and_left_out() {
         staging.assignment(NS, "canary").map(|a| a.rollout.as_str()),
         Some("later")
     );
-    assert!(staging.assignment(NS, "elsewhere").is_none());
+    // Reported, and still held in its stage rather than released to its own policy.
+    assert_eq!(
+        staging
+            .assignment(NS, "elsewhere")
+            .map(|a| a.stage.as_str()),
+        Some("prod")
+    );
+    assert!(staging.assignment(NS, "missing").is_none());
 }
 
 #[test]
-fn a_rollout_of_a_missing_policy_stages_what_it_can_and_reports_the_policy() {
+fn a_rollout_of_a_missing_policy_holds_its_groups_and_reports_the_policy() {
     let mut inventory = staged_world(THREE_STAGES);
     inventory.rollouts[0].spec.policy_ref.name = "absent".into();
     let staging = inventory.staging();
     let problems = staging.problems(NS, "monthly");
     assert!(problems[0].starts_with("spec.policyRef: PatchPolicy patching/absent not found"));
+    // verify follows early, not absent: reported, and held at its stage's cutoff.
     assert!(
-        staging.assignment(NS, "verify").is_none(),
-        "verify follows early, not absent"
+        problems
+            .iter()
+            .any(|p| p.starts_with("spec.stages[0].patchGroups[0]")),
+        "{problems:?}"
+    );
+    assert_eq!(
+        staging
+            .assignment(NS, "verify")
+            .and_then(|a| a.release.as_ref())
+            .map(|r| r.cutoff.as_str()),
+        Some(CUTOFF)
     );
 }
 
@@ -805,4 +834,67 @@ fn a_rollout_not_evaluated_yet_stages_nothing_but_its_problems_are_known() {
         vec![AL2_BASELINE, WINDOWS_BASELINE],
         "the policy's own, for now"
     );
+}
+
+#[test]
+fn a_token_that_comes_back_is_taken_again_stage_by_stage() {
+    let mut rollout = three_stages();
+    step(&mut rollout, &[], at(0));
+    step(&mut rollout, &[("verify", evidence(1, 1, 0))], at(10));
+    step(&mut rollout, &[("canary", evidence(1, 1, 0))], at(20));
+    step(&mut rollout, &[("prod", evidence(1, 1, 0))], at(30));
+    assert!(states(&rollout).iter().all(|(s, _)| *s == Passed));
+    // B starts, then A comes back before B got anywhere.
+    rollout.spec.release.token = "2026-12".into();
+    step(&mut rollout, &[], at(40));
+    rollout.spec.release.token = RELEASE.into();
+    step(&mut rollout, &[], at(50));
+    assert_eq!(
+        states(&rollout),
+        vec![
+            (Installing, has(RELEASE)),
+            (Waiting, has(RELEASE)),
+            (Waiting, has(RELEASE))
+        ],
+        "the later stages wait to take A again rather than stay stuck"
+    );
+    step(&mut rollout, &[("verify", evidence(1, 1, 0))], at(60));
+    assert_eq!(states(&rollout)[1], (Installing, has(RELEASE)));
+    step(&mut rollout, &[("canary", evidence(1, 1, 0))], at(70));
+    step(&mut rollout, &[("prod", evidence(1, 1, 0))], at(80));
+    assert!(
+        states(&rollout).iter().all(|(s, _)| *s == Passed),
+        "{:?}",
+        states(&rollout)
+    );
+}
+
+#[test]
+fn a_stage_that_takes_a_new_release_while_installing_starts_its_clock_again() {
+    let mut rollout = three_stages();
+    step(&mut rollout, &[], at(0));
+    rollout.spec.release.token = "2026-12".into();
+    step(&mut rollout, &[], at(500));
+    let verify = &rollout.status.as_ref().expect("status").stages[0];
+    assert_eq!(
+        (verify.state, verify.since.clone()),
+        (Installing, Time(at(500)))
+    );
+    assert_eq!(verify.release.as_deref(), Some("2026-12"));
+}
+
+#[test]
+fn a_new_token_starts_no_release_while_the_spec_has_problems() {
+    let rollout = three_stages();
+    let problems = vec!["spec.policyRef: PatchPolicy patching/x not found".to_owned()];
+    let evaluation = evaluate(&rollout, &BTreeMap::new(), &problems, at(0));
+    assert_eq!(
+        evaluation.release, None,
+        "no cutoff taken while the spec is wrong"
+    );
+    let mut rollout = three_stages();
+    step(&mut rollout, &[], at(0));
+    rollout.spec.release.token = "2026-12".into();
+    let held = evaluate(&rollout, &BTreeMap::new(), &problems, at(10));
+    assert_eq!(held.release.map(|r| r.token), Some(RELEASE.to_owned()));
 }

@@ -74,7 +74,7 @@ fn evaluate_rollouts(inventory: &mut Inventory, now: k8s_openapi::jiff::Timestam
             patchfleet_planner::rollout::evaluate(rollout, &BTreeMap::new(), problems, now);
         let previous = rollout.status.clone().unwrap_or_default();
         rollout.status = Some(PatchRolloutStatus {
-            release: Some(evaluation.release),
+            release: evaluation.release,
             stages: evaluation.stages,
             ..previous
         });

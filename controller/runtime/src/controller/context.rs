@@ -355,6 +355,15 @@ impl Context {
         woken.insert((namespace.to_owned(), name.to_owned()), inputs) != Some(inputs)
     }
 
+    /// Forgets a rollout being deleted: one created again with the same name and spec
+    /// wakes its accounts anew.
+    pub fn forget_rollout(&self, namespace: &str, name: &str) {
+        self.rollouts_woken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(namespace.to_owned(), name.to_owned()));
+    }
+
     pub fn forget_reach(&self, owner: &Owner) {
         self.reach
             .lock()

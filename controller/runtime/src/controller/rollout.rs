@@ -76,6 +76,7 @@ async fn reconcile_rollout(
         // Its groups go back to their policy's own baselines: the account passes, which no
         // longer see the rollout (it is being deleted), plan that.
         wake_accounts(&ctx, &inventory, &rollout);
+        ctx.forget_rollout(&namespace, &name);
         if has_finalizer {
             finalizer::remove(&api, &name)
                 .await
@@ -110,15 +111,45 @@ async fn reconcile_rollout(
         wake_accounts(&ctx, &inventory, &rollout);
     }
     if rollout.status.as_ref() != Some(&status) {
-        status::apply(&api, rollout.as_ref(), &status)
-            .await
-            .map_err(RolloutError::Status)?;
+        match apply_status(&api, &rollout, &status).await {
+            Ok(()) => {}
+            // The object changed since this reconcile read it (a status write the store
+            // has not seen yet, say): its evaluation is not written, nor its Events sent;
+            // the watch event brings the reconcile that sees the newer object.
+            Err(kube::Error::Api(response)) if response.code == 409 => {
+                return Ok(Action::requeue(Duration::from_secs(1)));
+            }
+            Err(error) => return Err(RolloutError::Status(error)),
+        }
         if !evaluation.moved.is_empty() {
-            info!(stages = ?evaluation.moved, release = %evaluation.release.token, "stages take the release");
+            info!(stages = ?evaluation.moved, release = %token_of(&evaluation), "stages take the release");
         }
         publish(&ctx, &rollout, &evaluation).await;
     }
     Ok(Action::requeue(next_look(&ctx, &rollout, &evaluation, now)))
+}
+
+/// Applies the status on the condition that the object is still the one evaluated
+/// (`metadata.resourceVersion`): a reconcile that worked from a stale copy never writes,
+/// so it never moves a stage twice or sends its Events twice.
+async fn apply_status(
+    api: &Api<PatchRollout>,
+    rollout: &PatchRollout,
+    status: &PatchRolloutStatus,
+) -> Result<(), kube::Error> {
+    let patch = serde_json::json!({
+        "apiVersion": PatchRollout::api_version(&()),
+        "kind": PatchRollout::kind(&()),
+        "metadata": { "resourceVersion": rollout.resource_version() },
+        "status": status,
+    });
+    api.patch_status(
+        &rollout.name_any(),
+        &kube::api::PatchParams::apply(super::MANAGER).force(),
+        &kube::api::Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
 }
 
 /// A hash of what the account passes plan from a rollout: its spec, whether it is being
@@ -182,8 +213,17 @@ fn evidence(
             .filter_map(|group| inventory.group(&namespace, group))
             .map(|group| ctx.nodes.group_evidence(&group_owner(group), &release))
             .collect();
+        let reaches_nothing = spec
+            .patch_groups
+            .iter()
+            .filter_map(|group| inventory.group(&namespace, group))
+            .all(|group| group_reach(inventory, group).is_empty());
         if let Some(evidence) = stage_evidence(&totals) {
             found.insert(stage.name.clone(), evidence);
+        } else if reaches_nothing {
+            // No account-region to read: the evidence is that there are no nodes (a gate
+            // with minInstalled 0 passes; one that needs nodes waits, and says so).
+            found.insert(stage.name.clone(), StageEvidence::default());
         }
     }
     found
@@ -200,7 +240,7 @@ fn status_of(
     let previous = rollout.status.clone().unwrap_or_default();
     let mut conditions = previous.conditions;
     let now = status::now();
-    let release = &evaluation.release.token;
+    let release = token_of(evaluation);
     let (ready, stalled) = if !problems.is_empty() {
         let message = problems.join("; ");
         (
@@ -321,10 +361,15 @@ fn status_of(
     PatchRolloutStatus {
         observed_generation: generation,
         conditions,
-        release: Some(evaluation.release.clone()),
+        release: evaluation.release.clone(),
         stages: evaluation.stages.clone(),
         progress: Some(progress.join(",")),
     }
+}
+
+/// The current release's token ("" before one started).
+fn token_of(evaluation: &Evaluation) -> &str {
+    evaluation.release.as_ref().map_or("", |r| r.token.as_str())
 }
 
 /// One Event per stage that moved: a Warning when it failed.
@@ -348,7 +393,9 @@ async fn publish(ctx: &Context, rollout: &PatchRollout, evaluation: &Evaluation)
         };
         let note = format!(
             "stage {} (release {}): {}",
-            transition.stage, evaluation.release.token, transition.message
+            transition.stage,
+            token_of(evaluation),
+            transition.message
         );
         events::publish(ctx, &reference, type_, reason, "Rollout", note).await;
     }

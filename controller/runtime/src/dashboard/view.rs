@@ -791,16 +791,27 @@ pub struct GroupStageView {
     pub cutoff: Option<String>,
 }
 
-/// The first rollout (by name) of the group's namespace that has the group in a stage.
+/// The rollout of the group's namespace that has the group in a stage: the oldest, as
+/// the controller decides when two name it (then by name), and not one being deleted.
 pub fn group_stage<R: Borrow<PatchRollout>>(
     rollouts: &[R],
     namespace: &str,
     group: &str,
 ) -> Option<GroupStageView> {
-    let mut found: Vec<GroupStageView> = rollouts
+    let mut candidates: Vec<&PatchRollout> = rollouts
         .iter()
         .map(Borrow::borrow)
         .filter(|r| r.namespace().as_deref() == Some(namespace))
+        .filter(|r| r.metadata.deletion_timestamp.is_none())
+        .collect();
+    candidates.sort_by_key(|r| {
+        (
+            r.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            r.name_any(),
+        )
+    });
+    candidates
+        .into_iter()
         .filter_map(|r| {
             let spec = r
                 .spec
@@ -819,9 +830,7 @@ pub fn group_stage<R: Borrow<PatchRollout>>(
                 cutoff: stage.and_then(|s| s.cutoff.clone()),
             })
         })
-        .collect();
-    found.sort_by(|a, b| a.rollout.cmp(&b.rollout));
-    found.into_iter().next()
+        .next()
 }
 
 #[cfg(test)]
