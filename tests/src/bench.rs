@@ -299,6 +299,21 @@ impl Phase {
             .sum()
     }
 
+    /// The phase's calls (in total and by operation), failures and reconciles, as
+    /// `key=value` pairs named after `phase`.
+    fn count_lines(&self, phase: &str, put: &mut impl FnMut(String, String)) {
+        put(format!("{phase}_calls"), self.total_calls().to_string());
+        for (op, n) in &self.calls {
+            put(format!("{phase}_calls.{op}"), n.to_string());
+        }
+        for (what, n) in &self.failed {
+            put(format!("{phase}_failed.{what}"), n.to_string());
+        }
+        for (kind, n) in &self.reconciles {
+            put(format!("{phase}_reconciles.{kind}"), n.to_string());
+        }
+    }
+
     pub fn calls_of(&self, operation: &str) -> u64 {
         self.calls.get(operation).copied().unwrap_or(0)
     }
@@ -1551,16 +1566,7 @@ impl Report {
             ("wake", &self.wake),
             ("edit", &self.edit),
         ] {
-            put(format!("{phase}_calls"), p.total_calls().to_string());
-            for (op, n) in &p.calls {
-                put(format!("{phase}_calls.{op}"), n.to_string());
-            }
-            for (what, n) in &p.failed {
-                put(format!("{phase}_failed.{what}"), n.to_string());
-            }
-            for (kind, n) in &p.reconciles {
-                put(format!("{phase}_reconciles.{kind}"), n.to_string());
-            }
+            p.count_lines(phase, &mut put);
             for (resource, n) in &p.kube.status_writes {
                 put(format!("{phase}_status_writes.{resource}"), n.to_string());
             }
@@ -1582,18 +1588,8 @@ impl Report {
             self.caller_identity_calls.to_string(),
         );
         if let Some(r) = &self.rollout {
-            for (phase, p) in [("rollout_first", &r.first), ("rollout_next", &r.next)] {
-                put(format!("{phase}_calls"), p.total_calls().to_string());
-                for (op, n) in &p.calls {
-                    put(format!("{phase}_calls.{op}"), n.to_string());
-                }
-                for (what, n) in &p.failed {
-                    put(format!("{phase}_failed.{what}"), n.to_string());
-                }
-                for (kind, n) in &p.reconciles {
-                    put(format!("{phase}_reconciles.{kind}"), n.to_string());
-                }
-            }
+            r.first.count_lines("rollout_first", &mut put);
+            r.next.count_lines("rollout_next", &mut put);
         }
         if let Some(c) = &self.compliance {
             put("compliance_calls".into(), c.calls.to_string());

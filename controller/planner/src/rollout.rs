@@ -307,6 +307,24 @@ pub fn group_evidence(
     evidence
 }
 
+impl GroupEvidence {
+    /// Adds another reading's counts; the later of the two Install runs stays.
+    pub fn add(&mut self, other: &GroupEvidence) {
+        self.nodes += other.nodes;
+        self.installed += other.installed;
+        self.failed += other.failed;
+        self.pending_reboot += other.pending_reboot;
+        if let Some(run) = &other.last_install
+            && self
+                .last_install
+                .as_ref()
+                .is_none_or(|last| run.started() > last.started())
+        {
+            self.last_install = Some(run.clone());
+        }
+    }
+}
+
 /// One group's evidence summed over its account-regions.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GroupTotals {
@@ -320,20 +338,12 @@ pub fn stage_evidence(groups: &[GroupTotals]) -> Option<StageEvidence> {
     if groups.iter().all(|g| g.account_regions == 0) {
         return None;
     }
-    let mut stage = StageEvidence::default();
+    let mut sum = GroupEvidence::default();
+    let mut account_regions = 0;
     let mut failed_groups = Vec::new();
-    let mut latest = None;
     for g in groups {
-        stage.nodes += g.evidence.nodes;
-        stage.installed += g.evidence.installed;
-        stage.failed += g.evidence.failed;
-        stage.pending_reboot += g.evidence.pending_reboot;
-        stage.account_regions += g.account_regions;
-        if let Some(run) = &g.evidence.last_install
-            && latest.is_none_or(|l: &WindowRun| run.started() > l.started())
-        {
-            latest = Some(run);
-        }
+        sum.add(&g.evidence);
+        account_regions += g.account_regions;
         if g.evidence.failed > 0 {
             failed_groups.push(GroupFailures {
                 patch_group: g.group.clone(),
@@ -347,9 +357,15 @@ pub fn stage_evidence(groups: &[GroupTotals]) -> Option<StageEvidence> {
             .then_with(|| a.patch_group.cmp(&b.patch_group))
     });
     failed_groups.truncate(MAX_FAILED_GROUPS);
-    stage.failed_groups = failed_groups;
-    stage.window_execution = latest.map(|run| run.execution_id.clone());
-    Some(stage)
+    Some(StageEvidence {
+        nodes: sum.nodes,
+        installed: sum.installed,
+        failed: sum.failed,
+        pending_reboot: sum.pending_reboot,
+        account_regions,
+        failed_groups,
+        window_execution: sum.last_install.map(|run| run.execution_id),
+    })
 }
 
 /// The most groups a stage's evidence names.

@@ -134,19 +134,7 @@ impl NodeStore {
             if read_for != release {
                 continue;
             }
-            let sum = &mut totals.evidence;
-            sum.nodes += evidence.nodes;
-            sum.installed += evidence.installed;
-            sum.failed += evidence.failed;
-            sum.pending_reboot += evidence.pending_reboot;
-            if let Some(run) = &evidence.last_install
-                && sum
-                    .last_install
-                    .as_ref()
-                    .is_none_or(|last| run.started() > last.started())
-            {
-                sum.last_install = Some(run.clone());
-            }
+            totals.evidence.add(evidence);
             totals.account_regions += 1;
         }
         totals

@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 use kube::runtime::controller::Action;
@@ -111,7 +110,7 @@ async fn reconcile_rollout(
         wake_accounts(&ctx, &inventory, &rollout);
     }
     if rollout.status.as_ref() != Some(&status) {
-        match apply_status(&api, &rollout, &status).await {
+        match status::apply_unchanged(&api, rollout.as_ref(), &status).await {
             Ok(()) => {}
             // The object changed since this reconcile read it (a status write the store
             // has not seen yet, say): its evaluation is not written, nor its Events sent;
@@ -127,29 +126,6 @@ async fn reconcile_rollout(
         publish(&ctx, &rollout, &evaluation).await;
     }
     Ok(Action::requeue(next_look(&ctx, &rollout, &evaluation, now)))
-}
-
-/// Applies the status on the condition that the object is still the one evaluated
-/// (`metadata.resourceVersion`): a reconcile that worked from a stale copy never writes,
-/// so it never moves a stage twice or sends its Events twice.
-async fn apply_status(
-    api: &Api<PatchRollout>,
-    rollout: &PatchRollout,
-    status: &PatchRolloutStatus,
-) -> Result<(), kube::Error> {
-    let patch = serde_json::json!({
-        "apiVersion": PatchRollout::api_version(&()),
-        "kind": PatchRollout::kind(&()),
-        "metadata": { "resourceVersion": rollout.resource_version() },
-        "status": status,
-    });
-    api.patch_status(
-        &rollout.name_any(),
-        &kube::api::PatchParams::apply(super::MANAGER).force(),
-        &kube::api::Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
 }
 
 /// A hash of what the account passes plan from a rollout: its spec, whether it is being
@@ -374,14 +350,7 @@ fn token_of(evaluation: &Evaluation) -> &str {
 
 /// One Event per stage that moved: a Warning when it failed.
 async fn publish(ctx: &Context, rollout: &PatchRollout, evaluation: &Evaluation) {
-    let reference = ObjectReference {
-        api_version: Some(PatchRollout::api_version(&()).into_owned()),
-        kind: Some(PatchRollout::kind(&()).into_owned()),
-        namespace: rollout.namespace(),
-        name: Some(rollout.name_any()),
-        uid: rollout.uid(),
-        ..ObjectReference::default()
-    };
+    let reference = rollout.object_ref(&());
     for transition in &evaluation.transitions {
         let (type_, reason) = match transition.to {
             StageState::Failed => (EventType::Warning, "StageFailed"),

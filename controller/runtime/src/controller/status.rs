@@ -24,11 +24,40 @@ pub async fn apply<K>(api: &Api<K>, object: &K, status: &impl Serialize) -> Resu
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    let patch = serde_json::json!({
+    apply_patch(api, object, status, None).await
+}
+
+/// Applies `status` only while the object is still the one read (its
+/// `metadata.resourceVersion`): the API server answers 409 Conflict to a writer that
+/// evaluated a stale copy.
+pub async fn apply_unchanged<K>(
+    api: &Api<K>,
+    object: &K,
+    status: &impl Serialize,
+) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    apply_patch(api, object, status, object.resource_version()).await
+}
+
+async fn apply_patch<K>(
+    api: &Api<K>,
+    object: &K,
+    status: &impl Serialize,
+    resource_version: Option<String>,
+) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let mut patch = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
         "status": status,
     });
+    if let Some(version) = resource_version {
+        patch["metadata"] = serde_json::json!({ "resourceVersion": version });
+    }
     api.patch_status(
         &object.name_any(),
         &PatchParams::apply(MANAGER).force(),
