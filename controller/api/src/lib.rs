@@ -22,5 +22,6 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         v1alpha1::PatchGroup::crd(),
         v1alpha1::MaintenanceWindow::crd(),
         v1alpha1::PatchRollout::crd(),
+        v1alpha1::Enrollment::crd(),
     ]
 }

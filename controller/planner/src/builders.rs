@@ -101,6 +101,7 @@ pub fn mk_account(
             patch_group_grants: Vec::new(),
             task_roles: Vec::new(),
             default_patch_policy: None,
+            enrollment: None,
             suspend: false,
         },
         status: None,

@@ -11,6 +11,7 @@ pub mod compliance;
 pub mod definitions;
 pub mod desired;
 pub mod diff;
+pub mod enrollment;
 pub mod fingerprint;
 pub mod instances;
 pub mod inventory;

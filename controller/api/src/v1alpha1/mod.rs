@@ -1,5 +1,6 @@
-//! `patchfleet.io/v1alpha1`: the four kinds and the vocabulary they share.
+//! `patchfleet.io/v1alpha1`: the kinds and the vocabulary they share.
 
+mod enrollment;
 mod maintenance_window;
 mod nodes;
 mod patch_group;
@@ -9,6 +10,12 @@ pub mod ssm;
 mod status;
 mod system_account;
 
+pub use enrollment::{
+    ACTIVATION_EXPIRY_PATTERN, AccountEnrollment, AwsSource, AzureSource, Enrollment,
+    EnrollmentPhase, EnrollmentSource, EnrollmentSourceRef, EnrollmentSpec, EnrollmentStatus,
+    GCP_PROJECT_ID_PATTERN, GUID_PATTERN, GcpSource, SourceKind, VmwareSource,
+    parse_minutes_hours_days,
+};
 pub use maintenance_window::{
     EmergencyRun, MaintenanceWindow, MaintenanceWindowSpec, MaintenanceWindowStatus,
     PatchOperation, RebootOption, Strategy, WindowTargets, WindowTask,

@@ -5,6 +5,7 @@ use kube_derive::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::enrollment::AccountEnrollment;
 use super::nodes::AccountNodes;
 use super::ssm::limits;
 use super::status::{AccountFailure, Summary};
@@ -38,6 +39,9 @@ use super::status::{AccountFailure, Summary};
 #[x_kube(validation = Rule::new("!has(self.roleArn) || self.roleArn.split(':')[4] == self.accountId")
     .message("spec.roleArn must be a role in spec.accountId: use arn:aws:iam::<accountId>:role/<name>, or fix accountId")
     .field_path(".roleArn"))]
+#[x_kube(validation = Rule::new("!has(self.enrollment) || self.enrollment.sources.all(s, !has(s.region) || s.region in self.regions)")
+    .message("spec.enrollment.sources[].region must be one of spec.regions")
+    .field_path(".enrollment.sources"))]
 #[x_kube(validation = Rule::new("!has(self.externalId) || has(self.roleArn)")
     .message("spec.externalId is only sent when assuming spec.roleArn: set roleArn or remove externalId")
     .field_path(".externalId"))]
@@ -112,6 +116,13 @@ pub struct SystemAccountSpec {
     /// (reason DefaultPatchPolicyNotFound). Absent: the defaults are left as they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_patch_policy: Option<DefaultPatchPolicy>,
+
+    /// Which machines may enroll into this account through `patchfleet enroll`: their
+    /// sources (AWS accounts, Google Cloud projects, Azure subscriptions, vCenters), the
+    /// IAM role their activations give them, the patch groups they may ask for and how
+    /// long an activation lasts (docs/enrollment.md). Absent: no machine enrolls here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrollment: Option<AccountEnrollment>,
 
     /// Stop reconciling this account: nothing is created, changed or deleted in it until
     /// suspend is false again. Status keeps the last state seen.
