@@ -12,6 +12,7 @@
 //! let report = apply(&client, cluster_id, &operations).await;
 //! ```
 
+pub mod activations;
 mod apply;
 pub mod compliance;
 pub mod convert;

@@ -6,6 +6,7 @@
 mod account;
 mod compliance;
 mod context;
+mod enrollment;
 mod events;
 mod finalizer;
 mod inventory;
@@ -30,7 +31,7 @@ use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{Predicate, PredicateConfig, WatchStreamExt, predicates, watcher};
 use kube::{Api, Client};
 use patchfleet_api::v1alpha1::{
-    MaintenanceWindow, PatchGroup, PatchPolicy, PatchRollout, SystemAccount,
+    Enrollment, MaintenanceWindow, PatchGroup, PatchPolicy, PatchRollout, SystemAccount,
 };
 use patchfleet_planner::Settings;
 use patchfleet_ssm::{EdgeSettings, SsmEdge};
@@ -192,6 +193,11 @@ async fn reconcile_all(
     // passes wake them for new evidence.
     let rollouts = watch_of
         .controller::<PatchRollout, _>(rollout::plan_inputs_predicate)
+        .with_config(controller_config.clone());
+    // Enrollments: their spec (the patch group) and their deletion; they poll SSM on
+    // their own schedule while they wait for a registration.
+    let enrollments = watch_of
+        .controller::<Enrollment, _>(predicates::generation)
         .with_config(controller_config);
 
     // Namespace labels decide which accounts admit a namespace: a change wakes every account.
@@ -310,8 +316,19 @@ async fn reconcile_all(
             ctx.clone(),
         )
         .for_each(|_| async {});
+    let enrollments = enrollments
+        .graceful_shutdown_on(shutdown.clone())
+        .run(
+            |object, ctx| measured(object, ctx, enrollment::reconcile),
+            enrollment::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| async {});
     tokio::select! {
-        _ = futures::future::join5(accounts, policies, groups, windows, rollouts) => {}
+        _ = futures::future::join(
+            futures::future::join5(accounts, policies, groups, windows, rollouts),
+            enrollments,
+        ) => {}
         _ = namespace_watch => {}
         () = readiness => {}
         () = refresh_gauges(&ctx) => {}
@@ -402,12 +419,13 @@ where
 
 /// The kind's name for metric labels.
 fn kind_name<K: kube::Resource<DynamicType = ()>>() -> &'static str {
-    const KINDS: [&str; 5] = [
+    const KINDS: [&str; 6] = [
         "SystemAccount",
         "PatchPolicy",
         "PatchGroup",
         "MaintenanceWindow",
         "PatchRollout",
+        "Enrollment",
     ];
     let kind = K::kind(&());
     KINDS.into_iter().find(|k| *k == kind).unwrap_or("Other")
