@@ -500,3 +500,34 @@ def test_compliance_summaries_through_boto3(sim):
     other = client(sim, key=creds["AccessKeyId"], secret=creds["SecretAccessKey"], token=creds["SessionToken"])
     assert other.list_resource_compliance_summaries()["ResourceComplianceSummaryItems"] == []
     assert other.list_compliance_summaries()["ComplianceSummaryItems"] == []
+
+
+def test_activations_through_boto3(sim):
+    # https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_CreateActivation.html
+    ssm = client(sim)
+    created = ssm.create_activation(
+        IamRole="SSMServiceRole", DefaultInstanceName="vm", RegistrationLimit=2, Tags=[{"Key": "Patch Group", "Value": "web"}]
+    )
+    aid, code = created["ActivationId"], created["ActivationCode"]
+    assert len(aid) == 36 and len(code) == 20
+    listed = [
+        a
+        for page in ssm.get_paginator("describe_activations").paginate(
+            Filters=[{"FilterKey": "DefaultInstanceName", "FilterValues": ["vm"]}]
+        )
+        for a in page["ActivationList"]
+    ]
+    assert [(a["ActivationId"], a["RegistrationLimit"], a["Expired"]) for a in listed] == [(aid, 2, False)]
+    assert "ActivationCode" not in listed[0]
+    assert listed[0]["Tags"] == [{"Key": "Patch Group", "Value": "web"}]
+
+    node = control(sim, "POST", "/_sim/register", {"activationId": aid, "activationCode": code, "region": "us-east-1"})
+    tags = ssm.list_tags_for_resource(ResourceType="ManagedInstance", ResourceId=node["instanceId"])["TagList"]
+    assert tags == [{"Key": "Patch Group", "Value": "web"}]
+
+    ssm.delete_activation(ActivationId=aid)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ssm.delete_activation(ActivationId=aid)
+    assert error_code(e) == "InvalidActivation"
+    ssm.deregister_managed_instance(InstanceId=node["instanceId"])
+    assert ssm.describe_instance_information()["InstanceInformationList"] == []

@@ -1,5 +1,5 @@
-//! The control endpoint under `/_sim/`: faults, settings, the simulated fleet, counters,
-//! metrics and reset.
+//! The control endpoint under `/_sim/`: faults, settings, the simulated fleet and agent
+//! registrations, counters, metrics and reset.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use crate::Sim;
 use crate::faults::FaultSpec;
 use crate::fleet::{self, FleetSpec};
+use crate::registration::{self, RegisterError, RegisterRequest};
 use crate::settings::Settings;
 use crate::state;
 
@@ -65,6 +66,23 @@ pub async fn put_instances(State(sim): State<Arc<Sim>>, body: axum::body::Bytes)
     }
     fleet::apply(&sim, &spec);
     instances(&sim, &spec.account_id, &spec.region)
+}
+
+/// `POST /_sim/register`: an SSM Agent registers with an activation (see
+/// `crate::registration`); answers `{"instanceId", "accountId", "region"}`, or 400 with
+/// `{"error": "<Code>", "message": "..."}` and nothing changed.
+pub async fn register(State(sim): State<Arc<Sim>>, body: axum::body::Bytes) -> Response {
+    let result = serde_json::from_slice::<RegisterRequest>(&body)
+        .map_err(|e| RegisterError::InvalidRequest(format!("invalid registration: {e}")))
+        .and_then(|request| registration::register(&sim, request));
+    match result {
+        Ok(registered) => Json(registered).into_response(),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": e.code(), "message": e.to_string()})),
+        )
+            .into_response(),
+    }
 }
 
 /// `GET /_sim/instances?accountId=..&region=..`: the managed nodes and their command runs.

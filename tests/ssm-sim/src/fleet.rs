@@ -1,5 +1,6 @@
 //! The simulated fleet: managed nodes per account and region, set and read through
-//! `/_sim/instances`. Run Command of AWS-RunPatchBaseline acts on them (see
+//! `/_sim/instances`, joined by nodes registering with an activation
+//! (`crate::registration`). Run Command of AWS-RunPatchBaseline acts on them (see
 //! `ops::commands`); AddTagsToResource on `mi-` nodes changes their tags.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,6 +14,8 @@ use crate::ops::commands::invocation_status;
 use crate::patching::{NodePatch, Patch};
 use crate::state::{self, Instance, NodeInfo, RegionState, Tags};
 use crate::validate::{Str, TAG_KEY, TAG_VALUE, matches};
+
+pub use crate::registration::{RegisterError, RegisterRequest, Registered, register};
 
 /// EC2 instance ids (`i-` and 8 or 17 hex digits) and hybrid managed node ids (`mi-` and 17).
 /// https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/resource-ids.html
@@ -127,7 +130,7 @@ const SOURCE_TYPES: &[&str] = &[
 const AGENT_VERSION: &str = r"^[0-9]{1,6}(\.[0-9]{1,6}){2,3}$";
 
 impl InstanceSpec {
-    fn validate_info(&self) -> Result<(), String> {
+    pub(crate) fn validate_info(&self) -> Result<(), String> {
         let id = &self.instance_id;
         let one_of = |field: &str, value: &Option<String>, allowed: &[&str]| match value {
             Some(v) if !allowed.contains(&v.as_str()) => Err(format!(
@@ -269,6 +272,7 @@ impl InstanceSpec {
                 })
             }),
             iam_role: hybrid.then(|| "SSMServiceRole".into()),
+            name: None,
             computer_name: self
                 .computer_name
                 .clone()
@@ -284,6 +288,19 @@ impl InstanceSpec {
             platform_type,
         }
     }
+
+    /// The node as stored, with the facts `info` (from [`InstanceSpec::info`], possibly
+    /// amended by the caller).
+    pub(crate) fn instance(&self, info: NodeInfo, now: f64) -> Instance {
+        Instance {
+            patches: self.node_patches(&info.operating_system, now),
+            info,
+            tags: self.tags.clone(),
+            fails_install: self.fails_install,
+            pending_reboot: self.pending_reboot,
+            ..Instance::default()
+        }
+    }
 }
 
 fn check(rule: Str, value: &str) -> bool {
@@ -296,6 +313,11 @@ pub fn check_scope(account: &str, region: &str) -> Result<(), String> {
     if !matches(ACCOUNT_ID, account) {
         return Err(format!("accountId must be 12 digits, got {account:?}"));
     }
+    check_region(region)
+}
+
+/// Checks a region named by a control request.
+pub fn check_region(region: &str) -> Result<(), String> {
     if !matches(REGION, region) {
         return Err(format!(
             "region must be an AWS region name such as eu-west-1, got {region:?}"
@@ -346,20 +368,7 @@ pub fn apply(sim: &Sim, spec: &FleetSpec) {
     st.instances = spec
         .instances
         .iter()
-        .map(|i| {
-            let info = i.info(now);
-            (
-                i.instance_id.clone(),
-                Instance {
-                    patches: i.node_patches(&info.operating_system, now),
-                    info,
-                    tags: i.tags.clone(),
-                    fails_install: i.fails_install,
-                    pending_reboot: i.pending_reboot,
-                    ..Instance::default()
-                },
-            )
-        })
+        .map(|i| (i.instance_id.clone(), i.instance(i.info(now), now)))
         .collect();
 }
 

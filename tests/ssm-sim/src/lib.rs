@@ -20,6 +20,7 @@ mod paging;
 pub mod patching;
 mod predefined;
 pub mod protocol;
+pub mod registration;
 pub mod schedule;
 pub mod settings;
 pub mod state;
@@ -108,6 +109,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
             get(control::get_clock).put(control::put_clock),
         )
         .route("/_sim/clock/advance", post(control::advance_clock))
+        .route("/_sim/register", post(control::register))
         .route("/_sim/counters", get(control::counters))
         .route("/_sim/metrics", get(control::metrics))
         .route("/_sim/reset", post(control::reset))

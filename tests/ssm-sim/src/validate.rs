@@ -337,6 +337,18 @@ impl Req {
         }
     }
 
+    /// A timestamp: AWS JSON 1.1 sends epoch seconds, possibly fractional.
+    pub fn opt_timestamp(&mut self, name: &str) -> ApiResult<Option<f64>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_f64()
+                .map(Some)
+                .ok_or_else(|| json_type_error(name, "timestamp")),
+            Some(_) => Err(json_type_error(name, "timestamp")),
+        }
+    }
+
     pub fn opt_bool(&mut self, name: &str) -> ApiResult<Option<bool>> {
         match self.get(name) {
             None => Ok(None),

@@ -203,6 +203,9 @@ fn node_fields(id: &str, node: &Instance) -> Obj {
 fn information(id: &str, node: &Instance) -> Value {
     let info = &node.info;
     node_fields(id, node)
+        // "The name assigned to an on-premises server ... when it is activated": the
+        // activation's DefaultInstanceName (InstanceProperty's Name is an EC2 tag instead).
+        .opt("Name", info.name.clone())
         .set(
             "IsLatestVersion",
             info.platform_type != "Windows" && info.latest_agent,

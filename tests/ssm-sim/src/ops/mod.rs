@@ -1,6 +1,7 @@
 //! SSM operations: each reads its request with AWS's constraints and acts on one
 //! account-region's state under that state's lock.
 
+pub(crate) mod activations;
 mod baselines;
 pub(crate) mod commands;
 mod compliance;
@@ -102,6 +103,10 @@ pub const OPERATIONS: &[(&str, Handler)] = &[
     ),
     ("DescribePatchGroupState", compliance::describe_group_state),
     ("DescribeInstanceProperties", instances::describe_properties),
+    ("CreateActivation", activations::create),
+    ("DescribeActivations", activations::describe),
+    ("DeleteActivation", activations::delete),
+    ("DeregisterManagedInstance", activations::deregister),
     ("ListComplianceSummaries", summaries::list_summaries),
     (
         "ListResourceComplianceSummaries",

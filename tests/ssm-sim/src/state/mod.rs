@@ -28,6 +28,8 @@ pub struct RegionState {
     /// The simulated managed nodes by instance id (set through `/_sim/instances`;
     /// tags of `mi-` nodes also through AddTagsToResource).
     pub instances: BTreeMap<String, Instance>,
+    /// Hybrid activations by id (`ops::activations`).
+    pub activations: BTreeMap<String, Box<Activation>>,
     /// Commands keyed so that iteration is newest first (see `command_key`).
     pub commands: BTreeMap<String, Box<Command>>,
     /// Command id → key in `commands`.
@@ -45,6 +47,7 @@ impl RegionState {
             patch_groups: BTreeMap::new(),
             windows: BTreeMap::new(),
             instances: BTreeMap::new(),
+            activations: BTreeMap::new(),
             commands: BTreeMap::new(),
             command_keys: HashMap::new(),
             command_seq: 0,

@@ -199,8 +199,38 @@ pub struct NodeInfo {
     /// Hybrid nodes only.
     pub activation_id: Option<String>,
     pub iam_role: Option<String>,
+    /// Hybrid nodes: their activation's DefaultInstanceName, InstanceInformation's `Name`.
+    pub name: Option<String>,
     pub computer_name: String,
     pub ip_address: String,
+}
+
+/// A hybrid activation
+/// (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_Activation.html).
+#[derive(Debug, Clone)]
+pub struct Activation {
+    pub id: String,
+    /// What an agent presents with the id to register; no API returns it again.
+    pub code: String,
+    pub description: Option<String>,
+    pub default_instance_name: Option<String>,
+    pub iam_role: String,
+    pub registration_limit: i64,
+    pub registrations_count: i64,
+    pub expiration: f64,
+    pub created: f64,
+    /// Applied to every node that registers with the activation.
+    pub tags: Tags,
+    /// RegistrationMetadata, "Reserved for internal use": kept, never read.
+    pub registration_metadata: Vec<(String, String)>,
+}
+
+impl Activation {
+    /// ExpirationDate: "The date when this activation can no longer be used to register
+    /// managed nodes."
+    pub fn expired(&self, now: f64) -> bool {
+        now >= self.expiration
+    }
 }
 
 /// A simulated managed node: an EC2 instance (`i-`) or a hybrid node (`mi-`).

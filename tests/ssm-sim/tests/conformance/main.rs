@@ -1,5 +1,6 @@
 //! Conformance: the unmodified aws-sdk-rust clients driven against the simulator.
 
+mod activations;
 mod baselines;
 mod commands;
 mod common;
@@ -8,6 +9,7 @@ mod control;
 mod executions;
 mod fleet;
 mod instances;
+mod registration;
 mod sts;
 mod summaries;
 mod tags;
