@@ -6,6 +6,7 @@ pub mod bench;
 pub mod cases;
 pub mod control_plane;
 pub mod e2e;
+pub mod enroll;
 pub mod examples;
 pub mod fleet;
 pub mod helm;

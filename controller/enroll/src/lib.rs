@@ -38,6 +38,7 @@
 
 pub mod aws;
 pub mod azure;
+mod builtin;
 pub mod gcp;
 mod jwt;
 mod nonce;
@@ -51,6 +52,7 @@ use std::fmt;
 
 pub use aws::AwsTrust;
 pub use azure::{AttestedDocument, AzureTrust};
+pub use builtin::{BUILTIN_AWS_CERTIFICATES, builtin_trust};
 pub use gcp::GcpKeys;
 pub use nonce::{NONCE_SLOT_SECS, NonceKey};
 pub use refusal::{Reason, Refusal};

@@ -293,6 +293,135 @@ impl DashboardArgs {
     }
 }
 
+/// `patchfleet enroll`: the enrollment server (docs/enrollment.md).
+#[derive(Args, Clone, Debug)]
+pub struct EnrollArgs {
+    /// Address of `POST /v1/enroll` and `GET /v1/nonce`, served over TLS.
+    #[arg(
+        long,
+        env = "PATCHFLEET_ENROLL_HTTPS_ADDRESS",
+        default_value = "0.0.0.0:8443"
+    )]
+    pub https_address: SocketAddr,
+    /// The server's certificate chain (PEM), such as a Secret's `tls.crt`; read again when
+    /// the file changes (cert-manager renewals need no restart).
+    #[arg(long, env = "PATCHFLEET_ENROLL_TLS_CERT")]
+    pub tls_cert: PathBuf,
+    /// The certificate's private key (PEM), such as a Secret's `tls.key`.
+    #[arg(long, env = "PATCHFLEET_ENROLL_TLS_KEY")]
+    pub tls_key: PathBuf,
+    /// Address of /metrics, /healthz and /readyz (plain HTTP, for the kubelet and
+    /// Prometheus).
+    #[arg(
+        long,
+        env = "PATCHFLEET_ENROLL_HTTP_ADDRESS",
+        default_value = "0.0.0.0:8080"
+    )]
+    pub http_address: SocketAddr,
+    /// The audience Google Cloud and VMware tokens must be issued for: this server's URL
+    /// as machines call it, such as `https://enroll.example.com`.
+    #[arg(long, env = "PATCHFLEET_ENROLL_AUDIENCE")]
+    pub audience: String,
+    /// This controller's cluster identity, as `patchfleet run --cluster-id`: written on
+    /// every activation (and so on its node), which the controller only then manages.
+    #[arg(long, env = "PATCHFLEET_CLUSTER_ID", value_parser = parse_cluster_id)]
+    pub cluster_id: String,
+    /// More AWS public certificates (PEM) that sign EC2 instance identity documents, beside
+    /// the ones built in: a region added after this release, say. Repeatable.
+    #[arg(
+        long = "aws-certificates",
+        env = "PATCHFLEET_ENROLL_AWS_CERTIFICATES",
+        value_delimiter = ','
+    )]
+    pub aws_certificates: Vec<PathBuf>,
+    /// Trust only `--aws-certificates`, not the built-in ones (tests, air-gapped partitions).
+    #[arg(long, env = "PATCHFLEET_ENROLL_NO_BUILTIN_AWS_CERTIFICATES")]
+    pub no_builtin_aws_certificates: bool,
+    /// Where Google publishes the keys of its instance identity tokens (JWKS); `file://`
+    /// reads a file instead.
+    #[arg(
+        long,
+        env = "PATCHFLEET_ENROLL_GCP_JWKS_URL",
+        default_value = "https://www.googleapis.com/oauth2/v3/certs"
+    )]
+    pub gcp_jwks_url: String,
+    /// How long fetched Google keys are used before they are fetched again (a token signed
+    /// by a key not yet seen fetches them at once, at most once a minute).
+    #[arg(long, env = "PATCHFLEET_ENROLL_GCP_JWKS_REFRESH", default_value = "1h", value_parser = parse_duration)]
+    pub gcp_jwks_refresh: Duration,
+    /// Root certificates (PEM) an Azure attested document's signer must chain to:
+    /// Microsoft's roots for the Azure cloud in use. Without it, Azure machines are refused.
+    #[arg(long, env = "PATCHFLEET_ENROLL_AZURE_ROOTS")]
+    pub azure_roots: Option<PathBuf>,
+    /// Intermediate certificates (PEM) for that chain, when the document does not carry them.
+    #[arg(long, env = "PATCHFLEET_ENROLL_AZURE_INTERMEDIATES")]
+    pub azure_intermediates: Option<PathBuf>,
+    /// The names an Azure attested document's signing certificate may have.
+    #[arg(
+        long,
+        env = "PATCHFLEET_ENROLL_AZURE_SIGNER_NAMES",
+        value_delimiter = ',',
+        default_value = "metadata.azure.com"
+    )]
+    pub azure_signer_names: Vec<String>,
+    /// A vCenter's signer public key (PEM): `VCENTER=FILE`, repeatable.
+    #[arg(long = "vmware-key", env = "PATCHFLEET_ENROLL_VMWARE_KEYS", value_delimiter = ',', value_parser = parse_vmware_key)]
+    pub vmware_keys: Vec<(String, PathBuf)>,
+    /// The secret (at least 32 bytes) every replica signs and checks Azure nonces with,
+    /// such as a mounted Secret's key. Without it, Azure machines are refused.
+    #[arg(long, env = "PATCHFLEET_ENROLL_NONCE_KEY_FILE")]
+    pub nonce_key_file: Option<PathBuf>,
+    /// The namespace the server's Events are written in (the Pod's own).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+    /// The Pod the refusal Events are about (the downward API's metadata.name).
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
+    /// SSM endpoint override, as for `patchfleet run`.
+    #[arg(long, env = "PATCHFLEET_SSM_ENDPOINT")]
+    pub ssm_endpoint: Option<String>,
+    /// STS endpoint override, as for `patchfleet run`.
+    #[arg(long, env = "PATCHFLEET_STS_ENDPOINT")]
+    pub sts_endpoint: Option<String>,
+    /// SSM calls per second per account (CreateActivation), the server's own budget.
+    #[arg(long, env = "PATCHFLEET_ENROLL_RATE_LIMIT", default_value_t = 5.0)]
+    pub rate_limit: f64,
+    /// Attempts per SSM or STS call, first one included.
+    #[arg(long, env = "PATCHFLEET_MAX_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_attempts: u32,
+    /// Log format: `json` for a log collector.
+    #[arg(
+        long,
+        env = "PATCHFLEET_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+}
+
+impl EnrollArgs {
+    /// The SSM edge's settings, with the server's own rate limit and session name.
+    pub fn edge_settings(&self) -> EdgeSettings {
+        EdgeSettings {
+            ssm_endpoint: self.ssm_endpoint.clone(),
+            sts_endpoint: self.sts_endpoint.clone(),
+            max_attempts: self.max_attempts,
+            calls_per_second: self.rate_limit,
+            session_name: session_name(&format!("enroll-{}", default_identity())),
+            ..EdgeSettings::default()
+        }
+    }
+}
+
+fn parse_vmware_key(value: &str) -> Result<(String, PathBuf), String> {
+    match value.split_once('=') {
+        Some((vcenter, file)) if !vcenter.is_empty() && !file.is_empty() => {
+            Ok((vcenter.to_ascii_lowercase(), PathBuf::from(file)))
+        }
+        _ => Err(format!("expected VCENTER=FILE, got {value:?}")),
+    }
+}
+
 /// `patchfleet report --instances` and `--node`: where the dashboard answers.
 #[derive(Args, Clone, Debug)]
 pub struct DashboardClientArgs {

@@ -6,6 +6,7 @@ mod args;
 mod controller;
 mod crdgen;
 mod dashboard;
+mod enroll;
 mod fleet;
 mod http;
 mod leader;
@@ -49,6 +50,9 @@ enum Command {
     /// per-instance detail read from SSM on demand, as each user's RBAC allows
     /// (docs/dashboard.md).
     Dashboard(Box<args::DashboardArgs>),
+    /// Serve machine enrollment over TLS: verify a machine's signed cloud identity, map it to
+    /// its SystemAccount and hand out an SSM hybrid activation (docs/enrollment.md).
+    Enroll(Box<args::EnrollArgs>),
     /// Write the CustomResourceDefinitions (crds/*.yaml) and the API reference
     /// (docs/api.md), generated from the Rust types.
     Crdgen(args::CrdgenArgs),
@@ -67,6 +71,10 @@ fn main() -> ExitCode {
         Command::Dashboard(args) => {
             args::init_logging(args.log_format);
             report(tokio_main(dashboard::run(*args)))
+        }
+        Command::Enroll(args) => {
+            args::init_logging(args.log_format);
+            report(tokio_main(enroll::run(*args)))
         }
         Command::Report(args) => report(tokio_main(report::run(args))),
         Command::Plan(args) => {

@@ -1,0 +1,395 @@
+//! One enrollment, as a pipeline of steps that each refuse with their own reason: read the
+//! request → verify the proof (`patchfleet_enroll`, pure) → place it in its SystemAccount
+//! (`patchfleet_planner::enrollment`, pure) → create the Enrollment (the API server refuses
+//! a second one for the same machine: replay protection that holds across replicas) →
+//! CreateActivation → record the activation. Nothing reaches SSM before the Enrollment
+//! exists, and an activation that cannot be created leaves no Enrollment behind.
+
+use std::collections::BTreeMap;
+
+use axum::http::StatusCode;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use patchfleet_api::v1alpha1::{
+    Enrollment, EnrollmentPhase, EnrollmentSourceRef, EnrollmentSpec, EnrollmentStatus, SourceKind,
+};
+use patchfleet_enroll::{AttestedDocument, Identity, Reason, Refusal, Source};
+use patchfleet_planner::enrollment::{
+    MappingRefusal, Placement, VerifiedSource, activation_tags, enrollment_name, place,
+};
+use patchfleet_ssm::AccountAccess;
+use patchfleet_ssm::activations::{ActivationRequest, create_activation};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tracing::{info, warn};
+
+use super::Server;
+
+/// The body of `POST /v1/enroll`: the patch group asked for, and exactly one proof.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnrollRequest {
+    pub patch_group: String,
+    #[serde(default)]
+    pub aws: Option<AwsProof>,
+    #[serde(default)]
+    pub gcp: Option<TokenProof>,
+    /// The body of IMDS's `/metadata/attested/document`, unchanged.
+    #[serde(default)]
+    pub azure: Option<Value>,
+    #[serde(default)]
+    pub vmware: Option<TokenProof>,
+}
+
+/// The EC2 instance identity document and its PKCS7 signature, as IMDS returns them.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AwsProof {
+    pub document: String,
+    pub pkcs7: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TokenProof {
+    pub token: String,
+}
+
+/// What an accepted machine is told, once: the activation's id and code and how to use them.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Enrolled {
+    pub enrollment: String,
+    pub account_id: String,
+    pub region: String,
+    pub patch_group: String,
+    pub activation_id: String,
+    pub activation_code: String,
+    pub expires_at: String,
+}
+
+/// A refusal: the HTTP status, a reason (an Event's reason and a metric label) and a
+/// sentence a person can act on.
+#[derive(Debug)]
+pub struct Refused {
+    pub status: StatusCode,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Refused {
+    fn new(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
+        Refused {
+            status,
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<Refusal> for Refused {
+    fn from(refusal: Refusal) -> Self {
+        let status = match refusal.reason {
+            Reason::Malformed => StatusCode::BAD_REQUEST,
+            Reason::UnknownSource => StatusCode::FORBIDDEN,
+            _ => StatusCode::UNAUTHORIZED,
+        };
+        Refused::new(status, refusal.reason.as_str(), refusal.message)
+    }
+}
+
+impl From<MappingRefusal> for Refused {
+    fn from(refusal: MappingRefusal) -> Self {
+        Refused::new(
+            StatusCode::FORBIDDEN,
+            refusal.reason.as_str(),
+            refusal.message,
+        )
+    }
+}
+
+/// Runs one enrollment. `Err` answers are refusals (4xx) or failures (5xx).
+pub async fn enroll(server: &Server, body: &[u8]) -> Result<Enrolled, Refused> {
+    let request: EnrollRequest = serde_json::from_slice(body).map_err(|e| {
+        Refused::new(
+            StatusCode::BAD_REQUEST,
+            "Malformed",
+            format!("the request is not the JSON POST /v1/enroll takes ({e}): send {{\"patchGroup\": ..., and one of \"aws\", \"gcp\", \"azure\", \"vmware\"}} (docs/enrollment.md)"),
+        )
+    })?;
+    let identity = verify(server, &request).await?;
+    let source = VerifiedSource {
+        kind: kind_of(&identity.source),
+        id: identity.source.id(),
+        region: identity.region.as_deref(),
+    };
+    let placement = place(
+        server.accounts.state().iter().map(|a| a.as_ref()),
+        &source,
+        &request.patch_group,
+    )?;
+    let name = enrollment_name(source.kind, source.id, &identity.instance_id);
+    reserve(server, &name, &identity, &placement, &request.patch_group).await?;
+    let expires_at = Timestamp::now().as_second() + placement.activation_expiry_seconds as i64;
+    let activation =
+        match activate(server, &name, &placement, &request.patch_group, expires_at).await {
+            Ok(activation) => activation,
+            Err(refused) => {
+                release(server, &name).await;
+                return Err(refused);
+            }
+        };
+    let expires = Timestamp::from_second(expires_at).unwrap_or_else(|_| Timestamp::now());
+    record(server, &name, &activation.id, expires).await;
+    info!(
+        enrollment = %name,
+        source = %identity.source,
+        instance = %identity.instance_id,
+        account = %placement.system_account,
+        region = %placement.region,
+        activation = %activation.id,
+        "enrolled"
+    );
+    Ok(Enrolled {
+        enrollment: name,
+        account_id: placement.account_id,
+        region: placement.region,
+        patch_group: request.patch_group,
+        activation_id: activation.id.clone(),
+        activation_code: activation.code.clone(),
+        expires_at: expires.to_string(),
+    })
+}
+
+/// The proof, verified with the trust its source needs.
+async fn verify(server: &Server, request: &EnrollRequest) -> Result<Identity, Refused> {
+    let now = Timestamp::now().as_second();
+    let trust = &server.trust;
+    let given = [
+        request.aws.is_some(),
+        request.gcp.is_some(),
+        request.azure.is_some(),
+        request.vmware.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() != 1 {
+        return Err(Refused::new(
+            StatusCode::BAD_REQUEST,
+            "Malformed",
+            "send exactly one proof of identity: one of \"aws\", \"gcp\", \"azure\" and \"vmware\"",
+        ));
+    }
+    let identity = if let Some(aws) = &request.aws {
+        patchfleet_enroll::aws::verify(&aws.document, &aws.pkcs7, &trust.aws)?
+    } else if let Some(gcp) = &request.gcp {
+        let keys = trust
+            .gcp
+            .keys_for(patchfleet_enroll::gcp::key_id(&gcp.token).as_deref())
+            .await?;
+        patchfleet_enroll::gcp::verify(&gcp.token, &keys, &server.audience, now)?
+    } else if let Some(azure) = &request.azure {
+        let (Some(azure_trust), Some(nonces)) = (&trust.azure, &trust.nonces) else {
+            return Err(Refused::new(
+                StatusCode::FORBIDDEN,
+                "UnknownSource",
+                "this server does not accept Azure machines: an administrator sets --azure-roots and --nonce-key-file",
+            ));
+        };
+        let attested = serde_json::to_vec(azure)
+            .map_err(|e| Refused::new(StatusCode::BAD_REQUEST, "Malformed", e.to_string()))?;
+        let attested = AttestedDocument::from_json(&attested)?;
+        patchfleet_enroll::azure::verify(&attested, azure_trust, nonces, now)?
+    } else if let Some(vmware) = &request.vmware {
+        patchfleet_enroll::vmware::verify(&vmware.token, &trust.vmware, &server.audience, now)?
+    } else {
+        unreachable!("exactly one proof was checked above")
+    };
+    Ok(identity)
+}
+
+fn kind_of(source: &Source) -> SourceKind {
+    match source {
+        Source::Aws { .. } => SourceKind::Aws,
+        Source::Gcp { .. } => SourceKind::Gcp,
+        Source::Azure { .. } => SourceKind::Azure,
+        Source::Vmware { .. } => SourceKind::Vmware,
+    }
+}
+
+/// Creates the Enrollment, with the controller's finalizer so that no activation or node
+/// of it is ever forgotten. One machine has one name: a second enrollment of the same
+/// machine, or the same document again, finds it taken.
+async fn reserve(
+    server: &Server,
+    name: &str,
+    identity: &Identity,
+    placement: &Placement,
+    patch_group: &str,
+) -> Result<(), Refused> {
+    let api: Api<Enrollment> = Api::all(server.client.clone());
+    let enrollment = Enrollment {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            finalizers: Some(vec![crate::controller::FINALIZER.to_owned()]),
+            labels: Some(BTreeMap::from([
+                (
+                    "patchfleet.io/system-account".to_owned(),
+                    placement.system_account.clone(),
+                ),
+                (
+                    "patchfleet.io/source".to_owned(),
+                    identity.source.kind().to_owned(),
+                ),
+            ])),
+            ..ObjectMeta::default()
+        },
+        spec: EnrollmentSpec {
+            source: EnrollmentSourceRef {
+                kind: kind_of(&identity.source),
+                id: identity.source.id().to_owned(),
+                location: identity.location.clone().or(identity.region.clone()),
+            },
+            instance_id: identity.instance_id.clone(),
+            instance_name: identity.name.clone(),
+            system_account: placement.system_account.clone(),
+            account_id: placement.account_id.clone(),
+            region: placement.region.clone(),
+            patch_group: patch_group.to_owned(),
+            document_digest: identity.document_digest.clone(),
+        },
+        status: None,
+    };
+    match api.create(&PostParams::default(), &enrollment).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(response)) if response.code == 409 => {
+            let existing = api.get_opt(name).await.ok().flatten();
+            let phase = existing
+                .as_ref()
+                .and_then(|e| e.status.as_ref())
+                .and_then(|s| s.phase)
+                .unwrap_or_default();
+            if existing.is_some_and(|e| e.spec.document_digest == identity.document_digest) {
+                Err(Refused::new(
+                    StatusCode::CONFLICT,
+                    "Replayed",
+                    format!(
+                        "this identity document was already used (Enrollment {name}, {phase:?}): an identity document is accepted once; a machine that must enroll again asks an administrator to delete the Enrollment"
+                    ),
+                ))
+            } else {
+                Err(Refused::new(
+                    StatusCode::CONFLICT,
+                    "AlreadyEnrolled",
+                    format!(
+                        "instance {} of {} is already enrolled (Enrollment {name}, {phase:?}): an administrator deletes that Enrollment (which deregisters its node) before it enrolls again",
+                        identity.instance_id, identity.source
+                    ),
+                ))
+            }
+        }
+        Err(error) => {
+            warn!(%error, enrollment = %name, "creating the Enrollment");
+            Err(Refused::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Unavailable",
+                "the server cannot record the enrollment in Kubernetes right now: try again shortly",
+            ))
+        }
+    }
+}
+
+async fn activate(
+    server: &Server,
+    name: &str,
+    placement: &Placement,
+    patch_group: &str,
+    expires_at: i64,
+) -> Result<patchfleet_ssm::activations::CreatedActivation, Refused> {
+    let account = server
+        .accounts
+        .state()
+        .into_iter()
+        .find(|a| a.metadata.name.as_deref() == Some(placement.system_account.as_str()))
+        .ok_or_else(|| {
+            Refused::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Unavailable",
+                format!(
+                    "SystemAccount {} went away meanwhile: try again",
+                    placement.system_account
+                ),
+            )
+        })?;
+    let access = AccountAccess::from_spec(&placement.system_account, &account.spec);
+    let client = server.edge.account(&access).await.client(&placement.region);
+    let tags = activation_tags(&server.cluster_id, name, patch_group);
+    let description = format!("patchfleet enrollment {name}");
+    create_activation(
+        &client,
+        &ActivationRequest {
+            enrollment: name,
+            iam_role: &placement.iam_role,
+            expires_at,
+            description: &description,
+            tags: &tags,
+        },
+    )
+    .await
+    .map_err(|error| {
+        warn!(%error, enrollment = %name, "CreateActivation failed");
+        let status = if error.kind.is_transient() {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::BAD_GATEWAY
+        };
+        Refused::new(
+            status,
+            "ActivationFailed",
+            format!(
+                "SSM did not create the activation in account {} region {}: {}",
+                placement.account_id, placement.region, error.message
+            ),
+        )
+    })
+}
+
+/// An Enrollment whose activation could not be created is deleted: the machine may try
+/// again. The finalizer goes first (there is nothing in SSM for the controller to clean).
+async fn release(server: &Server, name: &str) {
+    let api: Api<Enrollment> = Api::all(server.client.clone());
+    let unfinalize = serde_json::json!({"metadata": {"finalizers": null}});
+    let patched = api
+        .patch(name, &PatchParams::default(), &Patch::Merge(&unfinalize))
+        .await;
+    let deleted = api.delete(name, &DeleteParams::default()).await;
+    if let Err(error) = patched.and(deleted.map(drop)) {
+        warn!(%error, enrollment = %name, "removing the Enrollment of a failed activation; the controller finds no activation and marks it Expired");
+    }
+}
+
+/// Records the activation on the Enrollment's status. When this fails the controller
+/// still finds the activation (by the Enrollment's name, its DefaultInstanceName).
+async fn record(server: &Server, name: &str, activation: &str, expires: Timestamp) {
+    let api: Api<Enrollment> = Api::all(server.client.clone());
+    let status = EnrollmentStatus {
+        phase: Some(EnrollmentPhase::Pending),
+        activation_id: Some(activation.to_owned()),
+        activation_expires_at: Some(Time(expires)),
+        ..EnrollmentStatus::default()
+    };
+    let patch = serde_json::json!({
+        "apiVersion": "patchfleet.io/v1alpha1",
+        "kind": "Enrollment",
+        "status": status,
+    });
+    if let Err(error) = api
+        .patch_status(
+            name,
+            &PatchParams::apply(super::MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+    {
+        warn!(%error, enrollment = %name, "recording the activation on the Enrollment");
+    }
+}
