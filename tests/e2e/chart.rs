@@ -1,9 +1,11 @@
 //! The Helm chart (charts/patchfleet) with the pinned helm (tests/env/helm): it lints,
 //! renders every object with the restrictive defaults, is accepted by the real API server
 //! (server-side dry run, then `helm install`), rejects wrong values through its schema,
-//! ships the generated CRDs unchanged, and its RBAC grants the controller and the dashboard
-//! exactly what they use: `kubectl auth can-i` as the chart's ServiceAccounts, and as users
-//! bound to the dashboard's viewer roles.
+//! ships the generated CRDs unchanged, and its RBAC grants the controller, the dashboard
+//! and the enrollment server exactly what they use: `kubectl auth can-i` as the chart's
+//! ServiceAccounts, and as users bound to the dashboard's viewer roles. The enrollment
+//! server (off by default) renders only when enabled, and refuses to render without an
+//! audience or without exactly one source of its TLS certificate.
 //!
 //! helm comes from `PATCHFLEET_HELM` (scripts/test sets it), else `tests/env/helm path`
 //! (which builds it once). Every invocation gets its own HELM_CACHE_HOME, HELM_CONFIG_HOME
@@ -18,13 +20,14 @@ use patchfleet_tests::repo_root;
 use serde_json::{Value, json};
 
 /// patchfleet.io's kinds (their CRDs), each of which the controller watches and writes
-/// status for.
-const KINDS: [&str; 5] = [
+/// status for (Enrollments are cluster-scoped, as SystemAccounts are).
+const KINDS: [&str; 6] = [
     "systemaccounts",
     "patchpolicies",
     "patchgroups",
     "maintenancewindows",
     "patchrollouts",
+    "enrollments",
 ];
 
 /// The kinds the dashboard has pages for, which it and its users' roles read (least
@@ -937,7 +940,7 @@ fn rbac_grants_the_dashboard_and_its_users_only_what_they_read() {
 }
 
 /// Values the schema must reject, and the field its error must name.
-const WRONG_VALUES: [(&str, &str, &str); 17] = [
+const WRONG_VALUES: [(&str, &str, &str); 25] = [
     (
         "replicas-string",
         "clusterId: x\nreplicaCount: two\n",
@@ -1006,6 +1009,46 @@ const WRONG_VALUES: [(&str, &str, &str); 17] = [
         "dashboard-unknown-key",
         "clusterId: x\ndashboard: {serviceAccount: {anotations: {}}}\n",
         "anotations",
+    ),
+    (
+        "enroll-enabled-type",
+        "clusterId: x\nenroll: {enabled: \"yes\"}\n",
+        "/enroll/enabled",
+    ),
+    (
+        "enroll-audience-http",
+        "clusterId: x\nenroll: {audience: \"http://enroll.example.com\"}\n",
+        "/enroll/audience",
+    ),
+    (
+        "enroll-replicas",
+        "clusterId: x\nenroll: {replicas: 0}\n",
+        "/enroll/replicas",
+    ),
+    (
+        "enroll-service-type",
+        "clusterId: x\nenroll: {service: {type: Ingress}}\n",
+        "/enroll/service/type",
+    ),
+    (
+        "enroll-rate-limit",
+        "clusterId: x\nenroll: {rateLimit: 0}\n",
+        "/enroll/rateLimit",
+    ),
+    (
+        "enroll-vcenter-name",
+        "clusterId: x\nenroll: {vmware: {vcenters: [\"vc=/etc/passwd\"]}}\n",
+        "/enroll/vmware/vcenters/0",
+    ),
+    (
+        "enroll-certificate-duration",
+        "clusterId: x\nenroll: {tls: {certManager: {duration: 90 days}}}\n",
+        "/enroll/tls/certManager/duration",
+    ),
+    (
+        "enroll-unknown-key",
+        "clusterId: x\nenroll: {tls: {certmanager: {enabled: true}}}\n",
+        "certmanager",
     ),
 ];
 
@@ -1699,6 +1742,1136 @@ async fn the_dashboard_and_its_users_can_read_and_nothing_else() {
     }
     namespace.delete().await;
     other.delete().await;
+}
+
+// The enrollment server (`enroll`): off by default; when enabled, its own objects, the
+// controller's image, cluster id, AWS settings and security contexts, its TLS certificate
+// from a Secret or cert-manager, and exactly the RBAC it uses.
+
+/// The enrollment server with its certificate in an existing Secret.
+const ENROLL_SECRET: &str = "clusterId: chart-test
+enroll:
+  enabled: true
+  audience: https://enroll.example.com
+  tls: {secretName: enroll-tls}
+";
+
+/// The enrollment server with its certificate from cert-manager.
+const ENROLL_CERT_MANAGER: &str = "clusterId: chart-test
+enroll:
+  enabled: true
+  audience: https://enroll.example.com:8443/patchfleet
+  tls:
+    certManager:
+      enabled: true
+      issuerRef: {name: letsencrypt}
+";
+
+/// Every enrollment value set, appended to EVERYTHING.
+const ENROLL_EVERYTHING: &str = r#"
+enroll:
+  enabled: true
+  replicas: 3
+  audience: https://enroll.example.com
+  serviceAccount:
+    name: patchfleet-enroller
+    annotations:
+      eks.amazonaws.com/role-arn: arn:aws:iam::123456789012:role/patchfleet-enroll
+  service:
+    type: LoadBalancer
+    port: 8443
+    annotations: {service.beta.kubernetes.io/aws-load-balancer-type: external}
+    loadBalancerSourceRanges: [203.0.113.0/24, 198.51.100.0/24]
+  tls:
+    certManager:
+      enabled: true
+      issuerRef: {name: internal-ca, kind: Issuer, group: awspca.cert-manager.io}
+      dnsNames: [enroll.example.com, enroll.internal.example.com]
+      duration: 2160h
+  aws:
+    extraCertificatesConfigMap: aws-identity-certificates
+    extraCertificatesKeys: [new-region.pem, govcloud.pem]
+    noBuiltinCertificates: true
+  gcp: {jwksUrl: "file:///etc/google/jwks.json", jwksRefresh: 30m}
+  azure:
+    rootsConfigMap: azure-trust
+    intermediatesConfigMap: azure-trust
+    signerNames: [metadata.azure.com, metadata.azure.us]
+  vmware:
+    keysConfigMap: vcenter-keys
+    vcenters: [vc-a.example.com, vc-b]
+  nonceKeySecret: enroll-nonce
+  rateLimit: 2.5
+  resources:
+    requests: {cpu: 10m, memory: 16Mi}
+    limits: {cpu: 100m, memory: 64Mi}
+  podAnnotations: {example.com/team: enroll}
+  nodeSelector: {pool: edge}
+  tolerations: [{key: dedicated, operator: Equal, value: edge, effect: NoSchedule}]
+  affinity:
+    nodeAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+        nodeSelectorTerms:
+          - matchExpressions: [{key: pool, operator: In, values: [edge]}]
+"#;
+
+/// The enrollment server's objects among `objects`, as `Kind name`: by component label or
+/// name.
+fn enroll_objects(objects: &[Value]) -> BTreeSet<String> {
+    objects
+        .iter()
+        .filter(|o| {
+            let name = o["metadata"]["name"].as_str().unwrap_or_default();
+            o["metadata"]["labels"]["app.kubernetes.io/component"] == "enroll"
+                || name.contains("enroll")
+        })
+        .map(|o| {
+            format!(
+                "{} {}",
+                o["kind"].as_str().unwrap_or_default(),
+                o["metadata"]["name"].as_str().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+/// `helm template` of the chart with `values`, which must fail: the error. (`helm lint`
+/// only reports a template's `fail` as [INFO]: lint mode renders on.)
+fn helm_refuses(scratch: &Scratch, name: &str, values: &str) -> String {
+    let values = scratch.values(name, values);
+    let output = run(&mut scratch.helm([
+        "template".as_ref(),
+        "pf".as_ref(),
+        chart_dir().as_os_str(),
+        "--values".as_ref(),
+        values.as_os_str(),
+    ]));
+    assert!(
+        !output.status.success(),
+        "{name}: helm template accepted it"
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn string_map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn the_enrollment_server_is_not_rendered_unless_enabled() {
+    let scratch = Scratch::new("enroll-off");
+    let values = scratch.values("minimal", MINIMAL);
+    let objects = scratch.template("pf", "ops", &values);
+    assert!(
+        enroll_objects(&objects).is_empty(),
+        "{:?}",
+        enroll_objects(&objects)
+    );
+    let kinds = kinds(&objects);
+    for absent in ["Certificate", "Secret"] {
+        assert!(!kinds.contains(absent), "{absent} rendered: {kinds:?}");
+    }
+    // Off, none of its values is checked: no audience, both TLS choices, no ServiceAccount
+    // name beside serviceAccount.create=false.
+    let values = scratch.values(
+        "off",
+        "clusterId: x\nserviceAccount: {create: false, name: ctl}\n\
+         dashboard: {serviceAccount: {name: web}}\n\
+         enroll: {enabled: false, tls: {secretName: a, certManager: {enabled: true}}, \
+         vmware: {keysConfigMap: keys}}\n",
+    );
+    let objects = scratch.template("pf", "ops", &values);
+    assert!(
+        enroll_objects(&objects).is_empty(),
+        "{:?}",
+        enroll_objects(&objects)
+    );
+    // The controller's ClusterRole lets it reconcile Enrollments all the same (a release
+    // may run the server elsewhere, or create none).
+    let role = rules(named(
+        &scratch.template("pf", "ops", &scratch.values("minimal", MINIMAL)),
+        "ClusterRole",
+        "pf-patchfleet",
+    ));
+    assert!(role.contains_key(&("patchfleet.io".to_owned(), "enrollments".to_owned())));
+}
+
+#[test]
+fn helm_lint_strict_passes_with_the_enrollment_server() {
+    let scratch = Scratch::new("enroll-lint");
+    let everything = format!("{EVERYTHING}{ENROLL_EVERYTHING}");
+    for (name, values) in [
+        ("secret", ENROLL_SECRET),
+        ("cert-manager", ENROLL_CERT_MANAGER),
+        ("everything", everything.as_str()),
+    ] {
+        let values = scratch.values(name, values);
+        let out = scratch.helm_ok([
+            "lint".as_ref(),
+            "--strict".as_ref(),
+            chart_dir().as_os_str(),
+            "--values".as_ref(),
+            values.as_os_str(),
+        ]);
+        assert!(out.contains("0 chart(s) failed"), "{name}: {out}");
+    }
+}
+
+#[test]
+fn the_enrollment_server_renders_with_the_restrictive_defaults() {
+    let scratch = Scratch::new("enroll-template");
+    let values = scratch.values("enroll", ENROLL_SECRET);
+    let objects = scratch.template("pf", "patchfleet-system", &values);
+    let expected: BTreeSet<String> = [
+        "Deployment pf-patchfleet-enroll",
+        "Service pf-patchfleet-enroll",
+        "ServiceAccount pf-patchfleet-enroll",
+        "ClusterRole pf-patchfleet-enroll",
+        "ClusterRoleBinding pf-patchfleet-enroll",
+        "Role pf-patchfleet-enroll-events",
+        "RoleBinding pf-patchfleet-enroll-events",
+        "Secret pf-patchfleet-enroll-nonce",
+    ]
+    .map(str::to_owned)
+    .into();
+    assert_eq!(enroll_objects(&objects), expected);
+    for o in &objects {
+        assert_eq!(o["metadata"]["labels"]["app.kubernetes.io/instance"], "pf");
+        if !o["kind"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Cluster")
+        {
+            assert_eq!(o["metadata"]["namespace"], "patchfleet-system", "{o}");
+        }
+    }
+    assert_eq!(
+        names(&objects, "Deployment"),
+        [
+            "pf-patchfleet",
+            "pf-patchfleet-dashboard",
+            "pf-patchfleet-enroll"
+        ]
+        .map(str::to_owned)
+        .into()
+    );
+
+    let controller = named(&objects, "Deployment", "pf-patchfleet");
+    let dashboard = named(&objects, "Deployment", "pf-patchfleet-dashboard");
+    let deployment = named(&objects, "Deployment", "pf-patchfleet-enroll");
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    assert_eq!(
+        deployment["metadata"]["labels"]["app.kubernetes.io/component"],
+        "enroll"
+    );
+    let template = &deployment["spec"]["template"];
+    let pod_labels = &template["metadata"]["labels"];
+    let selector = &deployment["spec"]["selector"]["matchLabels"];
+    assert!(selects(selector, pod_labels));
+    // No selector of the controller's or the dashboard's selects its pods, and its selector
+    // selects neither's.
+    for (what, other) in [
+        (
+            "controller Deployment",
+            &controller["spec"]["selector"]["matchLabels"],
+        ),
+        (
+            "dashboard Deployment",
+            &dashboard["spec"]["selector"]["matchLabels"],
+        ),
+        (
+            "controller Service",
+            &named(&objects, "Service", "pf-patchfleet")["spec"]["selector"],
+        ),
+        (
+            "dashboard Service",
+            &named(&objects, "Service", "pf-patchfleet-dashboard")["spec"]["selector"],
+        ),
+        (
+            "controller PodDisruptionBudget",
+            &object(&objects, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
+        ),
+    ] {
+        assert!(!selects(other, pod_labels), "{what} selects {pod_labels}");
+    }
+    for other in [controller, dashboard] {
+        assert!(!selects(
+            selector,
+            &other["spec"]["template"]["metadata"]["labels"]
+        ));
+    }
+
+    let pod = &template["spec"];
+    let controller_pod = &controller["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "pf-patchfleet-enroll");
+    assert_eq!(pod["automountServiceAccountToken"], true);
+    assert_eq!(pod["securityContext"], controller_pod["securityContext"]);
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    assert_eq!(
+        pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
+            ["labelSelector"]["matchLabels"],
+        *selector,
+        "replicas spread over nodes"
+    );
+    let containers = pod["containers"].as_array().expect("containers");
+    assert_eq!(containers.len(), 1);
+    let container = &containers[0];
+    assert_eq!(container["name"], "enroll");
+    assert_eq!(container["image"], controller_pod["containers"][0]["image"]);
+    assert_eq!(container["args"], json!(["enroll"]));
+    let security = &container["securityContext"];
+    assert_eq!(
+        security,
+        &controller_pod["containers"][0]["securityContext"]
+    );
+    assert_restricted(security);
+    assert_eq!(
+        container["resources"],
+        json!({"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}})
+    );
+    assert_eq!(
+        container["ports"],
+        json!([
+            {"name": "https", "containerPort": 8443, "protocol": "TCP"},
+            {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+        ])
+    );
+    assert_eq!(
+        container["livenessProbe"]["httpGet"],
+        json!({"path": "/healthz", "port": "http"})
+    );
+    assert_eq!(
+        container["readinessProbe"]["httpGet"],
+        json!({"path": "/readyz", "port": "http"})
+    );
+    // Only what the chart must decide is set, and the controller's cluster id.
+    let expected_env = string_map(&[
+        ("POD_NAME", "fieldRef:metadata.name"),
+        ("POD_NAMESPACE", "fieldRef:metadata.namespace"),
+        ("PATCHFLEET_CLUSTER_ID", "chart-test"),
+        ("PATCHFLEET_LOG_FORMAT", "json"),
+        ("PATCHFLEET_ENROLL_HTTPS_ADDRESS", "0.0.0.0:8443"),
+        ("PATCHFLEET_ENROLL_HTTP_ADDRESS", "0.0.0.0:8080"),
+        ("PATCHFLEET_ENROLL_AUDIENCE", "https://enroll.example.com"),
+        ("PATCHFLEET_ENROLL_TLS_CERT", "/etc/patchfleet/tls/tls.crt"),
+        ("PATCHFLEET_ENROLL_TLS_KEY", "/etc/patchfleet/tls/tls.key"),
+        (
+            "PATCHFLEET_ENROLL_NONCE_KEY_FILE",
+            "/etc/patchfleet/nonce/nonce-key",
+        ),
+        ("AWS_REGION", "us-east-1"),
+        ("PATCHFLEET_ENROLL_RATE_LIMIT", "5"),
+        (
+            "PATCHFLEET_ENROLL_GCP_JWKS_URL",
+            "https://www.googleapis.com/oauth2/v3/certs",
+        ),
+        ("PATCHFLEET_ENROLL_GCP_JWKS_REFRESH", "1h"),
+        ("PATCHFLEET_ENROLL_AZURE_SIGNER_NAMES", "metadata.azure.com"),
+    ]);
+    let env = env_of(deployment);
+    assert_eq!(env, expected_env);
+    assert_eq!(
+        env["PATCHFLEET_CLUSTER_ID"],
+        env_of(controller)["PATCHFLEET_CLUSTER_ID"]
+    );
+    // The certificate and the nonce key, as whole volumes (never subPath: a renewed
+    // Secret must reach the files the server reads again).
+    assert_eq!(
+        container["volumeMounts"],
+        json!([
+            {"name": "tls", "mountPath": "/etc/patchfleet/tls", "readOnly": true},
+            {"name": "nonce-key", "mountPath": "/etc/patchfleet/nonce", "readOnly": true},
+        ])
+    );
+    assert_eq!(
+        pod["volumes"],
+        json!([
+            {"name": "tls", "secret": {"secretName": "enroll-tls"}},
+            {"name": "nonce-key", "secret": {"secretName": "pf-patchfleet-enroll-nonce"}},
+        ])
+    );
+
+    // The nonce key: 48 random letters and digits, and its digest on the pods, so that a
+    // new key restarts every replica.
+    let secret = named(&objects, "Secret", "pf-patchfleet-enroll-nonce");
+    assert_eq!(secret["type"], "Opaque");
+    let encoded = secret["data"]["nonce-key"]
+        .as_str()
+        .expect("data.nonce-key");
+    let key = openssl::base64::decode_block(encoded).expect("base64");
+    assert_eq!(key.len(), 48, "{encoded}");
+    assert!(key.iter().all(u8::is_ascii_alphanumeric), "{encoded}");
+    assert_eq!(
+        secret["data"].as_object().map(|d| d.len()),
+        Some(1),
+        "{secret}"
+    );
+    let digest: String = openssl::sha::sha256(encoded.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        template["metadata"]["annotations"],
+        json!({"checksum/nonce-key": digest})
+    );
+    // helm template cannot read a kept key back: each render makes a new one.
+    let again = scratch.template("pf", "patchfleet-system", &values);
+    assert_ne!(
+        named(&again, "Secret", "pf-patchfleet-enroll-nonce")["data"]["nonce-key"],
+        secret["data"]["nonce-key"]
+    );
+
+    let account = named(&objects, "ServiceAccount", "pf-patchfleet-enroll");
+    assert_eq!(account["automountServiceAccountToken"], true);
+    assert!(
+        account["metadata"].get("annotations").is_none(),
+        "{account}"
+    );
+    let service = named(&objects, "Service", "pf-patchfleet-enroll");
+    assert_eq!(service["spec"]["type"], "ClusterIP");
+    assert_eq!(
+        service["spec"]["ports"],
+        json!([{"name": "https", "port": 443, "targetPort": "https", "protocol": "TCP"}]),
+        "the enrollment port only: /metrics is never exposed with it"
+    );
+    assert_eq!(service["spec"]["selector"], *selector);
+    assert!(service["spec"].get("loadBalancerSourceRanges").is_none());
+    assert!(!kinds(&objects).contains("Certificate"));
+}
+
+#[test]
+fn the_enrollment_server_gets_its_certificate_from_cert_manager() {
+    let scratch = Scratch::new("enroll-cert-manager");
+    let values = scratch.values("enroll", ENROLL_CERT_MANAGER);
+    let objects = scratch.template("pf", "patchfleet-system", &values);
+    let certificate = object(&objects, "Certificate");
+    assert_eq!(certificate["apiVersion"], "cert-manager.io/v1");
+    assert_eq!(certificate["metadata"]["name"], "pf-patchfleet-enroll");
+    assert_eq!(certificate["metadata"]["namespace"], "patchfleet-system");
+    assert_eq!(
+        certificate["metadata"]["labels"]["app.kubernetes.io/component"],
+        "enroll"
+    );
+    // The audience's host name (no port, no path), and a new key at each renewal.
+    assert_eq!(
+        certificate["spec"],
+        json!({
+            "secretName": "pf-patchfleet-enroll-tls",
+            "issuerRef": {"name": "letsencrypt", "kind": "ClusterIssuer", "group": "cert-manager.io"},
+            "dnsNames": ["enroll.example.com"],
+            "privateKey": {"rotationPolicy": "Always"},
+        })
+    );
+    let deployment = named(&objects, "Deployment", "pf-patchfleet-enroll");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["volumes"][0],
+        json!({"name": "tls", "secret": {"secretName": "pf-patchfleet-enroll-tls"}})
+    );
+    assert_eq!(
+        env_of(deployment)["PATCHFLEET_ENROLL_AUDIENCE"],
+        "https://enroll.example.com:8443/patchfleet"
+    );
+    assert_restricted(&pod["containers"][0]["securityContext"]);
+
+    // An audience that is an IP address becomes the certificate's IP address.
+    let values = scratch.values(
+        "ip",
+        "clusterId: x\nenroll: {enabled: true, audience: \"https://192.0.2.10\", \
+         tls: {certManager: {enabled: true, issuerRef: {name: ca}}}}\n",
+    );
+    let objects = scratch.template("pf", "ops", &values);
+    let spec = &object(&objects, "Certificate")["spec"];
+    assert_eq!(spec["ipAddresses"], json!(["192.0.2.10"]));
+    assert!(spec.get("dnsNames").is_none(), "{spec}");
+}
+
+#[test]
+fn helm_template_passes_every_enrollment_value_through() {
+    let scratch = Scratch::new("enroll-everything");
+    let values = scratch.values("everything", &format!("{EVERYTHING}{ENROLL_EVERYTHING}"));
+    let objects = scratch.template("patchfleet", "ops", &values);
+    let controller = named(&objects, "Deployment", "patchfleet");
+    let deployment = named(&objects, "Deployment", "patchfleet-enroll");
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    let template = &deployment["spec"]["template"];
+    // An existing nonce Secret: the chart creates none, and no digest of it is known.
+    assert!(!kinds(&objects).contains("Secret"));
+    assert_eq!(
+        template["metadata"]["annotations"],
+        json!({"example.com/team": "enroll"})
+    );
+    let pod = &template["spec"];
+    assert_eq!(pod["serviceAccountName"], "patchfleet-enroller");
+    assert_eq!(pod["imagePullSecrets"], json!([{"name": "registry"}]));
+    assert!(pod.get("priorityClassName").is_none(), "{pod}");
+    assert_eq!(pod["nodeSelector"], json!({"pool": "edge"}));
+    assert_eq!(
+        pod["tolerations"],
+        json!([{"key": "dedicated", "operator": "Equal", "value": "edge", "effect": "NoSchedule"}])
+    );
+    assert_eq!(
+        pod["affinity"],
+        json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [{"key": "pool", "operator": "In", "values": ["edge"]}]}]
+        }}})
+    );
+    let container = &pod["containers"][0];
+    assert_eq!(
+        container["image"],
+        controller["spec"]["template"]["spec"]["containers"][0]["image"]
+    );
+    assert_eq!(container["imagePullPolicy"], "Always");
+    assert_eq!(
+        container["resources"],
+        json!({"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}})
+    );
+    let env = env_of(deployment);
+    let controller_env = env_of(controller);
+    for (name, value) in [
+        ("PATCHFLEET_CLUSTER_ID", "eks prod/eu-west-1"),
+        ("PATCHFLEET_LOG_FORMAT", "text"),
+        ("AWS_REGION", "eu-west-1"),
+        (
+            "PATCHFLEET_SSM_ENDPOINT",
+            "https://ssm.eu-west-1.amazonaws.com",
+        ),
+        (
+            "PATCHFLEET_STS_ENDPOINT",
+            "https://sts.eu-west-1.amazonaws.com",
+        ),
+        ("PATCHFLEET_MAX_ATTEMPTS", "8"),
+    ] {
+        assert_eq!(env.get(name).map(String::as_str), Some(value), "{name}");
+        assert_eq!(
+            env.get(name),
+            controller_env.get(name),
+            "both agree on {name}"
+        );
+    }
+    for (name, value) in [
+        ("PATCHFLEET_ENROLL_AUDIENCE", "https://enroll.example.com"),
+        ("PATCHFLEET_ENROLL_RATE_LIMIT", "2.5"),
+        (
+            "PATCHFLEET_ENROLL_GCP_JWKS_URL",
+            "file:///etc/google/jwks.json",
+        ),
+        ("PATCHFLEET_ENROLL_GCP_JWKS_REFRESH", "30m"),
+        (
+            "PATCHFLEET_ENROLL_AWS_CERTIFICATES",
+            "/etc/patchfleet/aws/new-region.pem,/etc/patchfleet/aws/govcloud.pem",
+        ),
+        ("PATCHFLEET_ENROLL_NO_BUILTIN_AWS_CERTIFICATES", "true"),
+        (
+            "PATCHFLEET_ENROLL_AZURE_ROOTS",
+            "/etc/patchfleet/azure-roots/roots.pem",
+        ),
+        (
+            "PATCHFLEET_ENROLL_AZURE_INTERMEDIATES",
+            "/etc/patchfleet/azure-intermediates/intermediates.pem",
+        ),
+        (
+            "PATCHFLEET_ENROLL_AZURE_SIGNER_NAMES",
+            "metadata.azure.com,metadata.azure.us",
+        ),
+        (
+            "PATCHFLEET_ENROLL_VMWARE_KEYS",
+            "vc-a.example.com=/etc/patchfleet/vmware/vc-a.example.com.pem,vc-b=/etc/patchfleet/vmware/vc-b.pem",
+        ),
+        (
+            "PATCHFLEET_ENROLL_NONCE_KEY_FILE",
+            "/etc/patchfleet/nonce/nonce-key",
+        ),
+    ] {
+        assert_eq!(env.get(name).map(String::as_str), Some(value), "{name}");
+    }
+    // The controller's own settings stay the controller's.
+    for name in [
+        "PATCHFLEET_RATE_LIMIT",
+        "PATCHFLEET_CONCURRENCY",
+        "PATCHFLEET_LEADER_ELECTION",
+        "PATCHFLEET_HTTP_ADDRESS",
+        "AWS_STS_REGIONAL_ENDPOINTS",
+    ] {
+        assert!(!env.contains_key(name), "enroll {name}");
+    }
+    assert_eq!(
+        pod["volumes"],
+        json!([
+            {"name": "tls", "secret": {"secretName": "patchfleet-enroll-tls"}},
+            {"name": "nonce-key", "secret": {"secretName": "enroll-nonce"}},
+            {"name": "aws-certificates", "configMap": {"name": "aws-identity-certificates"}},
+            {"name": "azure-roots", "configMap": {"name": "azure-trust"}},
+            {"name": "azure-intermediates", "configMap": {"name": "azure-trust"}},
+            {"name": "vmware-keys", "configMap": {"name": "vcenter-keys"}},
+        ])
+    );
+    let mounts: BTreeMap<String, String> = container["volumeMounts"]
+        .as_array()
+        .expect("volumeMounts")
+        .iter()
+        .map(|m| {
+            assert_eq!(m["readOnly"], true, "{m}");
+            assert!(m.get("subPath").is_none(), "{m}");
+            (
+                m["name"].as_str().unwrap_or_default().to_owned(),
+                m["mountPath"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        mounts,
+        string_map(&[
+            ("tls", "/etc/patchfleet/tls"),
+            ("nonce-key", "/etc/patchfleet/nonce"),
+            ("aws-certificates", "/etc/patchfleet/aws"),
+            ("azure-roots", "/etc/patchfleet/azure-roots"),
+            ("azure-intermediates", "/etc/patchfleet/azure-intermediates"),
+            ("vmware-keys", "/etc/patchfleet/vmware"),
+        ])
+    );
+    let certificate = object(&objects, "Certificate");
+    assert_eq!(
+        certificate["spec"],
+        json!({
+            "secretName": "patchfleet-enroll-tls",
+            "issuerRef": {"name": "internal-ca", "kind": "Issuer", "group": "awspca.cert-manager.io"},
+            "dnsNames": ["enroll.example.com", "enroll.internal.example.com"],
+            "duration": "2160h",
+            "privateKey": {"rotationPolicy": "Always"},
+        })
+    );
+    let account = named(&objects, "ServiceAccount", "patchfleet-enroller");
+    assert_eq!(
+        account["metadata"]["annotations"],
+        json!({"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/patchfleet-enroll"})
+    );
+    let service = named(&objects, "Service", "patchfleet-enroll");
+    assert_eq!(service["spec"]["type"], "LoadBalancer");
+    assert_eq!(
+        service["spec"]["ports"],
+        json!([{"name": "https", "port": 8443, "targetPort": "https", "protocol": "TCP"}])
+    );
+    assert_eq!(
+        service["spec"]["loadBalancerSourceRanges"],
+        json!(["203.0.113.0/24", "198.51.100.0/24"])
+    );
+    assert_eq!(
+        service["metadata"]["annotations"],
+        json!({"service.beta.kubernetes.io/aws-load-balancer-type": "external"})
+    );
+    // Prometheus scrapes the controller's Service only.
+    let monitor = object(&objects, "ServiceMonitor");
+    assert!(!selects(
+        &monitor["spec"]["selector"]["matchLabels"],
+        &service["metadata"]["labels"]
+    ));
+    for kind in ["ClusterRoleBinding", "RoleBinding"] {
+        let name = if kind == "RoleBinding" {
+            "patchfleet-enroll-events"
+        } else {
+            "patchfleet-enroll"
+        };
+        assert_eq!(
+            named(&objects, kind, name)["subjects"],
+            json!([{"kind": "ServiceAccount", "name": "patchfleet-enroller", "namespace": "ops"}])
+        );
+    }
+}
+
+#[test]
+fn the_enrollment_server_refuses_to_render_without_what_it_needs() {
+    let scratch = Scratch::new("enroll-refused");
+    let mut failures = Vec::new();
+    for (name, values, expected) in [
+        (
+            "no-audience",
+            "clusterId: x\nenroll: {enabled: true, tls: {secretName: t}}\n",
+            "enroll.audience is required when enroll.enabled is true",
+        ),
+        (
+            "both-tls",
+            "clusterId: x\nenroll: {enabled: true, audience: \"https://e.example.com\", \
+             tls: {secretName: t, certManager: {enabled: true, issuerRef: {name: ca}}}}\n",
+            "enroll.tls: set either tls.secretName (an existing kubernetes.io/tls Secret) or tls.certManager.enabled=true (a cert-manager Certificate), not both",
+        ),
+        (
+            "no-tls",
+            "clusterId: x\nenroll: {enabled: true, audience: \"https://e.example.com\"}\n",
+            "enroll.tls: the enrollment server serves HTTPS only: set tls.secretName",
+        ),
+        (
+            "no-issuer",
+            "clusterId: x\nenroll: {enabled: true, audience: \"https://e.example.com\", \
+             tls: {certManager: {enabled: true}}}\n",
+            "enroll.tls.certManager.issuerRef.name is required",
+        ),
+        (
+            "vmware-no-vcenters",
+            "clusterId: x\nenroll: {enabled: true, audience: \"https://e.example.com\", \
+             tls: {secretName: t}, vmware: {keysConfigMap: keys}}\n",
+            "enroll.vmware.keysConfigMap needs enroll.vmware.vcenters",
+        ),
+        (
+            "vmware-no-configmap",
+            "clusterId: x\nenroll: {enabled: true, audience: \"https://e.example.com\", \
+             tls: {secretName: t}, vmware: {vcenters: [vc]}}\n",
+            "enroll.vmware.vcenters needs enroll.vmware.keysConfigMap",
+        ),
+        (
+            "azure-no-roots",
+            "clusterId: x\nenroll: {enabled: true, audience: \"https://e.example.com\", \
+             tls: {secretName: t}, azure: {intermediatesConfigMap: i}}\n",
+            "enroll.azure.intermediatesConfigMap needs enroll.azure.rootsConfigMap",
+        ),
+        (
+            "aws-trusts-nothing",
+            "clusterId: x\nenroll: {enabled: true, audience: \"https://e.example.com\", \
+             tls: {secretName: t}, aws: {noBuiltinCertificates: true}}\n",
+            "enroll.aws.noBuiltinCertificates needs enroll.aws.extraCertificatesConfigMap",
+        ),
+        (
+            "no-account-name",
+            "clusterId: x\nserviceAccount: {create: false, name: ctl}\n\
+             dashboard: {enabled: false}\n\
+             enroll: {enabled: true, audience: \"https://e.example.com\", tls: {secretName: t}}\n",
+            "enroll.serviceAccount.name is required when serviceAccount.create is false",
+        ),
+    ] {
+        let errors = helm_refuses(&scratch, name, values);
+        if !errors.contains(expected) {
+            failures.push(format!(
+                "{name}: the error does not say {expected:?}:\n{errors}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // serviceAccount.create=false with the server's name: no ServiceAccount, the name used.
+    let values = scratch.values(
+        "named",
+        "clusterId: x\nserviceAccount: {create: false, name: ctl}\ndashboard: {enabled: false}\n\
+         enroll: {enabled: true, audience: \"https://e.example.com\", tls: {secretName: t}, \
+         serviceAccount: {name: enroller}}\n",
+    );
+    let objects = scratch.template("pf", "ops", &values);
+    assert!(!kinds(&objects).contains("ServiceAccount"));
+    assert_eq!(
+        named(&objects, "Deployment", "pf-patchfleet-enroll")["spec"]["template"]["spec"]["serviceAccountName"],
+        "enroller"
+    );
+    // rbac.create=false: no roles at all, the server still runs.
+    let values = scratch.values(
+        "no-rbac",
+        "clusterId: x\nrbac: {create: false}\n\
+         enroll: {enabled: true, audience: \"https://e.example.com\", tls: {secretName: t}}\n",
+    );
+    let objects = scratch.template("pf", "ops", &values);
+    let kinds = kinds(&objects);
+    for absent in ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"] {
+        assert!(!kinds.contains(absent), "{absent} rendered: {kinds:?}");
+    }
+    named(&objects, "Deployment", "pf-patchfleet-enroll");
+}
+
+#[test]
+fn rbac_grants_the_enrollment_server_only_what_it_uses() {
+    let scratch = Scratch::new("enroll-rbac");
+    let values = scratch.values("enroll", ENROLL_SECRET);
+    let objects = scratch.template("pf", "ops", &values);
+    let set =
+        |verbs: &[&str]| -> BTreeSet<String> { verbs.iter().map(|v| v.to_string()).collect() };
+    let group = "patchfleet.io".to_owned();
+    // Cluster-wide: the SystemAccounts it maps machines to, and the Enrollments it creates
+    // (cluster-scoped).
+    let mut expected = BTreeMap::new();
+    expected.insert(
+        (group.clone(), "systemaccounts".to_owned()),
+        set(&["get", "list", "watch"]),
+    );
+    expected.insert(
+        (group.clone(), "enrollments".to_owned()),
+        set(&["create", "get", "patch", "delete"]),
+    );
+    expected.insert((group, "enrollments/status".to_owned()), set(&["patch"]));
+    let role = named(&objects, "ClusterRole", "pf-patchfleet-enroll");
+    assert_eq!(rules(role), expected);
+    // Its Events are about its own Pod: the release namespace only.
+    let mut expected = BTreeMap::new();
+    expected.insert(
+        ("events.k8s.io".to_owned(), "events".to_owned()),
+        set(&["create", "patch"]),
+    );
+    let events = named(&objects, "Role", "pf-patchfleet-enroll-events");
+    assert_eq!(events["metadata"]["namespace"], "ops");
+    assert_eq!(rules(events), expected);
+    for role in [role, events] {
+        for rule in role["rules"].as_array().expect("rules") {
+            assert!(rule.get("resourceNames").is_none(), "{rule}");
+            assert!(rule.get("nonResourceURLs").is_none(), "{rule}");
+        }
+    }
+    let subjects =
+        json!([{"kind": "ServiceAccount", "name": "pf-patchfleet-enroll", "namespace": "ops"}]);
+    let binding = named(&objects, "ClusterRoleBinding", "pf-patchfleet-enroll");
+    assert_eq!(
+        binding["roleRef"],
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "pf-patchfleet-enroll"})
+    );
+    assert_eq!(binding["subjects"], subjects);
+    let binding = named(&objects, "RoleBinding", "pf-patchfleet-enroll-events");
+    assert_eq!(
+        binding["roleRef"],
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pf-patchfleet-enroll-events"})
+    );
+    assert_eq!(binding["subjects"], subjects);
+    // Nothing else changed: the controller's, the dashboard's and the viewers' roles are
+    // those of the release without the server.
+    let without = scratch.template("pf", "ops", &scratch.values("minimal", MINIMAL));
+    for name in [
+        "pf-patchfleet",
+        "pf-patchfleet-dashboard",
+        "pf-patchfleet-dashboard-viewer",
+        "pf-patchfleet-fleet-viewer",
+    ] {
+        assert_eq!(
+            rules(named(&objects, "ClusterRole", name)),
+            rules(named(&without, "ClusterRole", name)),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        names(&objects, "ClusterRoleBinding"),
+        [
+            "pf-patchfleet",
+            "pf-patchfleet-dashboard",
+            "pf-patchfleet-enroll"
+        ]
+        .map(str::to_owned)
+        .into()
+    );
+}
+
+#[tokio::test]
+async fn the_enrollment_server_passes_a_server_side_dry_run_and_the_restricted_pod_security() {
+    let plane = control_plane::shared().expect("control plane");
+    let client = plane.client().await.expect("client");
+    let namespace = TestNamespace::create(&client, "chart-enroll-dry-run")
+        .await
+        .expect("namespace");
+    plane
+        .kubectl([
+            "label",
+            "namespace",
+            &namespace.name,
+            "pod-security.kubernetes.io/warn=restricted",
+            "pod-security.kubernetes.io/enforce=restricted",
+        ])
+        .expect("labels the namespace");
+    let scratch = Scratch::new("enroll-dry-run");
+    let rendered = render_to_file(&scratch, "dry", &namespace.name, ENROLL_SECRET);
+    let (out, warnings) = server_dry_run(plane, &rendered);
+    for kind in [
+        "secret/dry-patchfleet-enroll-nonce",
+        "serviceaccount/dry-patchfleet-enroll",
+        "clusterrole.rbac.authorization.k8s.io/dry-patchfleet-enroll",
+        "clusterrolebinding.rbac.authorization.k8s.io/dry-patchfleet-enroll",
+        "role.rbac.authorization.k8s.io/dry-patchfleet-enroll-events",
+        "rolebinding.rbac.authorization.k8s.io/dry-patchfleet-enroll-events",
+        "service/dry-patchfleet-enroll",
+        "deployment.apps/dry-patchfleet-enroll",
+    ] {
+        assert!(
+            out.contains(&format!("{kind} serverside-applied (server dry run)")),
+            "{kind}: {out}"
+        );
+    }
+    assert!(
+        !warnings.contains("PodSecurity"),
+        "a pod template violates the restricted Pod Security Standard:\n{warnings}"
+    );
+    // The enrollment server's pod template is among those checked.
+    let weakened = render_to_file(
+        &scratch,
+        "dry",
+        &namespace.name,
+        &format!("{ENROLL_SECRET}securityContext: {{allowPrivilegeEscalation: true}}\n"),
+    );
+    let (_, warnings) = server_dry_run(plane, &weakened);
+    assert!(
+        warnings.contains("would violate PodSecurity \"restricted:latest\"")
+            && warnings.contains("container \"enroll\""),
+        "{warnings}"
+    );
+    let left = plane
+        .kubectl([
+            "get",
+            "deployments,secrets",
+            "-n",
+            &namespace.name,
+            "-o",
+            "name",
+        ])
+        .expect("kubectl get");
+    assert!(!left.contains("dry-patchfleet"), "{left}");
+    namespace.delete().await;
+}
+
+#[tokio::test]
+async fn the_enrollment_server_can_enroll_and_nothing_else() {
+    let plane = control_plane::shared().expect("control plane");
+    let client = plane.client().await.expect("client");
+    let namespace = TestNamespace::create(&client, "chart-enroll-rbac")
+        .await
+        .expect("namespace");
+    let other = TestNamespace::create(&client, "chart-enroll-rbac-other")
+        .await
+        .expect("namespace");
+    let scratch = Scratch::new("enroll-can-i");
+    let release = "enr";
+    let ns = namespace.name.as_str();
+    let elsewhere = other.name.as_str();
+    let rendered = render_to_file(&scratch, release, ns, ENROLL_SECRET);
+    plane
+        .kubectl([
+            "apply".as_ref(),
+            "--server-side".as_ref(),
+            "--field-manager=patchfleet-tests".as_ref(),
+            "-f".as_ref(),
+            rendered.as_os_str(),
+        ])
+        .expect("the rendered chart applies");
+    let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+    let enrollments = "enrollments.patchfleet.io";
+    let accounts = "systemaccounts.patchfleet.io";
+
+    // The server: read SystemAccounts, create and settle Enrollments, report refusals as
+    // Events about its own Pod.
+    let server = format!("system:serviceaccount:{ns}:{release}-patchfleet-enroll");
+    let mut allowed = Vec::new();
+    for verb in ["get", "list", "watch"] {
+        allowed.push(own(&[verb, accounts]));
+    }
+    for verb in ["create", "get", "patch", "delete"] {
+        allowed.push(own(&[verb, enrollments]));
+    }
+    allowed.push(own(&["patch", enrollments, "--subresource=status"]));
+    for verb in ["create", "patch"] {
+        allowed.push(own(&[verb, "events.events.k8s.io", "-n", ns]));
+    }
+    let mut denied = vec![
+        own(&["list", enrollments]),
+        own(&["watch", enrollments]),
+        own(&["update", enrollments]),
+        own(&["deletecollection", enrollments]),
+        own(&["get", enrollments, "--subresource=status"]),
+        own(&["update", enrollments, "--subresource=status"]),
+        own(&["update", enrollments, "--subresource=finalizers"]),
+        own(&["create", accounts]),
+        own(&["patch", accounts]),
+        own(&["update", accounts]),
+        own(&["delete", accounts]),
+        own(&["patch", accounts, "--subresource=status"]),
+        own(&["get", "secrets", "-n", ns]),
+        own(&[
+            "get",
+            &format!("secrets/{release}-patchfleet-enroll-nonce"),
+            "-n",
+            ns,
+        ]),
+        own(&["list", "secrets", "-A"]),
+        own(&["get", "configmaps", "-n", ns]),
+        own(&["list", "pods", "-A"]),
+        own(&["get", "pods", "-n", ns]),
+        own(&["create", "events.events.k8s.io", "-n", elsewhere]),
+        own(&["create", "events.events.k8s.io", "-n", "default"]),
+        own(&["create", "events", "-n", ns]),
+        own(&["list", "events.events.k8s.io", "-n", ns]),
+        own(&["list", "namespaces"]),
+        own(&["create", "leases.coordination.k8s.io", "-n", ns]),
+        own(&["create", "serviceaccounts", "--subresource=token", "-n", ns]),
+        own(&["impersonate", "serviceaccounts", "-A"]),
+        own(&["escalate", "clusterroles.rbac.authorization.k8s.io"]),
+        own(&["bind", "clusterroles.rbac.authorization.k8s.io"]),
+        own(&["create", "tokenreviews.authentication.k8s.io"]),
+        own(&["*", "*"]),
+    ];
+    for kind in KINDS {
+        if kind == "systemaccounts" || kind == "enrollments" {
+            continue;
+        }
+        let resource = format!("{kind}.patchfleet.io");
+        denied.push(own(&["get", &resource, "-n", elsewhere]));
+        denied.push(own(&["list", &resource, "-A"]));
+        denied.push(own(&["patch", &resource, "-n", elsewhere]));
+    }
+    let mut failures = check_can_i(plane, &server, &allowed, &denied);
+
+    // The controller: reconciles Enrollments (its finalizer, their status) and records
+    // Events about them, which go to `default` (they are cluster-scoped); it never creates
+    // or deletes one.
+    let controller = format!("system:serviceaccount:{ns}:{release}-patchfleet");
+    let mut allowed = Vec::new();
+    for verb in ["get", "list", "watch", "patch"] {
+        allowed.push(own(&[verb, enrollments]));
+    }
+    allowed.push(own(&["patch", enrollments, "--subresource=status"]));
+    for verb in ["create", "patch"] {
+        allowed.push(own(&[verb, "events.events.k8s.io", "-n", "default"]));
+    }
+    let denied = vec![
+        own(&["create", enrollments]),
+        own(&["delete", enrollments]),
+        own(&["update", enrollments]),
+    ];
+    failures.extend(check_can_i(plane, &controller, &allowed, &denied));
+
+    // The dashboard and its users' roles gain nothing.
+    let dashboard = format!("system:serviceaccount:{ns}:{release}-patchfleet-dashboard");
+    let denied = vec![
+        own(&["get", enrollments]),
+        own(&["list", enrollments]),
+        own(&["create", enrollments]),
+    ];
+    failures.extend(check_can_i(plane, &dashboard, &[], &denied));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    let _ = plane.kubectl([
+        "delete".as_ref(),
+        "--wait=false".as_ref(),
+        "-f".as_ref(),
+        rendered.as_os_str(),
+    ]);
+    namespace.delete().await;
+    other.delete().await;
+}
+
+#[tokio::test]
+async fn helm_install_with_the_enrollment_server_keeps_its_nonce_key_across_upgrades() {
+    let plane = control_plane::shared().expect("control plane");
+    let client = plane.client().await.expect("client");
+    let namespace = TestNamespace::create(&client, "chart-enroll-install")
+        .await
+        .expect("namespace");
+    let scratch = Scratch::new("enroll-install");
+    let values = scratch.values("enroll", ENROLL_SECRET);
+    let release = "enrinst";
+    let ns = namespace.name.as_str();
+    let helm = |command: &str| {
+        scratch.helm_ok([
+            command.as_ref(),
+            release.as_ref(),
+            chart_dir().as_os_str(),
+            "--kubeconfig".as_ref(),
+            plane.kubeconfig.as_os_str(),
+            "--namespace".as_ref(),
+            ns.as_ref(),
+            "--values".as_ref(),
+            values.as_os_str(),
+            "--timeout".as_ref(),
+            "60s".as_ref(),
+        ])
+    };
+    let out = helm("install");
+    assert!(out.contains("STATUS: deployed"), "{out}");
+    let name = format!("{release}-patchfleet-enroll");
+    // NOTES.txt says where machines call and how they get there.
+    assert!(
+        out.contains("The enrollment server")
+            && out.contains("https://enroll.example.com")
+            && out.contains(&format!("Service\n   {name} (ClusterIP, port 443"))
+            && out.contains("passes TLS through")
+            && out.contains("docs/enrollment.md")
+            && out.contains(&format!("{ns}/{name} an AWS identity")),
+        "{out}"
+    );
+    let key = || {
+        plane
+            .kubectl([
+                "get",
+                "secret",
+                &format!("{name}-nonce"),
+                "-n",
+                ns,
+                "-o",
+                "jsonpath={.data.nonce-key}",
+            ])
+            .expect("the nonce Secret")
+    };
+    let checksum = || {
+        plane
+            .kubectl([
+                "get",
+                "deployment",
+                &name,
+                "-n",
+                ns,
+                "-o",
+                "jsonpath={.spec.template.metadata.annotations.checksum/nonce-key}",
+            ])
+            .expect("the Deployment")
+    };
+    let (first, first_checksum) = (key(), checksum());
+    assert_eq!(
+        openssl::base64::decode_block(&first).expect("base64").len(),
+        48,
+        "{first}"
+    );
+    assert_eq!(first_checksum.len(), 64, "{first_checksum}");
+    for (resource, namespaced) in [
+        ("deployment.apps", true),
+        ("service", true),
+        ("serviceaccount", true),
+        ("role.rbac.authorization.k8s.io", true),
+        ("clusterrole.rbac.authorization.k8s.io", false),
+        ("clusterrolebinding.rbac.authorization.k8s.io", false),
+    ] {
+        let object = if resource.starts_with("role.") {
+            format!("{name}-events")
+        } else {
+            name.clone()
+        };
+        let mut args = vec!["get", resource, &object, "-o", "json"];
+        if namespaced {
+            args.extend(["-n", ns]);
+        }
+        let json = plane
+            .kubectl(&args)
+            .unwrap_or_else(|e| panic!("{resource}/{object} after helm install: {e:#}"));
+        let live: Value = serde_json::from_str(&json).expect("kubectl prints JSON");
+        assert_eq!(
+            live["metadata"]["annotations"]["meta.helm.sh/release-name"],
+            release
+        );
+    }
+
+    // An upgrade reads the key back: every replica keeps checking the nonces it issued,
+    // and the pods are not restarted for it.
+    let out = helm("upgrade");
+    assert!(out.contains("STATUS: deployed"), "{out}");
+    assert_eq!(key(), first, "helm upgrade replaced the nonce key");
+    assert_eq!(checksum(), first_checksum);
+
+    scratch.helm_ok([
+        "uninstall".as_ref(),
+        release.as_ref(),
+        "--kubeconfig".as_ref(),
+        plane.kubeconfig.as_os_str(),
+        "--namespace".as_ref(),
+        ns.as_ref(),
+    ]);
+    let left = plane
+        .kubectl(["get", "clusterroles,clusterrolebindings", "-o", "name"])
+        .expect("kubectl get");
+    assert!(!left.contains(&format!("/{name}")), "{left}");
+    namespace.delete().await;
 }
 
 // The `defaults` value: files/defaults/*.yaml rendered as written, and examples/defaults/.

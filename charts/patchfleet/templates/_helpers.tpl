@@ -58,6 +58,15 @@ The ServiceAccount the controller runs as.
 {{- end }}
 
 {{/*
+This cluster's identity (PATCHFLEET_CLUSTER_ID), the same for the controller and the
+enrollment server: the server tags each activation with it, and the controller manages
+only the nodes that carry its own.
+*/}}
+{{- define "patchfleet.clusterId" -}}
+{{- required "clusterId is required: this cluster's identity, tagged on every SSM object patchfleet creates" .Values.clusterId }}
+{{- end }}
+
+{{/*
 The Lease the replicas elect a leader on: one per release, in the release namespace.
 */}}
 {{- define "patchfleet.leaseName" -}}
