@@ -109,23 +109,31 @@ pub async fn find_activation(
     }))
 }
 
-/// The managed node registered with an activation, or a known node by id, with its tags;
-/// None when SSM has no such node (never registered, or deregistered).
+/// The managed node registered with an activation (two calls: the node, its tags), or a
+/// known node by id (one call: its tags), with its tags; None when SSM has no such node
+/// (never registered, or deregistered).
 pub async fn find_node(
     client: &SsmClient,
     lookup: NodeLookup<'_>,
 ) -> Result<Option<ObservedNode>, EdgeError> {
     let s = Session::new(client);
-    let filter = match lookup {
-        NodeLookup::Activation(id) => sdk::InstanceInformationStringFilter::builder()
-            .key("ActivationIds")
-            .values(id),
-        NodeLookup::Node(id) => sdk::InstanceInformationStringFilter::builder()
-            .key("InstanceIds")
-            .values(id),
-    }
-    .build()
-    .map_err(|e| invalid(client, "DescribeInstanceInformation", &e))?;
+    let activation = match lookup {
+        // A known node: its tags say it still exists (InvalidResourceId when it does not),
+        // one call.
+        NodeLookup::Node(id) => {
+            let tags = node_tags(&s, id).await?;
+            return Ok(tags.map(|tags| ObservedNode {
+                id: id.to_owned(),
+                tags,
+            }));
+        }
+        NodeLookup::Activation(id) => id,
+    };
+    let filter = sdk::InstanceInformationStringFilter::builder()
+        .key("ActivationIds")
+        .values(activation)
+        .build()
+        .map_err(|e| invalid(client, "DescribeInstanceInformation", &e))?;
     let listed = s
         .send(
             "DescribeInstanceInformation",

@@ -5,9 +5,10 @@
 //! cluster's tags. The decisions are `patchfleet_planner::enrollment`'s.
 //!
 //! Cost per Enrollment (docs/enrollment.md): while Pending, one DescribeInstanceInformation
-//! per poll; once Registered, one DescribeInstanceInformation and one ListTagsForResource
-//! per resync (plus one AddTagsToResource when the tag drifted); one DeleteActivation at
-//! expiry; none once Expired.
+//! per poll (every 10 s at first, less often as it ages, at most every 5 min); at
+//! registration one ListTagsForResource; once Registered, one ListTagsForResource an hour
+//! (plus one AddTagsToResource when the tag drifted); one DeleteActivation at expiry; none
+//! once Expired.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,8 +31,15 @@ use tracing::{Instrument, info, info_span, warn};
 
 use super::{Context, FINALIZER, events, finalizer, status};
 
-/// How often a Pending Enrollment looks for its node.
+/// How often a Pending Enrollment looks for its node at first: a machine registers
+/// seconds after it enrolled. The interval grows with the Enrollment's age (a quarter of
+/// it) up to [`MAX_REGISTRATION_POLL`], so a machine that never registers costs about 25
+/// calls over an hour's activation, not 360.
 pub const REGISTRATION_POLL: Duration = Duration::from_secs(10);
+pub const MAX_REGISTRATION_POLL: Duration = Duration::from_secs(300);
+/// How often a Registered Enrollment checks its node's tag (one ListTagsForResource):
+/// drift of a node's tag is rare, and every enrolled node costs this call.
+pub const REGISTERED_RESYNC: Duration = Duration::from_secs(3_600);
 /// An Enrollment the server created moments ago may not have its activation recorded yet.
 const CREATION_GRACE: Duration = Duration::from_secs(60);
 
@@ -173,7 +181,7 @@ async fn reconcile_enrollment(
         .as_ref()
         .map(|e| e.patch_groups.as_slice());
     let now = Timestamp::now().as_second();
-    let poll = REGISTRATION_POLL.as_secs() as i64;
+    let poll = registration_poll(&enrollment, now);
     let action = next_action(
         &enrollment.spec,
         &observed,
@@ -264,7 +272,8 @@ async fn reconcile_enrollment(
             (
                 registered_standing(&node_id, &patch_group),
                 EnrollmentPhase::Registered,
-                Action::requeue(ctx.options.resync),
+                // Look once more soon, to confirm the tag.
+                Action::requeue(REGISTRATION_POLL),
             )
         }
         EnrollmentAction::NodeNotOurs { node_id } => {
@@ -304,7 +313,7 @@ async fn reconcile_enrollment(
                 &enrollment.spec.patch_group,
             ),
             EnrollmentPhase::Registered,
-            Action::requeue(ctx.options.resync),
+            Action::requeue(REGISTERED_RESYNC),
         ),
         EnrollmentAction::Settled { phase } => (
             Standing {
@@ -372,6 +381,19 @@ async fn observe(
         (None, None) => None,
     };
     Ok(Some(EnrollmentObserved { activation, node }))
+}
+
+/// A quarter of the Enrollment's age, from 10 s to 5 min.
+fn registration_poll(enrollment: &Enrollment, now: i64) -> i64 {
+    let age = enrollment
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map_or(0, |created| now - created.0.as_second());
+    (age / 4).clamp(
+        REGISTRATION_POLL.as_secs() as i64,
+        MAX_REGISTRATION_POLL.as_secs() as i64,
+    )
 }
 
 fn is_young(enrollment: &Enrollment) -> bool {
