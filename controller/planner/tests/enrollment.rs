@@ -290,17 +290,20 @@ fn activation(expires_at: i64) -> ObservedActivation {
     }
 }
 
+/// What the case is, the spec, what SSM shows, the account's allow-list, the step.
+type Case<'a> = (
+    &'a str,
+    EnrollmentSpec,
+    EnrollmentObserved,
+    Option<&'a [String]>,
+    EnrollmentAction,
+);
+
 #[test]
 fn the_controller_waits_tags_expires_and_never_touches_a_foreign_node() {
     let allowed = vec!["web".to_owned(), "db".to_owned()];
     let now = 1_000;
-    let cases: Vec<(
-        &str,
-        EnrollmentSpec,
-        EnrollmentObserved,
-        Option<&[String]>,
-        EnrollmentAction,
-    )> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             "registration pending: look again at the poll or the expiry, whichever is first",
             spec("web"),

@@ -166,43 +166,38 @@ pub async fn enroll(server: &Server, body: &[u8]) -> Result<Enrolled, Refused> {
 async fn verify(server: &Server, request: &EnrollRequest) -> Result<Identity, Refused> {
     let now = Timestamp::now().as_second();
     let trust = &server.trust;
-    let given = [
-        request.aws.is_some(),
-        request.gcp.is_some(),
-        request.azure.is_some(),
-        request.vmware.is_some(),
-    ];
-    if given.iter().filter(|g| **g).count() != 1 {
-        return Err(Refused::new(
-            StatusCode::BAD_REQUEST,
-            "Malformed",
-            "send exactly one proof of identity: one of \"aws\", \"gcp\", \"azure\" and \"vmware\"",
-        ));
-    }
-    let identity = if let Some(aws) = &request.aws {
-        patchfleet_enroll::aws::verify(&aws.document, &aws.pkcs7, &trust.aws)?
-    } else if let Some(gcp) = &request.gcp {
-        let keys = trust
-            .gcp
-            .keys_for(patchfleet_enroll::gcp::key_id(&gcp.token).as_deref())
-            .await?;
-        patchfleet_enroll::gcp::verify(&gcp.token, &keys, &server.audience, now)?
-    } else if let Some(azure) = &request.azure {
-        let (Some(azure_trust), Some(nonces)) = (&trust.azure, &trust.nonces) else {
+    let identity = match (&request.aws, &request.gcp, &request.azure, &request.vmware) {
+        (Some(aws), None, None, None) => {
+            patchfleet_enroll::aws::verify(&aws.document, &aws.pkcs7, &trust.aws)?
+        }
+        (None, Some(gcp), None, None) => {
+            let kid = patchfleet_enroll::gcp::key_id(&gcp.token);
+            let keys = trust.gcp.keys_for(kid.as_deref()).await?;
+            patchfleet_enroll::gcp::verify(&gcp.token, &keys, &server.audience, now)?
+        }
+        (None, None, Some(azure), None) => {
+            let (Some(azure_trust), Some(nonces)) = (&trust.azure, &trust.nonces) else {
+                return Err(Refused::new(
+                    StatusCode::FORBIDDEN,
+                    "UnknownSource",
+                    "this server does not accept Azure machines: an administrator sets --azure-roots and --nonce-key-file",
+                ));
+            };
+            let attested = serde_json::to_vec(azure)
+                .map_err(|e| Refused::new(StatusCode::BAD_REQUEST, "Malformed", e.to_string()))?;
+            let attested = AttestedDocument::from_json(&attested)?;
+            patchfleet_enroll::azure::verify(&attested, azure_trust, nonces, now)?
+        }
+        (None, None, None, Some(vmware)) => {
+            patchfleet_enroll::vmware::verify(&vmware.token, &trust.vmware, &server.audience, now)?
+        }
+        _ => {
             return Err(Refused::new(
-                StatusCode::FORBIDDEN,
-                "UnknownSource",
-                "this server does not accept Azure machines: an administrator sets --azure-roots and --nonce-key-file",
+                StatusCode::BAD_REQUEST,
+                "Malformed",
+                "the request carries no proof of identity or several: send exactly one of \"aws\", \"gcp\", \"azure\" and \"vmware\"",
             ));
-        };
-        let attested = serde_json::to_vec(azure)
-            .map_err(|e| Refused::new(StatusCode::BAD_REQUEST, "Malformed", e.to_string()))?;
-        let attested = AttestedDocument::from_json(&attested)?;
-        patchfleet_enroll::azure::verify(&attested, azure_trust, nonces, now)?
-    } else if let Some(vmware) = &request.vmware {
-        patchfleet_enroll::vmware::verify(&vmware.token, &trust.vmware, &server.audience, now)?
-    } else {
-        unreachable!("exactly one proof was checked above")
+        }
     };
     Ok(identity)
 }
@@ -231,16 +226,7 @@ async fn reserve(
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
             finalizers: Some(vec![crate::controller::FINALIZER.to_owned()]),
-            labels: Some(BTreeMap::from([
-                (
-                    "patchfleet.io/system-account".to_owned(),
-                    placement.system_account.clone(),
-                ),
-                (
-                    "patchfleet.io/source".to_owned(),
-                    identity.source.kind().to_owned(),
-                ),
-            ])),
+            labels: Some(labels(identity, placement)),
             ..ObjectMeta::default()
         },
         spec: EnrollmentSpec {
@@ -296,6 +282,22 @@ async fn reserve(
             ))
         }
     }
+}
+
+/// `kubectl get enrollments -l patchfleet.io/source=gcp`; the account's name is a label
+/// only when it fits one (63 characters: object names may have 253).
+fn labels(identity: &Identity, placement: &Placement) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::from([(
+        "patchfleet.io/source".to_owned(),
+        identity.source.kind().to_owned(),
+    )]);
+    if placement.system_account.len() <= 63 {
+        labels.insert(
+            "patchfleet.io/system-account".to_owned(),
+            placement.system_account.clone(),
+        );
+    }
+    labels
 }
 
 async fn activate(
