@@ -312,7 +312,8 @@ pub struct EnrollmentStatus {
     /// The managed node (`mi-...`) the machine's agent registered as.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub managed_node_id: Option<String>,
-    /// When the node registered, as SSM reports it.
+    /// When the controller first found the node registered (within a poll of the
+    /// registration).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registered_at: Option<Time>,
     /// The `Patch Group` tag the controller last set on the node.
