@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,9 +23,7 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
-use crate::stack::{
-    BASE_ACCESS_KEY, BASE_SECRET_KEY, Stack, free_local_address, patchfleet_binary,
-};
+use crate::stack::{Stack, free_local_address, patchfleet_server};
 use crate::web::get;
 
 /// The audience Google Cloud and VMware tokens are made for in the tests.
@@ -111,39 +109,18 @@ impl EnrollProcess {
     /// Starts it with the stack's kubeconfig and simulator, trusting what `trust_args`
     /// name (files the test wrote into `dir`), and waits until it is ready.
     pub fn start(stack: &Stack, dir: &Path, trust_args: &[String]) -> anyhow::Result<Self> {
-        let endpoint = stack.sim.endpoint_url();
         let tls = TlsFiles::create(dir)?;
         let (https, http) = (free_local_address()?, free_local_address()?);
         let log = dir.join("enroll.log");
-        let file = std::fs::File::create(&log).context("creating the enroll log")?;
-        let child = Command::new(patchfleet_binary()?)
-            .arg("enroll")
+        let child = patchfleet_server(stack, "enroll", &log)?
             .args(["--https-address", &https.to_string()])
             .args(["--http-address", &http.to_string()])
             .args(["--tls-cert".as_ref(), tls.cert.as_os_str()])
             .args(["--tls-key".as_ref(), tls.key.as_os_str()])
             .args(["--audience", AUDIENCE, "--cluster-id", &stack.cluster_id])
-            .args(["--ssm-endpoint", &endpoint, "--sts-endpoint", &endpoint])
-            .args([
-                "--rate-limit",
-                "1000",
-                "--namespace",
-                "default",
-                "--pod-name",
-                "patchfleet-enroll-test",
-            ])
+            .args(["--rate-limit", "1000", "--namespace", "default"])
+            .args(["--pod-name", "patchfleet-enroll-test"])
             .args(trust_args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("KUBECONFIG", &stack.plane.kubeconfig)
-            .env("AWS_ACCESS_KEY_ID", BASE_ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", BASE_SECRET_KEY)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("RUST_LOG", "info,kube_runtime=warn,aws=warn")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone()?)
-            .stderr(file)
             .spawn()
             .context("starting patchfleet enroll")?;
         let mut process = EnrollProcess {

@@ -429,6 +429,30 @@ fn read_tail(path: &std::path::Path) -> String {
 }
 
 /// A loopback address with a port free right now.
+/// `patchfleet SUBCOMMAND` as the tests run a server of it: nothing of the test's
+/// environment but PATH, the stack's kubeconfig, the simulator's endpoints and base
+/// credentials, its output into `log`.
+pub fn patchfleet_server(stack: &Stack, subcommand: &str, log: &Path) -> anyhow::Result<Command> {
+    let endpoint = stack.sim.endpoint_url();
+    let file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let mut command = Command::new(patchfleet_binary()?);
+    command
+        .arg(subcommand)
+        .args(["--ssm-endpoint", &endpoint, "--sts-endpoint", &endpoint])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("KUBECONFIG", &stack.plane.kubeconfig)
+        .env("AWS_ACCESS_KEY_ID", BASE_ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", BASE_SECRET_KEY)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("RUST_LOG", "info,kube_runtime=warn,aws=warn")
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file);
+    Ok(command)
+}
+
 pub fn free_local_address() -> anyhow::Result<SocketAddr> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?)

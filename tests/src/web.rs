@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::stack::{
-    BASE_ACCESS_KEY, BASE_SECRET_KEY, Stack, dechunk, free_local_address, patchfleet_binary,
-};
+use crate::stack::{Stack, dechunk, free_local_address, patchfleet_server};
 
 /// An HTTP answer: status, headers (names lower-cased) and body.
 #[derive(Debug)]
@@ -117,30 +115,15 @@ impl DashboardProcess {
     /// Starts it with the stack's kubeconfig (the admin's: the dashboard's own RBAC is the
     /// chart test's subject) and the simulator's endpoints, and waits until it is ready.
     pub fn start(stack: &Stack, name: &str, extra_args: &[&str]) -> anyhow::Result<Self> {
-        let endpoint = stack.sim.endpoint_url();
         let address = free_local_address()?;
         let log = std::env::temp_dir().join(format!(
             "patchfleet-dashboard-{name}-{}.log",
             std::process::id()
         ));
-        let file = std::fs::File::create(&log).context("creating the dashboard log")?;
-        let child = Command::new(patchfleet_binary()?)
-            .arg("dashboard")
+        let child = patchfleet_server(stack, "dashboard", &log)?
             .args(["--http-address", &address.to_string()])
-            .args(["--ssm-endpoint", &endpoint, "--sts-endpoint", &endpoint])
             .args(["--rate-limit", "100"])
             .args(extra_args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("KUBECONFIG", &stack.plane.kubeconfig)
-            .env("AWS_ACCESS_KEY_ID", BASE_ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", BASE_SECRET_KEY)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("RUST_LOG", "info,kube_runtime=warn,aws=warn")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone()?)
-            .stderr(file)
             .spawn()
             .context("starting patchfleet dashboard")?;
         let mut process = DashboardProcess {
