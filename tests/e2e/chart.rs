@@ -2073,7 +2073,10 @@ fn the_enrollment_server_renders_with_the_restrictive_defaults() {
             "https://www.googleapis.com/oauth2/v3/certs",
         ),
         ("PATCHFLEET_ENROLL_GCP_JWKS_REFRESH", "1h"),
-        ("PATCHFLEET_ENROLL_AZURE_SIGNER_NAMES", "metadata.azure.com"),
+        (
+            "PATCHFLEET_ENROLL_AZURE_SIGNER_NAMES",
+            "metadata.azure.com,*.metadata.azure.com",
+        ),
     ]);
     let env = env_of(deployment);
     assert_eq!(env, expected_env);

@@ -251,6 +251,10 @@ async fn a_machine_of_each_source_enrolls_registers_and_is_patched_by_its_groups
             !stored.contains(code),
             "{source}: the code is stored: {stored}"
         );
+        assert!(
+            !server.log_text().contains(code),
+            "{source}: the code is logged"
+        );
         let node = register(&stack, &answer);
         nodes.push((name, node, *account, *group));
     }
@@ -352,6 +356,21 @@ async fn events(stack: &Stack, reason: &str) -> Vec<Event> {
         .into_iter()
         .filter(|e| e.reason.as_deref() == Some(reason))
         .collect()
+}
+
+async fn api_list_len(stack: &Stack) -> usize {
+    let api: Api<Enrollment> = Api::all(stack.client().await.expect("client"));
+    api.list(&ListParams::default())
+        .await
+        .map(|l| l.items.len())
+        .unwrap_or(usize::MAX)
+}
+
+async fn api_delete(stack: &Stack, name: &str) {
+    let api: Api<Enrollment> = Api::all(stack.client().await.expect("client"));
+    api.delete(name, &DeleteParams::default())
+        .await
+        .expect("delete");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -457,10 +476,47 @@ async fn refusals_create_nothing_and_an_unused_activation_expires() {
     };
     assert_eq!(status, 200);
     assert!(
-        metrics.contains(r#"patchfleet_enroll_requests_total{outcome="Replayed"} 1"#)
-            && metrics.contains(r#"patchfleet_enroll_requests_total{outcome="Enrolled"} 1"#),
+        metrics.contains(r#"patchfleet_enroll_requests_total{outcome="Enrolled"} 1"#),
         "{metrics}"
     );
+    for (what, _, _, reason) in &cases {
+        let counted = format!(r#"patchfleet_enroll_requests_total{{outcome="{reason}"}}"#);
+        assert!(metrics.contains(&counted), "{what}: {counted} in {metrics}");
+    }
+
+    // SSM failing CreateActivation leaves nothing behind: no activation, no Enrollment
+    // (the controller lets it go once it found nothing to clean), and the machine enrolls
+    // when SSM is back.
+    stack.sim.sim().faults.set(ssm_sim::FaultSpec {
+        server_error_rate: 1.0,
+        operations: vec!["CreateActivation".to_owned()],
+        ..ssm_sim::FaultSpec::default()
+    });
+    let later = vmware_request("564d6c8e-1111-3b4c-5d6e-7f8091a2b3c4", "web");
+    let (status, answer) = post(&server, &later).await;
+    assert!(status == 502 || status == 503, "{status}: {answer}");
+    assert_eq!(answer["reason"], "ActivationFailed", "{answer}");
+    assert!(
+        !answer["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("InternalServerError"),
+        "SSM's words stay with the administrators: {answer}"
+    );
+    stack.sim.sim().faults.set(ssm_sim::FaultSpec::default());
+    eventually("the failed Enrollment gone", &stack, PASS, || async {
+        api_list_len(&stack).await == 1
+    })
+    .await;
+    let (status, answer) = post(&server, &later).await;
+    assert_eq!(status, 201, "{answer}");
+    let retried = answer["enrollment"].as_str().expect("a name").to_owned();
+    api_delete(&stack, &retried).await;
+    eventually("the retried Enrollment gone", &stack, PASS, || async {
+        api_list_len(&stack).await == 1
+    })
+    .await;
+    assert!(!events(&stack, "ActivationFailed").await.is_empty());
     let api: Api<Enrollment> = Api::all(stack.client().await.expect("client"));
     assert_eq!(
         api.list(&ListParams::default())
@@ -482,7 +538,8 @@ async fn refusals_create_nothing_and_an_unused_activation_expires() {
         },
     )
     .await;
-    assert_eq!(stack.calls("DeleteActivation"), 1);
+    // The expired one's, and the retried one's when its Enrollment was deleted.
+    assert_eq!(stack.calls("DeleteActivation"), 2);
     let ssm = ssm_client(&stack, B.0, B.1, B.2).await.expect("ssm");
     let left = ssm
         .describe_activations()

@@ -195,7 +195,10 @@ fn name_of(account: &SystemAccount) -> &str {
 /// enrollment while the first lives is refused by the API server) and two sources' equal
 /// instance ids differ.
 pub fn enrollment_name(kind: SourceKind, source_id: &str, instance_id: &str) -> String {
-    let hash = fnv1a64(format!("{}/{source_id}/{instance_id}", kind.as_str()).as_bytes());
+    // Ids compared without case (an Azure vmId or subscription may come in capitals):
+    // one machine, one name.
+    let key = format!("{}/{source_id}/{instance_id}", kind.as_str()).to_ascii_lowercase();
+    let hash = fnv1a64(key.as_bytes());
     let mut readable: String = instance_id
         .to_ascii_lowercase()
         .chars()

@@ -218,6 +218,19 @@ fn one_machine_has_one_name_and_sources_keep_equal_ids_apart() {
         a,
         enrollment_name(SourceKind::Aws, "222222222222", "i-0123456789abcdef0")
     );
+    assert_eq!(
+        enrollment_name(
+            SourceKind::Azure,
+            "8D1F5C4E-0B9A-4C52-9E2F-1A2B3C4D5E6F",
+            "4215F0A1-63B8-4C0D-9E5D-2B1A0C9D8E7F"
+        ),
+        enrollment_name(
+            SourceKind::Azure,
+            "8d1f5c4e-0b9a-4c52-9e2f-1a2b3c4d5e6f",
+            "4215f0a1-63b8-4c0d-9e5d-2b1a0c9d8e7f"
+        ),
+        "ids in capitals are the same machine"
+    );
     assert_ne!(
         enrollment_name(SourceKind::Gcp, "p", "42"),
         enrollment_name(SourceKind::Vmware, "p", "42")

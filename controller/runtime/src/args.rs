@@ -356,12 +356,13 @@ pub struct EnrollArgs {
     /// Intermediate certificates (PEM) for that chain, when the document does not carry them.
     #[arg(long, env = "PATCHFLEET_ENROLL_AZURE_INTERMEDIATES")]
     pub azure_intermediates: Option<PathBuf>,
-    /// The names an Azure attested document's signing certificate may have.
+    /// The names an Azure attested document's signing certificate may have (`*.` allows
+    /// any subdomain, as Azure's regional signers are).
     #[arg(
         long,
         env = "PATCHFLEET_ENROLL_AZURE_SIGNER_NAMES",
         value_delimiter = ',',
-        default_value = "metadata.azure.com"
+        default_value = "metadata.azure.com,*.metadata.azure.com"
     )]
     pub azure_signer_names: Vec<String>,
     /// A vCenter's signer public key (PEM): `VCENTER=FILE`, repeatable.

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_ssm::primitives::DateTime;
 use aws_sdk_ssm::types as sdk;
-use patchfleet_planner::enrollment::ObservedNode;
+use patchfleet_planner::enrollment::{ObservedNode, is_enrollments};
 
 use crate::edge::{Session, SsmClient};
 use crate::error::EdgeError;
@@ -83,9 +83,11 @@ pub async fn create_activation(
 }
 
 /// The activation created for an Enrollment (DefaultInstanceName), when the server's
-/// record of it was lost: its id and expiry (unix seconds).
+/// record of it was lost: its id and expiry (unix seconds). Only one that carries this
+/// cluster's and the Enrollment's tags: anyone may name an activation alike.
 pub async fn find_activation(
     client: &SsmClient,
+    cluster_id: &str,
     enrollment: &str,
 ) -> Result<Option<(String, i64)>, EdgeError> {
     let s = Session::new(client);
@@ -100,7 +102,13 @@ pub async fn find_activation(
         )
         .await?;
     Ok(out.activation_list().iter().find_map(|a| {
-        (a.default_instance_name() == Some(enrollment)).then(|| {
+        let tags: BTreeMap<String, String> = a
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_owned(), t.value().to_owned()))
+            .collect();
+        let ours = is_enrollments(cluster_id, enrollment, &tags);
+        (ours && a.default_instance_name() == Some(enrollment)).then(|| {
             (
                 a.activation_id().unwrap_or_default().to_owned(),
                 a.expiration_date().map(|d| d.secs()).unwrap_or(0),

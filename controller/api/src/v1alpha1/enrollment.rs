@@ -111,7 +111,8 @@ pub struct EnrollmentSource {
 }
 
 /// AWS accounts whose EC2 instances enroll.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[x_kube(crates(kube_core = ::kube_core))]
 #[serde(rename_all = "camelCase")]
 pub struct AwsSource {
     /// 12-digit account ids (1-100).
@@ -119,11 +120,13 @@ pub struct AwsSource {
         length(min = 1, max = 100),
         inner(length(min = 12, max = 12), pattern(limits::ACCOUNT_ID_PATTERN))
     )]
+    #[x_kube(merge_strategy = ListMerge::Set)]
     pub account_ids: Vec<String>,
 }
 
 /// Google Cloud projects whose VMs enroll.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[x_kube(crates(kube_core = ::kube_core))]
 #[serde(rename_all = "camelCase")]
 pub struct GcpSource {
     /// Project ids (not numbers), such as `shop-prod-1234` (1-100).
@@ -131,6 +134,7 @@ pub struct GcpSource {
         length(min = 1, max = 100),
         inner(length(min = 6, max = 30), pattern(GCP_PROJECT_ID_PATTERN))
     )]
+    #[x_kube(merge_strategy = ListMerge::Set)]
     pub project_ids: Vec<String>,
 }
 
@@ -140,7 +144,8 @@ pub struct GcpSource {
 pub const GCP_PROJECT_ID_PATTERN: &str = r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$";
 
 /// Azure subscriptions whose VMs enroll.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[x_kube(crates(kube_core = ::kube_core))]
 #[serde(rename_all = "camelCase")]
 pub struct AzureSource {
     /// Subscription ids (GUIDs, lowercase; 1-100). The attested document names the
@@ -149,6 +154,7 @@ pub struct AzureSource {
         length(min = 1, max = 100),
         inner(length(min = 36, max = 36), pattern(GUID_PATTERN))
     )]
+    #[x_kube(merge_strategy = ListMerge::Set)]
     pub subscription_ids: Vec<String>,
 }
 
@@ -156,7 +162,8 @@ pub struct AzureSource {
 pub const GUID_PATTERN: &str = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
 
 /// vCenters whose VMs enroll.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[x_kube(crates(kube_core = ::kube_core))]
 #[serde(rename_all = "camelCase")]
 pub struct VmwareSource {
     /// vCenter names as their signer writes them into `iss`, such as `vc01.example.com`
@@ -165,6 +172,7 @@ pub struct VmwareSource {
         length(min = 1, max = 100),
         inner(length(min = 1, max = 253), pattern(limits::OBJECT_NAME_PATTERN))
     )]
+    #[x_kube(merge_strategy = ListMerge::Set)]
     pub vcenters: Vec<String>,
 }
 
@@ -193,7 +201,7 @@ pub struct VmwareSource {
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = kube_core::Rule::new("self.source == oldSelf.source && self.instanceId == oldSelf.instanceId && self.systemAccount == oldSelf.systemAccount && self.accountId == oldSelf.accountId && self.region == oldSelf.region && self.documentDigest == oldSelf.documentDigest")
-    .message("an Enrollment's source, instance, account, region and document are what was verified and cannot change; only spec.patchGroup may be edited"))]
+    .message("an Enrollment's source, instance, account, region and document are what was verified and cannot change; only spec.patchGroup (and the informational spec.instanceName) may be edited"))]
 pub struct EnrollmentSpec {
     /// The source that proved the machine's identity.
     pub source: EnrollmentSourceRef,
@@ -286,6 +294,9 @@ pub enum EnrollmentPhase {
     /// The activation expired unused and was deleted. Delete the Enrollment to let the
     /// machine enroll again.
     Expired,
+    /// The node was deregistered outside patchfleet. Delete the Enrollment to let the
+    /// machine enroll again.
+    Deregistered,
 }
 
 /// What the controller found of the enrollment in SSM.
@@ -300,7 +311,7 @@ pub struct EnrollmentStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
-    /// Pending, Registered or Expired.
+    /// Pending, Registered, Expired or Deregistered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<EnrollmentPhase>,
     /// The SSM activation created for the machine (never its code).

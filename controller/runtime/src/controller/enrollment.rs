@@ -87,10 +87,12 @@ async fn reconcile_enrollment(
     if deleting && !has_finalizer {
         return Ok(Action::await_change());
     }
-    let account = ctx
-        .stores
-        .accounts
-        .find(|a| a.name_any() == enrollment.spec.system_account);
+    // The account as the Enrollment knows it: an account whose id changed since is
+    // another AWS account, where this Enrollment's node is not.
+    let account = ctx.stores.accounts.find(|a| {
+        a.name_any() == enrollment.spec.system_account
+            && a.spec.account_id == enrollment.spec.account_id
+    });
     let Some(account) = account else {
         if deleting {
             // No credentials to reach SSM with: say what is left there, then let it go.
@@ -99,8 +101,9 @@ async fn reconcile_enrollment(
                 &enrollment,
                 "AccountGone",
                 format!(
-                    "SystemAccount {} no longer exists, so its SSM cannot be reached: node {} and activation {} in account {} region {} are left as they are; remove them there by hand",
+                    "SystemAccount {} no longer exists with account id {}, so its SSM cannot be reached: node {} and activation {} in account {} region {} are left as they are; remove them there by hand",
                     enrollment.spec.system_account,
+                    enrollment.spec.account_id,
                     node_of(&enrollment).unwrap_or("(none registered)"),
                     activation_of(&enrollment).unwrap_or("(none)"),
                     enrollment.spec.account_id,
@@ -114,8 +117,8 @@ async fn reconcile_enrollment(
             return Ok(Action::await_change());
         }
         let message = format!(
-            "SystemAccount {} does not exist: nothing is read or changed until it does",
-            enrollment.spec.system_account
+            "SystemAccount {} with account id {} does not exist (deleted, or its accountId changed): nothing is read or changed until it does",
+            enrollment.spec.system_account, enrollment.spec.account_id
         );
         write_status(
             &api,
@@ -126,6 +129,18 @@ async fn reconcile_enrollment(
         return Ok(Action::requeue(ctx.options.retry_attention));
     };
     if account.spec.suspend {
+        if deleting {
+            normal(
+                &ctx,
+                &enrollment,
+                "WaitingForAccount",
+                format!(
+                    "SystemAccount {} is suspended: the node is deregistered once it is resumed",
+                    account.name_any()
+                ),
+            )
+            .await;
+        }
         return Ok(Action::requeue(ctx.options.resync));
     }
     if !deleting && !has_finalizer {
@@ -144,13 +159,37 @@ async fn reconcile_enrollment(
     let cluster_id = ctx.settings.cluster_id.as_str();
 
     let previous = enrollment.status.clone().unwrap_or_default();
-    if !deleting && previous.phase == Some(EnrollmentPhase::Expired) {
+    let settled = matches!(
+        previous.phase,
+        Some(EnrollmentPhase::Expired | EnrollmentPhase::Deregistered)
+    );
+    if !deleting && settled {
         return Ok(Action::await_change());
     }
-    let Some(observed) = observe(&client, &enrollment, &name).await? else {
+    let Some(observed) = observe(&client, cluster_id, &enrollment, &name, deleting).await? else {
         // Just created: the server records the activation in a moment.
         return Ok(Action::requeue(REGISTRATION_POLL));
     };
+    if !deleting && observed.activation.is_none() && observed.node.is_none() {
+        if previous.managed_node_id.is_some() {
+            return node_gone(&ctx, &api, &enrollment, previous).await;
+        }
+        if previous.activation_id.is_none() {
+            // The server stopped between creating the Enrollment and recording an
+            // activation, long enough ago that it will not: let the machine try again.
+            warning(
+                &ctx,
+                &enrollment,
+                "Abandoned",
+                "no activation was created for this Enrollment (the enrollment server stopped mid-way): deleted, so that the machine can enroll again".to_owned(),
+            )
+            .await;
+            api.delete(&name, &kube::api::DeleteParams::default())
+                .await
+                .map_err(EnrollmentError::Finalizer)?;
+            return Ok(Action::await_change());
+        }
+    }
 
     if deleting {
         let plan = cleanup(&observed, cluster_id, &name);
@@ -165,7 +204,10 @@ async fn reconcile_enrollment(
             (None, Some(node)) => format!(
                 "node {node} carries another owner's tags and was left registered; the activation was deleted"
             ),
-            (None, None) => "deleted the unused activation".to_owned(),
+            (None, None) if plan.delete_activation.is_some() => {
+                "deleted the unused activation".to_owned()
+            }
+            (None, None) => "nothing of it was left in SSM".to_owned(),
         };
         info!(%note, "enrollment deleted");
         normal(&ctx, &enrollment, "Deregistered", note).await;
@@ -353,36 +395,6 @@ fn registered_standing(node: &str, group: &str) -> Standing<'static> {
     }
 }
 
-/// The activation (from the status, or found by the Enrollment's name when the server's
-/// record of it is missing) and the node it registered. None: no activation is recorded
-/// or found yet and the Enrollment is young, so the server may still be creating it.
-async fn observe(
-    client: &SsmClient,
-    enrollment: &Enrollment,
-    name: &str,
-) -> Result<Option<EnrollmentObserved>, EdgeError> {
-    let status = enrollment.status.clone().unwrap_or_default();
-    let activation = match (&status.activation_id, &status.activation_expires_at) {
-        _ if status.phase == Some(EnrollmentPhase::Expired) => None,
-        (Some(id), Some(expires)) => Some(ObservedActivation {
-            id: id.clone(),
-            expires_at: expires.0.as_second(),
-        }),
-        _ => activations::find_activation(client, name)
-            .await?
-            .map(|(id, expires_at)| ObservedActivation { id, expires_at }),
-    };
-    if activation.is_none() && status.managed_node_id.is_none() && is_young(enrollment) {
-        return Ok(None);
-    }
-    let node = match (&status.managed_node_id, &activation) {
-        (Some(node), _) => activations::find_node(client, NodeLookup::Node(node)).await?,
-        (None, Some(a)) => activations::find_node(client, NodeLookup::Activation(&a.id)).await?,
-        (None, None) => None,
-    };
-    Ok(Some(EnrollmentObserved { activation, node }))
-}
-
 /// A quarter of the Enrollment's age, from 10 s to 5 min.
 fn registration_poll(enrollment: &Enrollment, now: i64) -> i64 {
     let age = enrollment
@@ -394,6 +406,79 @@ fn registration_poll(enrollment: &Enrollment, now: i64) -> i64 {
         REGISTRATION_POLL.as_secs() as i64,
         MAX_REGISTRATION_POLL.as_secs() as i64,
     )
+}
+
+/// The activation (from the status, or found by the Enrollment's name and tags when the
+/// server's record of it is missing) and the node it registered. None: no activation is
+/// recorded or found yet and the Enrollment is young, so the server may still be
+/// creating it. On deletion the recorded activation counts whatever the phase: deleting
+/// it again is harmless, forgetting it is not.
+async fn observe(
+    client: &SsmClient,
+    cluster_id: &str,
+    enrollment: &Enrollment,
+    name: &str,
+    deleting: bool,
+) -> Result<Option<EnrollmentObserved>, EdgeError> {
+    let status = enrollment.status.clone().unwrap_or_default();
+    let recorded = match (&status.activation_id, &status.activation_expires_at) {
+        (Some(id), Some(expires)) => Some(ObservedActivation {
+            id: id.clone(),
+            expires_at: expires.0.as_second(),
+        }),
+        _ => None,
+    };
+    let deleted_at_expiry = status.phase == Some(EnrollmentPhase::Expired) && !deleting;
+    let activation = match recorded {
+        Some(_) if deleted_at_expiry => None,
+        Some(activation) => Some(activation),
+        None => activations::find_activation(client, cluster_id, name)
+            .await?
+            .map(|(id, expires_at)| ObservedActivation { id, expires_at }),
+    };
+    if activation.is_none() && status.managed_node_id.is_none() && !deleting && is_young(enrollment)
+    {
+        return Ok(None);
+    }
+    let node = match (&status.managed_node_id, &activation) {
+        (Some(node), _) => activations::find_node(client, NodeLookup::Node(node)).await?,
+        (None, Some(a)) => activations::find_node(client, NodeLookup::Activation(&a.id)).await?,
+        (None, None) => None,
+    };
+    Ok(Some(EnrollmentObserved { activation, node }))
+}
+
+/// The node was deregistered outside patchfleet (and the activation is gone): the
+/// Enrollment says so and waits for a person.
+async fn node_gone(
+    ctx: &Context,
+    api: &Api<Enrollment>,
+    enrollment: &Enrollment,
+    previous: EnrollmentStatus,
+) -> Result<Action, EnrollmentError> {
+    let node = previous.managed_node_id.clone().unwrap_or_default();
+    let message = format!(
+        "node {node} is no longer registered in SSM (deregistered outside patchfleet): delete this Enrollment to let the machine enroll again"
+    );
+    warning(ctx, enrollment, "NodeDeregistered", message.clone()).await;
+    let mut next = previous;
+    next.phase = Some(EnrollmentPhase::Deregistered);
+    next.managed_node_id = None;
+    next.registered_at = None;
+    next.tagged_patch_group = None;
+    next.observed_generation = enrollment.metadata.generation;
+    conditions::set_standing(
+        &mut next.conditions,
+        Standing {
+            ready: (Status::False, "NodeDeregistered", message),
+            reconciling: None,
+            stalled: None,
+        },
+        enrollment.metadata.generation,
+        status::now(),
+    );
+    write_status(api, enrollment, next).await?;
+    Ok(Action::await_change())
 }
 
 fn is_young(enrollment: &Enrollment) -> bool {

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use axum::http::StatusCode;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use patchfleet_api::v1alpha1::{
     Enrollment, EnrollmentPhase, EnrollmentSourceRef, EnrollmentSpec, EnrollmentStatus, SourceKind,
 };
@@ -22,7 +22,7 @@ use patchfleet_ssm::AccountAccess;
 use patchfleet_ssm::activations::{ActivationRequest, create_activation};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::Server;
 
@@ -76,6 +76,8 @@ pub struct Refused {
     pub status: StatusCode,
     pub reason: &'static str,
     pub message: String,
+    /// For the Event, when it says more than the machine is told.
+    pub detail: Option<String>,
 }
 
 impl Refused {
@@ -84,7 +86,14 @@ impl Refused {
             status,
             reason,
             message: message.into(),
+            detail: None,
         }
+    }
+
+    /// What the administrators see (the Event) instead of the message.
+    fn with_detail(mut self, detail: String) -> Self {
+        self.detail = Some(detail);
+        self
     }
 }
 
@@ -109,6 +118,13 @@ impl From<MappingRefusal> for Refused {
     }
 }
 
+/// How long CreateActivation may take, rate limit included, before the request is
+/// answered 503: well under the controller's grace for a new Enrollment without an
+/// activation (`controller::enrollment::CREATION_GRACE`), so the two never race.
+const ACTIVATION_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
+/// 30 days less 5 minutes.
+const MAX_EXPIRY_SECONDS: i64 = 30 * 86_400 - 300;
+
 /// Runs one enrollment. `Err` answers are refusals (4xx) or failures (5xx).
 pub async fn enroll(server: &Server, body: &[u8]) -> Result<Enrolled, Refused> {
     let request: EnrollRequest = serde_json::from_slice(body).map_err(|e| {
@@ -130,18 +146,31 @@ pub async fn enroll(server: &Server, body: &[u8]) -> Result<Enrolled, Refused> {
         &request.patch_group,
     )?;
     let name = enrollment_name(source.kind, source.id, &identity.instance_id);
-    reserve(server, &name, &identity, &placement, &request.patch_group).await?;
-    let expires_at = Timestamp::now().as_second() + placement.activation_expiry_seconds as i64;
-    let activation =
-        match activate(server, &name, &placement, &request.patch_group, expires_at).await {
-            Ok(activation) => activation,
-            Err(refused) => {
-                release(server, &name).await;
-                return Err(refused);
-            }
-        };
+    let reserved = reserve(server, &name, &identity, &placement, &request.patch_group).await?;
+    // SSM takes at most 30 days; a little less, so that a clock ahead of AWS's is no refusal.
+    let expiry = (placement.activation_expiry_seconds as i64).min(MAX_EXPIRY_SECONDS);
+    let expires_at = Timestamp::now().as_second() + expiry;
+    let activation = tokio::time::timeout(
+        ACTIVATION_DEADLINE,
+        activate(server, &name, &placement, &request.patch_group, expires_at),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(Refused::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Unavailable",
+            "SSM did not answer in time: try again shortly",
+        ))
+    });
+    let activation = match activation {
+        Ok(activation) => activation,
+        Err(refused) => {
+            release(server, &name, &reserved).await;
+            return Err(refused);
+        }
+    };
     let expires = Timestamp::from_second(expires_at).unwrap_or_else(|_| Timestamp::now());
-    record(server, &name, &activation.id, expires).await;
+    record(server, &name, &reserved, &activation.id, expires).await;
     info!(
         enrollment = %name,
         source = %identity.source,
@@ -172,7 +201,16 @@ async fn verify(server: &Server, request: &EnrollRequest) -> Result<Identity, Re
         }
         (None, Some(gcp), None, None) => {
             let kid = patchfleet_enroll::gcp::key_id(&gcp.token);
-            let keys = trust.gcp.keys_for(kid.as_deref()).await?;
+            let keys = trust.gcp.keys_for(kid.as_deref()).await.ok_or_else(|| {
+                Refused::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Unavailable",
+                    "this server cannot fetch Google's token keys right now: try again shortly",
+                )
+                .with_detail(
+                    "Google's token keys cannot be fetched: check the server's egress and --gcp-jwks-url".to_owned(),
+                )
+            })?;
             patchfleet_enroll::gcp::verify(&gcp.token, &keys, &server.audience, now)?
         }
         (None, None, Some(azure), None) => {
@@ -220,7 +258,7 @@ async fn reserve(
     identity: &Identity,
     placement: &Placement,
     patch_group: &str,
-) -> Result<(), Refused> {
+) -> Result<Enrollment, Refused> {
     let api: Api<Enrollment> = Api::all(server.client.clone());
     let enrollment = Enrollment {
         metadata: ObjectMeta {
@@ -246,7 +284,7 @@ async fn reserve(
         status: None,
     };
     match api.create(&PostParams::default(), &enrollment).await {
-        Ok(_) => Ok(()),
+        Ok(created) => Ok(created),
         Err(kube::Error::Api(response)) if response.code == 409 => {
             let existing = api.get_opt(name).await.ok().flatten();
             let phase = existing
@@ -338,6 +376,8 @@ async fn activate(
     )
     .await
     .map_err(|error| {
+        // SSM's words (a role ARN in an AccessDenied, say) are for the administrators: the
+        // log and an Event, not the machine.
         warn!(%error, enrollment = %name, "CreateActivation failed");
         let status = if error.kind.is_transient() {
             StatusCode::SERVICE_UNAVAILABLE
@@ -348,30 +388,44 @@ async fn activate(
             status,
             "ActivationFailed",
             format!(
-                "SSM did not create the activation in account {} region {}: {}",
-                placement.account_id, placement.region, error.message
+                "SSM did not create the activation in account {} region {}: try again later; the server's Events say why",
+                placement.account_id, placement.region
             ),
         )
+        .with_detail(format!(
+            "CreateActivation for Enrollment {name} in account {} region {}: {}",
+            placement.account_id, placement.region, error.message
+        ))
     })
 }
 
-/// An Enrollment whose activation could not be created is deleted: the machine may try
-/// again. The finalizer goes first (there is nothing in SSM for the controller to clean).
-async fn release(server: &Server, name: &str) {
+/// An Enrollment whose activation could not be created (or may have been: a timeout) is
+/// deleted, so the machine may try again. Its finalizer stays: the controller deletes an
+/// activation SSM did create after all (found by the Enrollment's name and tags), then
+/// lets it go. Only this very Enrollment (its uid) is deleted.
+async fn release(server: &Server, name: &str, reserved: &Enrollment) {
     let api: Api<Enrollment> = Api::all(server.client.clone());
-    let unfinalize = serde_json::json!({"metadata": {"finalizers": null}});
-    let patched = api
-        .patch(name, &PatchParams::default(), &Patch::Merge(&unfinalize))
-        .await;
-    let deleted = api.delete(name, &DeleteParams::default()).await;
-    if let Err(error) = patched.and(deleted.map(drop)) {
-        warn!(%error, enrollment = %name, "removing the Enrollment of a failed activation; the controller finds no activation and marks it Expired");
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: reserved.metadata.uid.clone(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    if let Err(error) = api.delete(name, &params).await {
+        warn!(%error, enrollment = %name, "deleting the Enrollment of a failed activation; the controller finds no activation and deletes it");
     }
 }
 
 /// Records the activation on the Enrollment's status. When this fails the controller
 /// still finds the activation (by the Enrollment's name, its DefaultInstanceName).
-async fn record(server: &Server, name: &str, activation: &str, expires: Timestamp) {
+async fn record(
+    server: &Server,
+    name: &str,
+    reserved: &Enrollment,
+    activation: &str,
+    expires: Timestamp,
+) {
     let api: Api<Enrollment> = Api::all(server.client.clone());
     let status = EnrollmentStatus {
         phase: Some(EnrollmentPhase::Pending),
@@ -379,12 +433,15 @@ async fn record(server: &Server, name: &str, activation: &str, expires: Timestam
         activation_expires_at: Some(Time(expires)),
         ..EnrollmentStatus::default()
     };
+    // Only onto the Enrollment as created: if the controller wrote first, it found the
+    // activation itself.
     let patch = serde_json::json!({
         "apiVersion": "patchfleet.io/v1alpha1",
         "kind": "Enrollment",
+        "metadata": {"resourceVersion": reserved.metadata.resource_version},
         "status": status,
     });
-    if let Err(error) = api
+    match api
         .patch_status(
             name,
             &PatchParams::apply(super::MANAGER).force(),
@@ -392,6 +449,12 @@ async fn record(server: &Server, name: &str, activation: &str, expires: Timestam
         )
         .await
     {
-        warn!(%error, enrollment = %name, "recording the activation on the Enrollment");
+        Ok(_) => {}
+        Err(kube::Error::Api(response)) if response.code == 409 => {
+            debug!(enrollment = %name, "the controller recorded the activation first");
+        }
+        Err(error) => {
+            warn!(%error, enrollment = %name, "recording the activation on the Enrollment; the controller finds it by name");
+        }
     }
 }

@@ -172,7 +172,23 @@ pub fn router(server: Arc<Server>) -> Router {
         .with_state(server)
 }
 
-async fn enroll(State(server): State<Arc<Server>>, body: Bytes) -> Response {
+async fn enroll(
+    State(server): State<Arc<Server>>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            let status = rejection.status();
+            let message = format!(
+                "the request body was not read ({rejection}): send one JSON document of at most {} KiB",
+                BODY_LIMIT / 1024
+            );
+            server.metrics.count("Malformed");
+            report(&server, "Malformed", &message).await;
+            return answer(status, json!({"reason": "Malformed", "message": message}));
+        }
+    };
     if !server.ready.load(Ordering::Relaxed) {
         return answer(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -187,8 +203,9 @@ async fn enroll(State(server): State<Arc<Server>>, body: Bytes) -> Response {
         Err(refused) => {
             server.metrics.count(refused.reason);
             info!(reason = refused.reason, status = refused.status.as_u16(), message = %refused.message, "enrollment refused");
-            if refused.status.is_client_error() {
-                report(&server, refused.reason, &refused.message).await;
+            if refused.status.is_client_error() || refused.detail.is_some() {
+                let note = refused.detail.as_deref().unwrap_or(&refused.message);
+                report(&server, refused.reason, note).await;
             }
             answer(
                 refused.status,

@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::TokioExecutor;
-use patchfleet_enroll::{AwsTrust, AzureTrust, GcpKeys, NonceKey, Reason, Refusal, VmwareTrust};
+use patchfleet_enroll::{AwsTrust, AzureTrust, GcpKeys, NonceKey, VmwareTrust};
 use tokio::sync::RwLock;
 use tracing::{info, warn};
 
@@ -137,37 +137,45 @@ impl GoogleKeys {
         })
     }
 
-    /// The keys to verify a token signed with `kid` (None: the token names none).
-    pub async fn keys_for(&self, kid: Option<&str>) -> Result<Arc<GcpKeys>, Refusal> {
-        if let Some((keys, fetched)) = self.cached.read().await.as_ref() {
-            let fresh = fetched.elapsed() < self.refresh;
-            let known = kid.is_none_or(|kid| keys.kids().contains(&kid));
-            if fresh && (known || !self.may_force()) {
-                return Ok(keys.clone());
-            }
+    /// The keys to verify a token signed with `kid` (None: the token names none); None
+    /// when they cannot be had (never fetched, and the fetch fails now): the server's
+    /// problem, not the machine's.
+    pub async fn keys_for(&self, kid: Option<&str>) -> Option<Arc<GcpKeys>> {
+        if let Some(keys) = self.usable(kid).await {
+            return Some(keys);
         }
         let mut cached = self.cached.write().await;
+        // Another request may have fetched them while this one waited for the lock.
+        if let Some((keys, fetched)) = cached.as_ref()
+            && fetched.elapsed() < self.refresh
+            && kid.is_none_or(|kid| keys.kids().contains(&kid))
+        {
+            return Some(keys.clone());
+        }
         match self.fetch().await {
             Ok(keys) => {
                 let keys = Arc::new(keys);
                 *cached = Some((keys.clone(), Instant::now()));
-                Ok(keys)
+                Some(keys)
             }
             Err(error) => {
                 warn!(error = %format!("{error:#}"), url = %self.url, "fetching Google's keys");
-                match cached.as_ref() {
-                    // Keys a little old verify as well as they did.
-                    Some((keys, _)) => Ok(keys.clone()),
-                    None => Err(Refusal::new(
-                        Reason::UntrustedCertificate,
-                        format!(
-                            "this server cannot fetch Google's token keys from {} right now: try again shortly; an administrator checks the server's egress or --gcp-jwks-url",
-                            self.url
-                        ),
-                    )),
-                }
+                // Keys a little old verify as well as they did; count them fresh again so
+                // that an outage costs one fetch per refresh, not one per request.
+                let (keys, _) = cached.take()?;
+                *cached = Some((keys.clone(), Instant::now()));
+                Some(keys)
             }
         }
+    }
+
+    /// The cached keys, when fresh and holding `kid` (or when a forced fetch is not due).
+    async fn usable(&self, kid: Option<&str>) -> Option<Arc<GcpKeys>> {
+        let cached = self.cached.read().await;
+        let (keys, fetched) = cached.as_ref()?;
+        let fresh = fetched.elapsed() < self.refresh;
+        let known = kid.is_none_or(|kid| keys.kids().contains(&kid));
+        (fresh && (known || !self.may_force())).then(|| keys.clone())
     }
 
     fn may_force(&self) -> bool {
