@@ -1,5 +1,5 @@
 -- Argo CD health check for patchfleet.io resources (SystemAccount, PatchPolicy,
--- PatchGroup, MaintenanceWindow, PatchRollout). The five kinds share this one script byte for byte
+-- PatchGroup, MaintenanceWindow, PatchRollout, Enrollment). The six kinds share this one script byte for byte
 -- (tests/gitops checks it); it reads only the kstatus conventions every kind follows:
 -- status.observedGeneration and the Ready, Reconciling and Stalled conditions.
 --
