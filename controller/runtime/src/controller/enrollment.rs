@@ -170,11 +170,15 @@ async fn reconcile_enrollment(
         // Just created: the server records the activation in a moment.
         return Ok(Action::requeue(REGISTRATION_POLL));
     };
-    if !deleting && observed.activation.is_none() && observed.node.is_none() {
+    if !deleting && observed.node.is_none() {
         if previous.managed_node_id.is_some() {
+            // Its used activation has nothing left to do either.
+            if let Some(activation) = &observed.activation {
+                activations::delete_activation(&client, &activation.id).await?;
+            }
             return node_gone(&ctx, &api, &enrollment, previous).await;
         }
-        if previous.activation_id.is_none() {
+        if observed.activation.is_none() && previous.activation_id.is_none() {
             // The server stopped between creating the Enrollment and recording an
             // activation, long enough ago that it will not: let the machine try again.
             warning(
