@@ -925,6 +925,17 @@ async fn a_quota_that_would_be_exceeded_refuses_the_creates_over_it_and_nothing_
         },
     )
     .await;
+    // The windows may reach the controller after the baselines were refused (under
+    // load, examples/ arrives slowly): the quiet period starts once they are written.
+    eventually("the windows are written", &stack, CONVERGE, || async {
+        let eu = look(&stack, CUSTOMER_A_EU).await;
+        let (_, windows) = eu.owned_by(&stack.cluster_id);
+        windows.len() == 3
+            && windows
+                .iter()
+                .all(|w| !w.targets.is_empty() && !w.tasks.is_empty())
+    })
+    .await;
     let writes_in_eu = || stack.writes_in("111111111111", "eu-west-1");
     let before = writes_in_eu();
     tokio::time::sleep(Duration::from_secs(8)).await;
