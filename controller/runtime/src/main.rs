@@ -15,6 +15,7 @@ mod nodes;
 mod plan_cmd;
 mod report;
 mod rollup;
+mod serving;
 
 use std::process::ExitCode;
 

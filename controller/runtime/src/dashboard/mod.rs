@@ -18,15 +18,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use futures::StreamExt;
+use kube::Client;
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource};
 use patchfleet_api::v1alpha1::{MaintenanceWindow, PatchGroup, PatchRollout, SystemAccount};
 use patchfleet_ssm::SsmEdge;
-use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::args::DashboardArgs;
 
@@ -75,10 +72,10 @@ pub async fn run(args: DashboardArgs) -> anyhow::Result<()> {
         refresh: args.refresh_interval,
         ready: AtomicBool::new(false),
     });
-    tokio::spawn(reflect(client.clone(), accounts_writer));
-    tokio::spawn(reflect(client.clone(), groups_writer));
-    tokio::spawn(reflect(client.clone(), windows_writer));
-    tokio::spawn(reflect(client, rollouts_writer));
+    tokio::spawn(crate::serving::reflect(client.clone(), accounts_writer));
+    tokio::spawn(crate::serving::reflect(client.clone(), groups_writer));
+    tokio::spawn(crate::serving::reflect(client.clone(), windows_writer));
+    tokio::spawn(crate::serving::reflect(client, rollouts_writer));
     {
         let dashboard = Arc::clone(&dashboard);
         tokio::spawn(async move {
@@ -98,58 +95,13 @@ pub async fn run(args: DashboardArgs) -> anyhow::Result<()> {
     serve(args.http_address, dashboard).await
 }
 
-/// Keeps a store current; watch errors are retried with the watcher's backoff.
-async fn reflect<K>(client: Client, writer: reflector::store::Writer<K>)
-where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let stream = reflector::reflector(
-        writer,
-        watcher(Api::<K>::all(client), watcher::Config::default())
-            .default_backoff()
-            // What no page shows (managed fields, kubectl's last-applied copy), as the
-            // controller's own stores drop it.
-            .modify(crate::controller::slim),
-    )
-    .applied_objects();
-    futures::pin_mut!(stream);
-    while let Some(event) = stream.next().await {
-        if let Err(error) = event {
-            warn!(%error, kind = %K::kind(&()), "watch failed; retrying");
-        }
-    }
-}
-
-/// SIGTERM (Kubernetes stopping the pod) or SIGINT: finish the requests in flight, then stop.
-async fn shutdown() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = term => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-    info!("stopping the dashboard");
-}
-
 async fn serve(address: SocketAddr, dashboard: Arc<Dashboard>) -> anyhow::Result<()> {
     let listener = TcpListener::bind(address)
         .await
         .with_context(|| format!("binding the dashboard's address {address}"))?;
     info!(address = %listener.local_addr()?, "serving the dashboard");
     axum::serve(listener, router(dashboard))
-        .with_graceful_shutdown(shutdown())
+        .with_graceful_shutdown(crate::serving::stopped("the dashboard"))
         .await
         .context("serving the dashboard")
 }

@@ -19,13 +19,11 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::jiff::Timestamp;
+use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client};
 use patchfleet_api::v1alpha1::SystemAccount;
 use patchfleet_ssm::SsmEdge;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -124,7 +122,7 @@ pub async fn run(args: EnrollArgs) -> anyhow::Result<()> {
         metrics: EnrollMetrics::new(),
         ready: AtomicBool::new(false),
     });
-    tokio::spawn(reflect(client, writer));
+    tokio::spawn(crate::serving::reflect(client, writer));
     {
         let server = server.clone();
         tokio::spawn(async move {
@@ -139,28 +137,9 @@ pub async fn run(args: EnrollArgs) -> anyhow::Result<()> {
         tls::TlsListener::bind(args.https_address, &args.tls_cert, &args.tls_key).await?;
     info!(address = %axum::serve::Listener::local_addr(&listener)?, "serving enrollments over TLS");
     axum::serve(listener, router(server))
-        .with_graceful_shutdown(shutdown())
+        .with_graceful_shutdown(crate::serving::stopped("the enrollment server"))
         .await
         .context("serving enrollments")
-}
-
-async fn reflect(client: Client, writer: reflector::store::Writer<SystemAccount>) {
-    let stream = reflector::reflector(
-        writer,
-        watcher(
-            Api::<SystemAccount>::all(client),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .modify(crate::controller::slim),
-    )
-    .applied_objects();
-    futures::pin_mut!(stream);
-    while let Some(event) = stream.next().await {
-        if let Err(error) = event {
-            warn!(%error, "SystemAccount watch failed; retrying");
-        }
-    }
 }
 
 /// The enrollment routes.
@@ -298,21 +277,4 @@ async fn serve_probes(address: SocketAddr, server: Arc<Server>) -> anyhow::Resul
         }
     });
     Ok(())
-}
-
-/// SIGTERM (Kubernetes stopping the pod) or SIGINT: finish the requests in flight, then stop.
-async fn shutdown() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = term => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-    info!("stopping the enrollment server");
 }
