@@ -23,7 +23,7 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
-use crate::stack::{Stack, free_local_address, patchfleet_server};
+use crate::stack::{Stack, free_local_address};
 use crate::web::get;
 
 /// The audience Google Cloud and VMware tokens are made for in the tests.
@@ -112,7 +112,11 @@ impl EnrollProcess {
         let tls = TlsFiles::create(dir)?;
         let (https, http) = (free_local_address()?, free_local_address()?);
         let log = dir.join("enroll.log");
-        let child = patchfleet_server(stack, "enroll", &log)?
+        let child = stack
+            .patchfleet_server(
+                "enroll",
+                std::fs::File::create(&log).context("creating the enroll log")?,
+            )?
             .args(["--https-address", &https.to_string()])
             .args(["--http-address", &http.to_string()])
             .args(["--tls-cert".as_ref(), tls.cert.as_os_str()])

@@ -124,6 +124,34 @@ impl Stack {
         self.start_replica(&identity, extra_args, &[])
     }
 
+    /// `patchfleet SUBCOMMAND` as the tests run a server of it (the controller, the
+    /// dashboard, the enrollment server): nothing of the test's environment but PATH, the
+    /// stack's kubeconfig, the simulator's endpoints and base credentials; its output
+    /// into `log`.
+    pub fn patchfleet_server(
+        &self,
+        subcommand: &str,
+        log: std::fs::File,
+    ) -> anyhow::Result<Command> {
+        let endpoint = self.sim.endpoint_url();
+        let mut command = Command::new(patchfleet_binary()?);
+        command
+            .arg(subcommand)
+            .args(["--ssm-endpoint", &endpoint, "--sts-endpoint", &endpoint])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("KUBECONFIG", &self.plane.kubeconfig)
+            .env("AWS_ACCESS_KEY_ID", BASE_ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", BASE_SECRET_KEY)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("RUST_LOG", "info,kube_runtime=warn,aws=warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        Ok(command)
+    }
+
     /// Starts one more `patchfleet run` named `identity` (its Lease holder identity and
     /// AssumeRole session name), with extra flags and environment variables.
     pub fn start_replica(
@@ -132,7 +160,6 @@ impl Stack {
         extra_args: &[&str],
         extra_env: &[(&str, &str)],
     ) -> anyhow::Result<()> {
-        let endpoint = self.sim.endpoint_url();
         let log_path = std::env::temp_dir().join(format!(
             "patchfleet-{}-{identity}-{}.log",
             self.test,
@@ -144,10 +171,9 @@ impl Stack {
             .open(&log_path)
             .context("opening the controller log")?;
         let http = free_local_address()?;
-        let child = Command::new(patchfleet_binary()?)
-            .arg("run")
+        let child = self
+            .patchfleet_server("run", log)?
             .args(["--cluster-id", &self.cluster_id])
-            .args(["--ssm-endpoint", &endpoint, "--sts-endpoint", &endpoint])
             .args([
                 "--resync",
                 "3s",
@@ -168,21 +194,11 @@ impl Stack {
             .args(["--identity", identity])
             .args(["--http-address", &http.to_string()])
             .args(extra_args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("KUBECONFIG", &self.plane.kubeconfig)
-            .env("AWS_ACCESS_KEY_ID", BASE_ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", BASE_SECRET_KEY)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
             .env(
                 "RUST_LOG",
                 "info,patchfleet=debug,kube_runtime=warn,aws=warn",
             )
             .envs(extra_env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
             .spawn()
             .context("starting patchfleet run")?;
         self.lock_replicas().push(Replica {
@@ -429,30 +445,6 @@ fn read_tail(path: &std::path::Path) -> String {
 }
 
 /// A loopback address with a port free right now.
-/// `patchfleet SUBCOMMAND` as the tests run a server of it: nothing of the test's
-/// environment but PATH, the stack's kubeconfig, the simulator's endpoints and base
-/// credentials, its output into `log`.
-pub fn patchfleet_server(stack: &Stack, subcommand: &str, log: &Path) -> anyhow::Result<Command> {
-    let endpoint = stack.sim.endpoint_url();
-    let file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-    let mut command = Command::new(patchfleet_binary()?);
-    command
-        .arg(subcommand)
-        .args(["--ssm-endpoint", &endpoint, "--sts-endpoint", &endpoint])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("KUBECONFIG", &stack.plane.kubeconfig)
-        .env("AWS_ACCESS_KEY_ID", BASE_ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", BASE_SECRET_KEY)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("RUST_LOG", "info,kube_runtime=warn,aws=warn")
-        .stdin(Stdio::null())
-        .stdout(file.try_clone()?)
-        .stderr(file);
-    Ok(command)
-}
-
 pub fn free_local_address() -> anyhow::Result<SocketAddr> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?)

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::stack::{Stack, dechunk, free_local_address, patchfleet_server};
+use crate::stack::{Stack, dechunk, free_local_address};
 
 /// An HTTP answer: status, headers (names lower-cased) and body.
 #[derive(Debug)]
@@ -120,7 +120,11 @@ impl DashboardProcess {
             "patchfleet-dashboard-{name}-{}.log",
             std::process::id()
         ));
-        let child = patchfleet_server(stack, "dashboard", &log)?
+        let child = stack
+            .patchfleet_server(
+                "dashboard",
+                std::fs::File::create(&log).context("creating the dashboard log")?,
+            )?
             .args(["--http-address", &address.to_string()])
             .args(["--rate-limit", "100"])
             .args(extra_args)
